@@ -1,0 +1,52 @@
+# The two commands that matter: `make dev` (the whole stack locally) and `make test` (every test).
+# Everything else here is a step they depend on.
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+NPM    := npm --prefix edge
+
+# Workerd/wrangler make three best-effort network calls at start; none is reachable offline.
+export WRANGLER_SEND_METRICS := false
+export CLOUDFLARE_CF_FETCH_ENABLED := false
+
+.PHONY: setup dev test test-python test-edge lint bench clean
+
+setup: $(VENV)/.installed edge/node_modules/.installed
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip==25.3
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[runtime,infra,dev]'
+	touch $@
+
+edge/node_modules/.installed: edge/package.json edge/package-lock.json
+	$(NPM) ci --no-audit --no-fund
+	touch $@
+
+# The whole request path on this machine: runtime on the CPU + Worker in workerd (local D1/KV/R2/DO).
+dev: setup
+	$(PY) -m scripts.dev
+
+# Every test: Worker unit tests in workerd, then pytest (runtime, infra, e2e).
+# pytest exits 5 when it collects nothing; that is not a failure of the suite.
+test: setup test-edge test-python
+
+test-edge:
+	cd edge && npx vitest run
+
+test-python:
+	$(PY) -m pytest; rc=$$?; [ $$rc -eq 0 ] || [ $$rc -eq 5 ]
+
+lint: setup
+	$(VENV)/bin/ruff check runtime infra tests bench scripts
+	cd edge && npx tsc --noEmit
+
+bench: setup
+	$(PY) -m bench.runtime
+	$(PY) -m bench.e2e
+	$(PY) -m bench.plan
+	cd edge && node bench/edge.mjs
+
+clean:
+	rm -rf $(VENV) edge/node_modules .local
