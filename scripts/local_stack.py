@@ -1,0 +1,152 @@
+"""The whole request path on one machine: the runtime on the CPU and the Worker under `wrangler dev`.
+
+One `LocalStack` owns a state folder (local D1/KV/R2/DO, generated secrets, logs) and two ports.
+`make dev` uses it with `.local/`; the end-to-end tests and `bench/e2e.py` with a fresh temp folder.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from scripts.harness import HarnessError, Service, ensure_port_free, run_step
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+EDGE_DIR = REPO_ROOT / "edge"
+SCHEMA_SQL = REPO_ROOT / "schema.sql"
+WRANGLER = EDGE_DIR / "node_modules" / ".bin" / "wrangler"
+KEYS_CLI = EDGE_DIR / "scripts" / "keys.mjs"
+
+# wrangler/workerd make best-effort network calls at start; none is reachable offline.
+OFFLINE_ENV = {"CLOUDFLARE_CF_FETCH_ENABLED": "false", "WRANGLER_SEND_METRICS": "false"}
+WORKER_SECRET_NAMES = ("ORIGIN_TOKEN", "METRICS_TOKEN", "CF_ACCESS_CLIENT_ID", "CF_ACCESS_CLIENT_SECRET")
+HOST = "127.0.0.1"
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    state_dir: Path
+    runtime_port: int
+    worker_port: int
+    inspector_port: int
+    runtime_ready_timeout_s: float = 180
+    worker_ready_timeout_s: float = 120
+
+
+class LocalStack:
+    def __init__(self, config: StackConfig) -> None:
+        self.config = config
+        self.persist_dir = config.state_dir / "wrangler"
+        self.logs_dir = config.state_dir / "logs"
+        self.dev_vars_path = config.state_dir / "dev.vars"
+        self.runtime_url = f"http://{HOST}:{config.runtime_port}"
+        self.worker_url = f"http://{HOST}:{config.worker_port}"
+        self.secrets = self._load_or_create_secrets()
+        self.runtime = Service(
+            "runtime",
+            [sys.executable, "-m", "runtime", "--host", HOST, "--port", str(config.runtime_port)],
+            log_path=self.logs_dir / "runtime.log",
+            cwd=REPO_ROOT,
+            env={"RUNTIME_N_GPU_LAYERS": "0", "RUNTIME_AUTH_TOKEN": self.secrets["ORIGIN_TOKEN"]},
+        )
+        self.worker = Service(
+            "worker (wrangler dev)",
+            [
+                str(WRANGLER), "dev", "--local",
+                "--persist-to", str(self.persist_dir),
+                "--env-file", str(self.dev_vars_path),
+                "--ip", HOST, "--port", str(config.worker_port),
+                "--inspector-port", str(config.inspector_port),
+                "--var", f"ORIGIN_URL:{self.runtime_url}",
+                "--show-interactive-dev-session=false",
+            ],
+            log_path=self.logs_dir / "worker.log",
+            cwd=EDGE_DIR,
+            env=self._wrangler_env(),
+        )
+
+    # -- preparing local state -------------------------------------------------------------------
+
+    def check_ports(self) -> None:
+        ensure_port_free(self.config.runtime_port, "the runtime")
+        ensure_port_free(self.config.worker_port, "the Worker (wrangler dev)")
+        ensure_port_free(self.config.inspector_port, "the Worker's devtools inspector")
+
+    def apply_schema(self) -> None:
+        """Idempotent (`schema.sql` only creates what is missing), so it runs on every start."""
+        if not WRANGLER.exists():
+            raise HarnessError(f"{WRANGLER} is missing: run `make setup` (npm ci in edge/) first")
+        self._wrangler_step(
+            "apply schema.sql to the local D1",
+            ["d1", "execute", "DB", "--local", "--persist-to", str(self.persist_dir), "--file", str(SCHEMA_SQL)],
+        )
+
+    def create_api_key(self, name: str) -> str:
+        """A new API key in the local stores; the CLI prints the key on its last stdout line."""
+        stdout = run_step(
+            f"create local API key {name!r}",
+            ["node", str(KEYS_CLI), "create", "--name", name, "--local", "--persist-to", str(self.persist_dir)],
+            log_path=self.logs_dir / "steps.log",
+            cwd=EDGE_DIR,
+            env=self._wrangler_env(),
+            stdout_is_secret=True,
+        )
+        lines = stdout.strip().splitlines()
+        if not lines:
+            raise HarnessError(f"the key CLI printed no key; log: {self.logs_dir / 'steps.log'}")
+        return lines[-1].strip()
+
+    def d1_query(self, sql: str) -> list[dict]:
+        """Rows of one SQL statement run against the local D1 (works while the Worker is running)."""
+        stdout = self._wrangler_step(
+            "query the local D1",
+            ["d1", "execute", "DB", "--local", "--persist-to", str(self.persist_dir), "--json", "--command", sql],
+        )
+        return [row for result in json.loads(stdout) for row in result["results"]]
+
+    # -- running ---------------------------------------------------------------------------------
+
+    def start_runtime(self) -> None:
+        self.runtime.start()
+        self.runtime.wait_ready(f"{self.runtime_url}/readyz", timeout_s=self.config.runtime_ready_timeout_s)
+
+    def start_worker(self) -> None:
+        self.worker.start()
+        # Any answer below 500 means workerd is serving the Worker's code (a 404 or 401 included).
+        self.worker.wait_ready(
+            f"{self.worker_url}/health",
+            timeout_s=self.config.worker_ready_timeout_s,
+            is_ready=lambda status: status < 500,
+        )
+
+    def stop(self) -> None:
+        """Worker first, so nothing is sent to a runtime that is going away."""
+        self.worker.stop()
+        self.runtime.stop()
+
+    # -- helpers ---------------------------------------------------------------------------------
+
+    def _load_or_create_secrets(self) -> dict[str, str]:
+        """Secrets for the Worker (and the runtime's bearer token), kept across runs, never printed."""
+        if self.dev_vars_path.exists():
+            values = dict(
+                line.split("=", 1) for line in self.dev_vars_path.read_text().splitlines() if "=" in line
+            )
+            if all(name in values for name in WORKER_SECRET_NAMES):
+                return values
+        values = {name: secrets.token_urlsafe(24) for name in WORKER_SECRET_NAMES}
+        self.config.state_dir.mkdir(parents=True, exist_ok=True)
+        self.dev_vars_path.touch(mode=0o600)
+        self.dev_vars_path.write_text("".join(f"{name}={value}\n" for name, value in values.items()))
+        return values
+
+    def _wrangler_env(self) -> dict[str, str]:
+        return {**OFFLINE_ENV, "WRANGLER_LOG_PATH": str(self.logs_dir / "wrangler")}
+
+    def _wrangler_step(self, name: str, args: list[str]) -> str:
+        return run_step(
+            name, [str(WRANGLER), *args], log_path=self.logs_dir / "steps.log", cwd=EDGE_DIR, env=self._wrangler_env()
+        )
