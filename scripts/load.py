@@ -1,0 +1,56 @@
+"""Send many requests with bounded concurrency and keep every outcome (for the e2e tests and bench/e2e.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import httpx
+
+
+@dataclass(frozen=True)
+class PlannedRequest:
+    path: str
+    body: dict
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: int  # 0 when no HTTP answer came back at all (connection error, timeout)
+    latency_s: float
+    content: bytes
+    headers: dict[str, str]
+    error: str | None = None
+
+
+def send_all(
+    base_url: str, planned: Sequence[PlannedRequest], *, concurrency: int, timeout_s: float = 120
+) -> tuple[list[Outcome], float]:
+    """POST every planned request, at most `concurrency` at a time; outcomes in plan order + wall time."""
+    return asyncio.run(_send_all(base_url, planned, concurrency, timeout_s))
+
+
+async def _send_all(
+    base_url: str, planned: Sequence[PlannedRequest], concurrency: int, timeout_s: float
+) -> tuple[list[Outcome], float]:
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    gate = asyncio.Semaphore(concurrency)
+    async with httpx.AsyncClient(base_url=base_url, timeout=timeout_s, limits=limits, trust_env=False) as client:
+
+        async def send(request: PlannedRequest) -> Outcome:
+            async with gate:
+                started = time.perf_counter()
+                try:
+                    response = await client.post(request.path, json=request.body, headers=request.headers)
+                except httpx.HTTPError as exc:
+                    return Outcome(0, time.perf_counter() - started, b"", {}, f"{type(exc).__name__}: {exc}")
+                return Outcome(
+                    response.status_code, time.perf_counter() - started, response.content, dict(response.headers)
+                )
+
+        started = time.perf_counter()
+        outcomes = await asyncio.gather(*(send(request) for request in planned))
+        return list(outcomes), time.perf_counter() - started
