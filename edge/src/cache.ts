@@ -1,0 +1,112 @@
+// Two cache tiers for origin answers: KV (hot, read in one get) and D1 (persistent, counts accesses and
+// promotes frequently read rows back into KV). Bodies are stored verbatim with their content type, so a
+// replayed answer is byte-identical to the fresh one. Writes are write-behind through ctx.waitUntil and
+// a failing write is logged, never surfaced to the client.
+import type { Kind } from "./cachekey";
+
+export interface CachedAnswer {
+	body: string;
+	contentType: string;
+	fingerprint: string;
+	tier: "kv" | "d1";
+}
+
+export interface CacheEntry {
+	kind: Kind;
+	key: string;
+	route: string;
+	/** Canonical JSON of the parameters (already DLP-checked). */
+	parameters: string;
+	fingerprint: string;
+	body: string;
+	contentType: string;
+}
+
+interface KvMetadata {
+	contentType: string;
+	fingerprint: string;
+}
+
+/** A D1 row read this many times is copied back into KV. */
+export const PROMOTE_AFTER_HITS = 2;
+
+const TABLE: Record<Kind, string> = { generate: "generation_cache", embed: "embedding_cache" };
+
+const nowSeconds = (): number => Math.floor(Date.now() / 1000);
+
+function logFailure(what: string): (error: Error) => void {
+	return (error) => console.error(`cache: ${what} failed:`, error.message);
+}
+
+function putKv(env: Env, key: string, body: string, meta: KvMetadata, ttlSeconds: number): Promise<void> {
+	return env.CACHE.put(key, body, { expirationTtl: ttlSeconds, metadata: meta });
+}
+
+async function lookupKv(env: Env, key: string): Promise<CachedAnswer | null> {
+	try {
+		const { value, metadata } = await env.CACHE.getWithMetadata<KvMetadata>(key, "text");
+		if (value === null || !metadata) return null;
+		return { body: value, contentType: metadata.contentType, fingerprint: metadata.fingerprint, tier: "kv" };
+	} catch (error) {
+		logFailure("KV read")(error as Error);
+		return null;
+	}
+}
+
+async function lookupD1(env: Env, ctx: ExecutionContext, kind: Kind, key: string, ttlSeconds: number): Promise<CachedAnswer | null> {
+	const table = TABLE[kind];
+	let row: { body: string; content_type: string; fingerprint: string; access_count: number } | null;
+	try {
+		row = await env.DB.prepare(`SELECT body, content_type, fingerprint, access_count FROM ${table} WHERE cache_key = ? AND expires_at > ? LIMIT 1`)
+			.bind(key, nowSeconds())
+			.first();
+	} catch (error) {
+		logFailure("D1 read")(error as Error);
+		return null;
+	}
+	if (!row) return null;
+	const answer: CachedAnswer = { body: row.body, contentType: row.content_type, fingerprint: row.fingerprint, tier: "d1" };
+	const now = nowSeconds();
+	const touch = env.DB.prepare(`UPDATE ${table} SET access_count = access_count + 1, accessed_at = ?, expires_at = ? WHERE cache_key = ?`)
+		.bind(now, now + ttlSeconds, key)
+		.run()
+		.catch(logFailure("D1 access update"));
+	const promote =
+		row.access_count + 1 >= PROMOTE_AFTER_HITS
+			? putKv(env, key, row.body, { contentType: row.content_type, fingerprint: row.fingerprint }, ttlSeconds).catch(
+					logFailure("KV promotion"),
+				)
+			: Promise.resolve();
+	ctx.waitUntil(Promise.all([touch, promote]));
+	return answer;
+}
+
+export async function lookup(env: Env, ctx: ExecutionContext, kind: Kind, key: string, ttlSeconds: number): Promise<CachedAnswer | null> {
+	return (await lookupKv(env, key)) ?? (await lookupD1(env, ctx, kind, key, ttlSeconds));
+}
+
+/** Write-behind to both tiers. The D1 upsert keeps access_count and created_at of an existing row. */
+export function store(env: Env, ctx: ExecutionContext, entry: CacheEntry, ttlSeconds: number): void {
+	const now = nowSeconds();
+	const kv = putKv(env, entry.key, entry.body, { contentType: entry.contentType, fingerprint: entry.fingerprint }, ttlSeconds).catch(
+		logFailure("KV write"),
+	);
+	const d1 = env.DB.prepare(
+		`INSERT INTO ${TABLE[entry.kind]} (cache_key, route, parameters, fingerprint, body, content_type, created_at, accessed_at, expires_at, access_count)
+		 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0)
+		 ON CONFLICT (cache_key) DO UPDATE SET body = excluded.body, content_type = excluded.content_type,
+		   fingerprint = excluded.fingerprint, accessed_at = excluded.accessed_at, expires_at = excluded.expires_at`,
+	)
+		.bind(entry.key, entry.route, entry.parameters, entry.fingerprint, entry.body, entry.contentType, now, now, now + ttlSeconds)
+		.run()
+		.catch(logFailure("D1 write"));
+	ctx.waitUntil(Promise.all([kv, d1]));
+}
+
+/** Deletes expired rows from both cache tables (KV entries expire by themselves). */
+export async function evictExpired(db: D1Database, nowS = nowSeconds()): Promise<Record<Kind, number>> {
+	const [generate, embed] = await db.batch(
+		(Object.values(TABLE) as string[]).map((table) => db.prepare(`DELETE FROM ${table} WHERE expires_at <= ?`).bind(nowS)),
+	);
+	return { generate: generate.meta.changes, embed: embed.meta.changes };
+}

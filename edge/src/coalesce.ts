@@ -1,0 +1,50 @@
+// Single-flight for cache misses: identical concurrent misses in this isolate share one promise of
+// plain data (never a Response, which cannot cross requests), and the leader goes through the
+// Coalescer Durable Object for the key, which merges the flights of every other isolate.
+import type { FlightResult } from "./coalescer";
+import { fetchAnswer, OriginUnavailableError, type OriginAnswer, type OriginTarget } from "./origin";
+
+// Waiters never hang on a stuck leader for longer than the origin timeout plus this margin.
+const FLIGHT_MARGIN_MS = 5_000;
+
+const inflight = new Map<string, Promise<OriginAnswer>>();
+
+export interface Flight {
+	answer: Promise<OriginAnswer>;
+	/** False when this request joined a flight another request started. */
+	leader: boolean;
+}
+
+async function viaDurableObject(env: Env, key: string, target: OriginTarget, path: string, body: string): Promise<OriginAnswer> {
+	let result: FlightResult;
+	try {
+		const stub = env.COALESCER.get(env.COALESCER.idFromName(key));
+		result = await stub.answer(target, path, body);
+	} catch (error) {
+		// The coordinator is an optimisation: if it fails, ask the origin directly.
+		console.error("coalesce: Durable Object call failed, calling the origin directly:", (error as Error).message);
+		return fetchAnswer(env, target, path, body);
+	}
+	if (!result.ok) throw new OriginUnavailableError(result.retryAfterSeconds);
+	return result.answer;
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+	let timer: ReturnType<typeof setTimeout> | null = null;
+	const timeout = new Promise<never>((_, reject) => {
+		timer = setTimeout(() => reject(new OriginUnavailableError(Math.ceil(FLIGHT_MARGIN_MS / 1000))), ms);
+	});
+	return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+export function coalescedAnswer(env: Env, ctx: ExecutionContext, key: string, target: OriginTarget, path: string, body: string): Flight {
+	const existing = inflight.get(key);
+	if (existing) return { answer: existing, leader: false };
+	const answer = withTimeout(viaDurableObject(env, key, target, path, body), target.timeoutMs * target.urls.length + FLIGHT_MARGIN_MS).finally(
+		() => inflight.delete(key),
+	);
+	inflight.set(key, answer);
+	// The leader's context must outlive its own response while others still wait on the flight.
+	ctx.waitUntil(answer.catch(() => undefined));
+	return { answer, leader: true };
+}

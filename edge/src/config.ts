@@ -1,0 +1,82 @@
+// Worker settings from plain vars, validated once per env object; a bad value names its var.
+import { HttpError } from "./errors";
+
+export type DlpPolicy = "block" | "redact";
+
+export interface Settings {
+	/** Primary origin first, then the failover origin (if configured). */
+	originUrls: string[];
+	dlpPolicy: DlpPolicy;
+	cacheTtlSeconds: number;
+	maxTokensLimit: number;
+	maxBodyBytes: number;
+	originTimeoutMs: number;
+	/** Set when MODEL_FINGERPRINT pins the fingerprint instead of learning it from the origin. */
+	pinnedFingerprint: string | null;
+}
+
+// KV rejects expirationTtl below 60 s, and the cache TTL is also the KV TTL.
+const MIN_CACHE_TTL_SECONDS = 60;
+
+const parsed = new WeakMap<Env, Settings>();
+
+export function settings(env: Env): Settings {
+	let result = parsed.get(env);
+	if (!result) {
+		result = parseSettings(env);
+		parsed.set(env, result);
+	}
+	return result;
+}
+
+function configError(message: string): HttpError {
+	return new HttpError(500, "configuration_error", message);
+}
+
+function positiveInt(env: Env, name: keyof Env, min = 1): number {
+	const raw = String(env[name] ?? "").trim();
+	const value = Number(raw);
+	if (!/^[0-9]+$/.test(raw) || !Number.isSafeInteger(value) || value < min) {
+		throw configError(`${name} must be an integer >= ${min}, got ${JSON.stringify(raw)}`);
+	}
+	return value;
+}
+
+function originUrl(env: Env, name: "ORIGIN_URL" | "ORIGIN_FALLBACK_URL"): string | null {
+	const raw = (env[name] ?? "").trim();
+	if (raw === "") return null;
+	let url: URL;
+	try {
+		url = new URL(raw);
+	} catch {
+		throw configError(`${name} is not a valid URL`);
+	}
+	if (url.protocol !== "http:" && url.protocol !== "https:") throw configError(`${name} must be an http(s) URL`);
+	return url.toString().replace(/\/+$/, "");
+}
+
+function parseSettings(env: Env): Settings {
+	const primary = originUrl(env, "ORIGIN_URL");
+	if (primary === null) throw configError("ORIGIN_URL is required");
+	const fallback = originUrl(env, "ORIGIN_FALLBACK_URL");
+	const dlpPolicy = (env.DLP_POLICY ?? "").trim();
+	if (dlpPolicy !== "block" && dlpPolicy !== "redact") {
+		throw configError(`DLP_POLICY must be "block" or "redact", got ${JSON.stringify(dlpPolicy)}`);
+	}
+	const pinned = (env.MODEL_FINGERPRINT ?? "").trim();
+	return {
+		originUrls: fallback ? [primary, fallback] : [primary],
+		dlpPolicy,
+		cacheTtlSeconds: positiveInt(env, "CACHE_TTL_SECONDS", MIN_CACHE_TTL_SECONDS),
+		maxTokensLimit: positiveInt(env, "MAX_TOKENS_LIMIT"),
+		maxBodyBytes: positiveInt(env, "MAX_BODY_BYTES"),
+		originTimeoutMs: positiveInt(env, "ORIGIN_TIMEOUT_MS"),
+		pinnedFingerprint: pinned === "" ? null : pinned,
+	};
+}
+
+/** Secrets are optional locally; an empty value means "not set". */
+export function secret(env: Env, name: "CF_ACCESS_CLIENT_ID" | "CF_ACCESS_CLIENT_SECRET" | "ORIGIN_TOKEN" | "METRICS_TOKEN"): string | null {
+	const value = env[name];
+	return typeof value === "string" && value !== "" ? value : null;
+}

@@ -1,0 +1,26 @@
+// Every error the Worker answers has the runtime's shape: {"error": {"type", "message", "field"?}}.
+
+export class HttpError extends Error {
+	constructor(
+		readonly status: number,
+		readonly type: string,
+		message: string,
+		readonly field?: string,
+		readonly headers: Record<string, string> = {},
+	) {
+		super(message);
+	}
+}
+
+export function errorResponse(error: HttpError): Response {
+	const body: { type: string; message: string; field?: string } = { type: error.type, message: error.message };
+	if (error.field !== undefined) body.field = error.field;
+	return Response.json({ error: body }, { status: error.status, headers: error.headers });
+}
+
+/** Unexpected failures become a generic 500: no stack trace or internal detail reaches the client. */
+export function toErrorResponse(error: unknown): Response {
+	if (error instanceof HttpError) return errorResponse(error);
+	console.error("unhandled error:", error instanceof Error ? `${error.name}: ${error.message}` : String(error));
+	return errorResponse(new HttpError(500, "internal_error", "internal error"));
+}

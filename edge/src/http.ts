@@ -1,0 +1,55 @@
+// Reading a JSON request body safely: content type, size cap (also for bodies without Content-Length), syntax.
+import { HttpError } from "./errors";
+
+export async function readJsonObject(request: Request, maxBytes: number): Promise<Record<string, unknown>> {
+	const mediaType = (request.headers.get("content-type") ?? "").split(";")[0].trim().toLowerCase();
+	if (mediaType !== "application/json") {
+		throw new HttpError(415, "unsupported_media_type", "Content-Type must be application/json");
+	}
+	const declared = Number(request.headers.get("content-length") ?? "0");
+	if (declared > maxBytes) throw tooLarge(maxBytes);
+	const text = await readCapped(request, maxBytes);
+	if (text.trim() === "") throw new HttpError(400, "invalid_json", "request body is empty");
+	let body: unknown;
+	try {
+		body = JSON.parse(text);
+	} catch (error) {
+		throw new HttpError(400, "invalid_json", `request body is not valid JSON: ${(error as Error).message}`);
+	}
+	if (body === null || typeof body !== "object" || Array.isArray(body)) {
+		throw new HttpError(400, "invalid_request", "request body must be a JSON object");
+	}
+	return body as Record<string, unknown>;
+}
+
+function tooLarge(maxBytes: number): HttpError {
+	return new HttpError(413, "payload_too_large", `request body exceeds ${maxBytes} bytes`);
+}
+
+async function readCapped(request: Request, maxBytes: number): Promise<string> {
+	if (!request.body) return "";
+	const reader = request.body.getReader();
+	const chunks: Uint8Array[] = [];
+	let size = 0;
+	for (;;) {
+		const { done, value } = await reader.read();
+		if (done) break;
+		size += value.byteLength;
+		if (size > maxBytes) {
+			await reader.cancel();
+			throw tooLarge(maxBytes);
+		}
+		chunks.push(value);
+	}
+	const bytes = new Uint8Array(size);
+	let offset = 0;
+	for (const chunk of chunks) {
+		bytes.set(chunk, offset);
+		offset += chunk.byteLength;
+	}
+	try {
+		return new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(bytes);
+	} catch {
+		throw new HttpError(400, "invalid_json", "request body is not valid UTF-8");
+	}
+}

@@ -1,0 +1,144 @@
+// The request path for generation and embedding routes:
+// key check ∥ rate limit ∥ (body → validation → DLP → fingerprint → cache lookup), then
+// hit → replay; miss → single-flight origin call → write-behind to KV and D1.
+import { authenticate, hashPresentedKey } from "./auth";
+import { lookup, store, type CachedAnswer } from "./cache";
+import { cacheKey, canonicalJson, type Kind } from "./cachekey";
+import { coalescedAnswer } from "./coalesce";
+import { settings, type Settings } from "./config";
+import { applyDlp } from "./dlp";
+import { currentFingerprint, isFingerprint, rememberFingerprint } from "./fingerprint";
+import { readJsonObject } from "./http";
+import { callOrigin, fetchAnswer, type OriginAnswer, type OriginTarget } from "./origin";
+import { enforceRateLimit } from "./ratelimit";
+import { replayAsEvents, type StreamFormat } from "./sse";
+import type { Body, Validator } from "./validate";
+
+export interface InferenceRoute {
+	kind: Kind;
+	originPath: string;
+	validate: Validator;
+	/** How a cached answer is replayed to a streaming request; null when the route cannot stream. */
+	streamFormat: StreamFormat | null;
+}
+
+export type CacheStatus = "HIT" | "MISS" | "BYPASS" | "NONE";
+
+/** What the request did, for the metrics row; filled in as the request progresses. */
+export interface Observation {
+	endpoint: string;
+	cache: CacheStatus;
+	cacheTier: "kv" | "d1" | null;
+	keyId: string | null;
+}
+
+type CacheMode = "use" | "no-cache" | "no-store";
+
+interface Prepared {
+	params: Body;
+	transport: Body;
+	stream: boolean;
+	redacted: string[];
+	mode: CacheMode;
+	fingerprint: string;
+	key: string;
+	cached: CachedAnswer | null;
+}
+
+/** Cache-Control: no-cache skips the cache read (the fresh answer is still stored); no-store skips both. */
+function cacheMode(request: Request): CacheMode {
+	const directives = (request.headers.get("cache-control") ?? "").toLowerCase();
+	if (/\bno-store\b/.test(directives)) return "no-store";
+	if (/\bno-cache\b/.test(directives)) return "no-cache";
+	return "use";
+}
+
+async function prepare(request: Request, env: Env, ctx: ExecutionContext, config: Settings, route: InferenceRoute): Promise<Prepared> {
+	const body = await readJsonObject(request, config.maxBodyBytes);
+	const validated = route.validate(body, config);
+	const { value: params, redacted } = applyDlp(validated.params, config.dlpPolicy);
+	const { value: transport } = applyDlp(validated.transport, config.dlpPolicy);
+	const mode = cacheMode(request);
+	const fingerprint = await currentFingerprint(env, config, ctx);
+	const key = await cacheKey(route.kind, route.originPath, params, fingerprint);
+	const cached = mode === "use" ? await lookup(env, ctx, route.kind, key, config.cacheTtlSeconds) : null;
+	return { ...validated, params, transport, redacted, mode, fingerprint, key, cached };
+}
+
+/** Runs the three checks concurrently, then reports failures in order: auth, rate limit, request. */
+async function admit(request: Request, env: Env, ctx: ExecutionContext, config: Settings, route: InferenceRoute, obs: Observation) {
+	const keyHash = await hashPresentedKey(request);
+	const [principal, limited, prepared] = await Promise.allSettled([
+		authenticate(env, keyHash),
+		enforceRateLimit(env.RATE_LIMITER, keyHash),
+		prepare(request, env, ctx, config, route),
+	]);
+	if (principal.status === "rejected") throw principal.reason;
+	obs.keyId = principal.value.id;
+	if (limited.status === "rejected") throw limited.reason;
+	if (prepared.status === "rejected") throw prepared.reason;
+	return prepared.value;
+}
+
+function answerHeaders(contentType: string, cache: CacheStatus, prepared: Prepared, fingerprint: string | null): Headers {
+	const headers = new Headers({ "content-type": contentType, "x-cache": cache, "x-cache-key": prepared.key });
+	if (fingerprint) headers.set("x-model-fingerprint", fingerprint);
+	if (prepared.redacted.length > 0) headers.set("x-dlp-redacted", prepared.redacted.join(","));
+	return headers;
+}
+
+function replayHit(route: InferenceRoute, prepared: Prepared, cached: CachedAnswer): Response {
+	const headers = answerHeaders(cached.contentType, "HIT", prepared, cached.fingerprint);
+	headers.set("x-cache-tier", cached.tier);
+	if (prepared.stream && route.streamFormat) {
+		headers.set("content-type", "text/event-stream; charset=utf-8");
+		headers.set("cache-control", "no-cache");
+		return new Response(replayAsEvents(route.streamFormat, cached.body), { headers });
+	}
+	return new Response(cached.body, { headers });
+}
+
+/** Streams are passed through untouched and not stored; a later identical request is a miss. */
+async function passThroughStream(env: Env, target: OriginTarget, route: InferenceRoute, prepared: Prepared, obs: Observation): Promise<Response> {
+	const body = JSON.stringify({ ...prepared.params, ...prepared.transport });
+	const upstream = await callOrigin(env, target, route.originPath, { method: "POST", body }, async (response) => response);
+	obs.cache = prepared.mode === "use" ? "MISS" : "BYPASS";
+	const headers = answerHeaders(upstream.headers.get("content-type") ?? "text/event-stream", obs.cache, prepared, upstream.headers.get("x-model-fingerprint"));
+	return new Response(upstream.body, { status: upstream.status, headers });
+}
+
+/** Stores a successful answer under the key of the fingerprint that produced it. */
+async function storeAnswer(env: Env, ctx: ExecutionContext, config: Settings, route: InferenceRoute, prepared: Prepared, answer: OriginAnswer) {
+	let { key, fingerprint } = prepared;
+	if (isFingerprint(answer.fingerprint) && answer.fingerprint !== fingerprint) {
+		// The origin now serves another model: learn it, and never file this answer under the stale key.
+		fingerprint = answer.fingerprint;
+		rememberFingerprint(env, config, ctx, fingerprint);
+		key = await cacheKey(route.kind, route.originPath, prepared.params, fingerprint);
+	}
+	const entry = { kind: route.kind, key, route: route.originPath, parameters: canonicalJson(prepared.params), fingerprint };
+	store(env, ctx, { ...entry, body: answer.body, contentType: answer.contentType }, config.cacheTtlSeconds);
+}
+
+export async function handleInference(request: Request, env: Env, ctx: ExecutionContext, route: InferenceRoute, obs: Observation): Promise<Response> {
+	const config = settings(env);
+	const prepared = await admit(request, env, ctx, config, route, obs);
+	if (prepared.cached) {
+		obs.cache = "HIT";
+		obs.cacheTier = prepared.cached.tier;
+		return replayHit(route, prepared, prepared.cached);
+	}
+	const target: OriginTarget = { urls: config.originUrls, timeoutMs: config.originTimeoutMs };
+	if (prepared.stream) return passThroughStream(env, target, route, prepared, obs);
+
+	const originBody = JSON.stringify({ ...prepared.params, ...prepared.transport });
+	const answer =
+		prepared.mode === "use"
+			? await coalescedAnswer(env, ctx, prepared.key, target, route.originPath, originBody).answer
+			: await fetchAnswer(env, target, route.originPath, originBody);
+	obs.cache = prepared.mode === "use" ? "MISS" : "BYPASS";
+	if (answer.status === 200 && prepared.mode !== "no-store") await storeAnswer(env, ctx, config, route, prepared, answer);
+	const headers = answerHeaders(answer.contentType, obs.cache, prepared, answer.fingerprint);
+	if (answer.retryAfter) headers.set("retry-after", answer.retryAfter);
+	return new Response(answer.body, { status: answer.status, headers });
+}

@@ -1,0 +1,121 @@
+// Request metrics: one request_metrics row per answered request, written off the hot path. Requests
+// that finish within FLUSH_WINDOW_MS of each other share one D1 batch (a transaction) that also bumps
+// the monotonic counters /metrics exposes; every request's waitUntil joins that batch, so no row is
+// dropped when an isolate goes idle.
+import { canonicalJson } from "./cachekey";
+import { PROMETHEUS_CONTENT_TYPE, renderExposition, type Family, type Sample } from "./prometheus";
+
+export interface RequestRecord {
+	tsMs: number;
+	endpoint: string;
+	method: string;
+	status: number;
+	cache: "HIT" | "MISS" | "BYPASS" | "NONE";
+	cacheTier: "kv" | "d1" | null;
+	durationMs: number;
+	colo: string | null;
+	keyId: string | null;
+}
+
+const FLUSH_WINDOW_MS = 25;
+const STATEMENTS_PER_BATCH = 200;
+const RETRY_DELAY_MS = 100;
+export const METRICS_RETENTION_DAYS = 7;
+const DURATION_BUCKETS_SECONDS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+
+export const FAMILIES: Family[] = [
+	{ name: "steadytext_edge_requests_total", type: "counter", help: "Requests answered by the edge Worker, by endpoint, status and cache result." },
+	{ name: "steadytext_edge_request_duration_seconds", type: "histogram", help: "Time from request to response headers at the edge Worker." },
+];
+const [REQUESTS, DURATION] = FAMILIES.map((family) => family.name);
+
+let pending: RequestRecord[] = [];
+let windowFlush: Promise<void> | null = null;
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** Counter increments for a set of records: name + canonical labels -> delta. */
+function counterDeltas(records: RequestRecord[]): Map<string, { name: string; labels: string; delta: number }> {
+	const deltas = new Map<string, { name: string; labels: string; delta: number }>();
+	const bump = (name: string, labels: Record<string, string>, delta: number) => {
+		const labelsJson = canonicalJson(labels);
+		const id = `${name} ${labelsJson}`;
+		const entry = deltas.get(id) ?? { name, labels: labelsJson, delta: 0 };
+		entry.delta += delta;
+		deltas.set(id, entry);
+	};
+	for (const record of records) {
+		const seconds = record.durationMs / 1000;
+		bump(REQUESTS, { endpoint: record.endpoint, status: String(record.status), cache: record.cache }, 1);
+		for (const le of DURATION_BUCKETS_SECONDS) if (seconds <= le) bump(`${DURATION}_bucket`, { endpoint: record.endpoint, le: String(le) }, 1);
+		bump(`${DURATION}_bucket`, { endpoint: record.endpoint, le: "+Inf" }, 1);
+		bump(`${DURATION}_sum`, { endpoint: record.endpoint }, seconds);
+		bump(`${DURATION}_count`, { endpoint: record.endpoint }, 1);
+	}
+	return deltas;
+}
+
+function statements(db: D1Database, records: RequestRecord[]): D1PreparedStatement[] {
+	const insert = db.prepare(
+		"INSERT INTO request_metrics (ts_ms, endpoint, method, status, cache, cache_tier, duration_ms, colo, key_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+	);
+	const bump = db.prepare(
+		"INSERT INTO metric_counters (name, labels, value) VALUES (?, ?, ?) ON CONFLICT (name, labels) DO UPDATE SET value = value + excluded.value",
+	);
+	return [
+		...records.map((r) => insert.bind(r.tsMs, r.endpoint, r.method, r.status, r.cache, r.cacheTier, Math.round(r.durationMs), r.colo, r.keyId)),
+		...[...counterDeltas(records).values()].map((d) => bump.bind(d.name, d.labels, d.delta)),
+	];
+}
+
+async function writeRecords(db: D1Database, records: RequestRecord[]): Promise<void> {
+	for (let start = 0; start < records.length; start += STATEMENTS_PER_BATCH / 2) {
+		const chunk = records.slice(start, start + STATEMENTS_PER_BATCH / 2);
+		try {
+			await db.batch(statements(db, chunk));
+		} catch (first) {
+			await sleep(RETRY_DELAY_MS);
+			try {
+				await db.batch(statements(db, chunk));
+			} catch (second) {
+				console.error(`metrics: dropped ${chunk.length} rows after a retry:`, (first as Error).message, "/", (second as Error).message);
+			}
+		}
+	}
+}
+
+/** Queues the record and ties this request's lifetime to the batch that will write it. */
+export function recordRequest(db: D1Database, ctx: ExecutionContext, record: RequestRecord): void {
+	pending.push(record);
+	if (!windowFlush) {
+		windowFlush = sleep(FLUSH_WINDOW_MS).then(() => {
+			const records = pending;
+			pending = [];
+			windowFlush = null;
+			return writeRecords(db, records);
+		});
+	}
+	ctx.waitUntil(windowFlush);
+}
+
+/** Deletes request_metrics rows older than the retention period (the counters are kept). */
+export async function pruneRequestMetrics(db: D1Database, nowMs = Date.now()): Promise<number> {
+	const cutoff = nowMs - METRICS_RETENTION_DAYS * 86_400_000;
+	const result = await db.prepare("DELETE FROM request_metrics WHERE ts_ms < ?").bind(cutoff).run();
+	return result.meta.changes;
+}
+
+function bucketOrder(a: Sample, b: Sample): number {
+	const le = (s: Sample) => (s.labels.le === "+Inf" ? Number.POSITIVE_INFINITY : Number(s.labels.le ?? 0));
+	const { le: _a, ...restA } = a.labels;
+	const { le: _b, ...restB } = b.labels;
+	const group = canonicalJson(restA).localeCompare(canonicalJson(restB));
+	return a.name.localeCompare(b.name) || group || le(a) - le(b);
+}
+
+export async function metricsResponse(db: D1Database): Promise<Response> {
+	const { results } = await db.prepare("SELECT name, labels, value FROM metric_counters").all<{ name: string; labels: string; value: number }>();
+	const samples = results.map((row) => ({ name: row.name, labels: JSON.parse(row.labels) as Record<string, string>, value: row.value }));
+	samples.sort(bucketOrder);
+	return new Response(renderExposition(FAMILIES, samples), { headers: { "content-type": PROMETHEUS_CONTENT_TYPE } });
+}

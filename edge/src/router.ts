@@ -1,0 +1,73 @@
+// The route table: method + path -> handler. Unknown paths are 404 and known paths with another method
+// are 405 (with Allow), both as JSON errors. The endpoint label in metrics is the matched path.
+import { authenticate, hashPresentedKey, presentedKey, secretsEqual } from "./auth";
+import { secret, settings } from "./config";
+import { HttpError } from "./errors";
+import { handleInference, type InferenceRoute, type Observation } from "./inference";
+import { metricsResponse } from "./metrics";
+import { callOrigin, readAnswer } from "./origin";
+import { enforceRateLimit } from "./ratelimit";
+import { validateChat, validateCompletion, validateEmbed, validateEmbeddings, validateGenerate } from "./validate";
+
+type Handler = (request: Request, env: Env, ctx: ExecutionContext, obs: Observation) => Promise<Response>;
+
+const generate: InferenceRoute = { kind: "generate", originPath: "/v1/generate", validate: validateGenerate, streamFormat: "native" };
+const embed: InferenceRoute = { kind: "embed", originPath: "/v1/embed", validate: validateEmbed, streamFormat: null };
+
+const inference =
+	(route: InferenceRoute): Handler =>
+	(request, env, ctx, obs) =>
+		handleInference(request, env, ctx, route, obs);
+
+async function health(): Promise<Response> {
+	return Response.json({ status: "ok" });
+}
+
+/** Scrapers authenticate with METRICS_TOKEN (when set) or with any valid API key. */
+async function metrics(request: Request, env: Env, _ctx: ExecutionContext, obs: Observation): Promise<Response> {
+	const metricsToken = secret(env, "METRICS_TOKEN");
+	const presented = presentedKey(request);
+	if (!(metricsToken && presented && (await secretsEqual(presented, metricsToken)))) {
+		obs.keyId = (await authenticate(env, await hashPresentedKey(request))).id;
+	}
+	return metricsResponse(env.DB);
+}
+
+/** GET /v1/models: the runtime's model list, passed through (nothing to cache or check). */
+async function models(request: Request, env: Env, _ctx: ExecutionContext, obs: Observation): Promise<Response> {
+	const keyHash = await hashPresentedKey(request);
+	obs.keyId = (await authenticate(env, keyHash)).id;
+	await enforceRateLimit(env.RATE_LIMITER, keyHash);
+	const config = settings(env);
+	const answer = await callOrigin(env, { urls: config.originUrls, timeoutMs: config.originTimeoutMs }, "/v1/models", { method: "GET" }, readAnswer);
+	return new Response(answer.body, { status: answer.status, headers: { "content-type": answer.contentType } });
+}
+
+const ROUTES: Record<string, Partial<Record<string, Handler>>> = {
+	"/v1/generate": { POST: inference(generate) },
+	"/generate": { POST: inference(generate) },
+	"/v1/embed": { POST: inference(embed) },
+	"/embed": { POST: inference(embed) },
+	"/v1/completions": { POST: inference({ kind: "generate", originPath: "/v1/completions", validate: validateCompletion, streamFormat: "completion" }) },
+	"/v1/chat/completions": {
+		POST: inference({ kind: "generate", originPath: "/v1/chat/completions", validate: validateChat, streamFormat: "chat" }),
+	},
+	"/v1/embeddings": { POST: inference({ kind: "embed", originPath: "/v1/embeddings", validate: validateEmbeddings, streamFormat: null }) },
+	"/v1/models": { GET: models },
+	"/health": { GET: health },
+	"/metrics": { GET: metrics },
+};
+
+export function route(request: Request, env: Env, ctx: ExecutionContext, obs: Observation): Promise<Response> {
+	const path = new URL(request.url).pathname;
+	const methods = ROUTES[path];
+	if (!methods) throw new HttpError(404, "not_found", `no route for ${request.method} ${path}`);
+	obs.endpoint = path;
+	const handler = methods[request.method];
+	if (!handler) {
+		throw new HttpError(405, "method_not_allowed", `${request.method} is not allowed on ${path}`, undefined, {
+			Allow: Object.keys(methods).join(", "),
+		});
+	}
+	return handler(request, env, ctx, obs);
+}
