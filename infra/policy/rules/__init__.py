@@ -1,0 +1,1 @@
+"""One module per guardrail; `infra.policy.pack.POLICIES` lists them."""
