@@ -1,0 +1,1 @@
+"""AWS side of the program: the GPU origin (network, image, capacity, service) and the audit-log bucket."""

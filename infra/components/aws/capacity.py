@@ -1,0 +1,165 @@
+"""GPU capacity for ECS: cluster, GPU instances from the ECS GPU-optimized AMI, and an auto-scaling group that
+ECS scales itself (capacity provider with managed scaling) so the service's desired count drives the fleet."""
+
+import base64
+import json
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_aws as aws
+
+from infra.components.aws.iam import assume_role_policy, container_instance_policy
+
+# AWS's public parameter for the current ECS GPU-optimized AMI (NVIDIA driver + container toolkit). AL2023:
+# the Amazon Linux 2 ECS AMIs reached end of life on 2026-06-30.
+GPU_AMI_PARAMETER = "/aws/service/ecs/optimized-ami/amazon-linux-2023/gpu/recommended/image_id"
+ROOT_DEVICE = "/dev/xvda"
+
+
+@dataclass(frozen=True)
+class GpuCapacityArgs:
+    subnet_ids: list[pulumi.Input[str]]
+    security_group_id: pulumi.Input[str]
+    instance_type: str = "g5.xlarge"
+    min_instances: int = 0
+    max_instances: int = 1
+    root_volume_gib: int = 100
+    ami_parameter: str = GPU_AMI_PARAMETER
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+def ecs_agent_config(cluster_name: str) -> str:
+    """User data for the instances: join the cluster, expose the GPUs, keep tasks away from the host's IMDS.
+
+    ECS_AWSVPC_BLOCK_IMDS stops awsvpc tasks from reading the instance role's credentials.
+    """
+    settings = {
+        "ECS_CLUSTER": cluster_name,
+        "ECS_ENABLE_GPU_SUPPORT": "true",
+        "ECS_AWSVPC_BLOCK_IMDS": "true",
+        "ECS_ENABLE_CONTAINER_METADATA": "true",
+    }
+    lines = "\n".join(f"{key}={value}" for key, value in settings.items())
+    return f"#!/bin/bash\ncat >> /etc/ecs/ecs.config <<'EOF'\n{lines}\nEOF\n"
+
+
+class GpuCapacity(pulumi.ComponentResource):
+    cluster_name: pulumi.Output[str]
+    cluster_arn: pulumi.Output[str]
+    capacity_provider_name: pulumi.Output[str]
+    auto_scaling_group_name: pulumi.Output[str]
+
+    def __init__(self, name: str, args: GpuCapacityArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("steadytext:aws:GpuCapacity", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+
+        cluster = aws.ecs.Cluster(
+            f"{name}-cluster",
+            settings=[{"name": "containerInsights", "value": "enabled"}],
+            tags=args.tags,
+            opts=child,
+        )
+
+        role = aws.iam.Role(
+            f"{name}-instance",
+            assume_role_policy=json.dumps(assume_role_policy("ec2.amazonaws.com")),
+            description="ECS agent on the GPU instances: join one cluster, nothing else",
+            tags=args.tags,
+            opts=child,
+        )
+        aws.iam.RolePolicy(
+            f"{name}-instance",
+            role=role.id,
+            policy=cluster.arn.apply(lambda arn: json.dumps(container_instance_policy(arn))),
+            opts=child,
+        )
+        profile = aws.iam.InstanceProfile(f"{name}-instance", role=role.name, tags=args.tags, opts=child)
+
+        template = aws.ec2.LaunchTemplate(
+            f"{name}-gpu",
+            image_id=aws.ssm.get_parameter_output(name=args.ami_parameter).value,
+            instance_type=args.instance_type,
+            iam_instance_profile={"arn": profile.arn},
+            vpc_security_group_ids=[args.security_group_id],
+            user_data=cluster.name.apply(lambda n: base64.b64encode(ecs_agent_config(n).encode()).decode()),
+            # IMDSv2 only, one hop: containers on a bridge network cannot reach the metadata service either.
+            metadata_options={
+                "http_endpoint": "enabled",
+                "http_tokens": "required",
+                "http_put_response_hop_limit": 1,
+            },
+            block_device_mappings=[
+                {
+                    "device_name": ROOT_DEVICE,
+                    "ebs": {
+                        "volume_size": args.root_volume_gib,
+                        "volume_type": "gp3",
+                        "encrypted": "true",
+                        "delete_on_termination": "true",
+                    },
+                }
+            ],
+            monitoring={"enabled": True},
+            tag_specifications=[{"resource_type": "instance", "tags": {**args.tags, "Name": f"{name}-gpu"}}],
+            update_default_version=True,
+            tags=args.tags,
+            opts=child,
+        )
+
+        group = aws.autoscaling.Group(
+            f"{name}-gpu",
+            vpc_zone_identifiers=args.subnet_ids,
+            min_size=args.min_instances,
+            max_size=args.max_instances,
+            launch_template={"id": template.id, "version": template.latest_version.apply(str)},
+            # ECS managed termination protection needs scale-in protection on the group.
+            protect_from_scale_in=True,
+            health_check_type="EC2",
+            tags=[
+                {"key": "AmazonECSManaged", "value": "true", "propagate_at_launch": True},
+                *({"key": k, "value": v, "propagate_at_launch": True} for k, v in args.tags.items()),
+            ],
+            # The capacity provider owns desired capacity; a deploy must not reset it.
+            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["desiredCapacity"]),
+        )
+
+        provider = aws.ecs.CapacityProvider(
+            f"{name}-gpu",
+            auto_scaling_group_provider={
+                "auto_scaling_group_arn": group.arn,
+                "managed_termination_protection": "ENABLED",
+                "managed_draining": "ENABLED",
+                "managed_scaling": {
+                    "status": "ENABLED",
+                    "target_capacity": 100,
+                    "minimum_scaling_step_size": 1,
+                    "maximum_scaling_step_size": 2,
+                    "instance_warmup_period": 300,
+                },
+            },
+            tags=args.tags,
+            opts=child,
+        )
+        association = aws.ecs.ClusterCapacityProviders(
+            f"{name}-cluster",
+            cluster_name=cluster.name,
+            capacity_providers=[provider.name],
+            default_capacity_provider_strategies=[
+                {"capacity_provider": provider.name, "weight": 1, "base": 0}
+            ],
+            opts=child,
+        )
+
+        self.cluster_name = cluster.name
+        self.cluster_arn = cluster.arn
+        # Read back from the association so a service using it waits until the cluster accepts the provider.
+        self.capacity_provider_name = association.capacity_providers.apply(lambda names: names[0])
+        self.auto_scaling_group_name = group.name
+        self.register_outputs(
+            {
+                "cluster_name": self.cluster_name,
+                "cluster_arn": self.cluster_arn,
+                "capacity_provider_name": self.capacity_provider_name,
+                "auto_scaling_group_name": self.auto_scaling_group_name,
+            }
+        )

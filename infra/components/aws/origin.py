@@ -1,0 +1,117 @@
+"""The GPU origin on AWS as one component: network → image → GPU capacity → inference service.
+
+The Cloudflare side hands it the tunnel token, the model artifact in R2 and the credentials; everything
+secret goes into Secrets Manager inside ``InferenceService``.
+"""
+
+from dataclasses import dataclass, field
+
+import pulumi
+
+from infra import REPO_ROOT
+from infra.components.aws.capacity import GpuCapacity, GpuCapacityArgs
+from infra.components.aws.image import RuntimeImage, RuntimeImageArgs
+from infra.components.aws.network import GpuNetwork, GpuNetworkArgs
+from infra.components.aws.service import InferenceService, InferenceServiceArgs
+from infra.config.aws import AwsConfig
+
+DOCKERFILE = REPO_ROOT / "container" / "Dockerfile.cuda"
+
+
+@dataclass(frozen=True)
+class GpuOriginArgs:
+    config: AwsConfig
+    tunnel_token: pulumi.Input[str]
+    model_url: pulumi.Input[str]  # s3://<r2 bucket>/<key>
+    model_sha256: pulumi.Input[str]
+    s3_endpoint_url: pulumi.Input[str]
+    r2_access_key_id: pulumi.Input[str]
+    r2_secret_access_key: pulumi.Input[str]
+    origin_token: pulumi.Input[str]
+    runtime_port: int
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+class GpuOrigin(pulumi.ComponentResource):
+    image_digest: pulumi.Output[str]
+    cluster_name: pulumi.Output[str]
+    service_name: pulumi.Output[str]
+    log_group_name: pulumi.Output[str]
+
+    def __init__(self, name: str, args: GpuOriginArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("steadytext:aws:GpuOrigin", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        config = args.config
+
+        network = GpuNetwork(
+            name,
+            GpuNetworkArgs(
+                cidr_block=config.network.cidr_block,
+                vpc_id=config.network.vpc_id,
+                subnet_ids=config.network.subnet_ids,
+                tags=args.tags,
+            ),
+            opts=child,
+        )
+        image = RuntimeImage(
+            name,
+            RuntimeImageArgs(
+                context_dir=str(REPO_ROOT),
+                dockerfile=str(DOCKERFILE),
+                keep_images=config.keep_images,
+                tags=args.tags,
+            ),
+            opts=child,
+        )
+        capacity = GpuCapacity(
+            name,
+            GpuCapacityArgs(
+                subnet_ids=network.private_subnet_ids,
+                security_group_id=network.security_group_id,
+                instance_type=config.gpu.instance_type,
+                min_instances=config.gpu.min_instances,
+                max_instances=config.gpu.max_instances,
+                root_volume_gib=config.gpu.root_volume_gib,
+                ami_parameter=config.gpu.ami_parameter,
+                tags=args.tags,
+            ),
+            opts=child,
+        )
+        service = InferenceService(
+            name,
+            InferenceServiceArgs(
+                cluster_arn=capacity.cluster_arn,
+                capacity_provider_name=capacity.capacity_provider_name,
+                subnet_ids=network.private_subnet_ids,
+                security_group_id=network.security_group_id,
+                image_ref=image.image_ref,
+                repository_arn=image.repository_arn,
+                model_url=args.model_url,
+                model_sha256=args.model_sha256,
+                s3_endpoint_url=args.s3_endpoint_url,
+                region=config.region,
+                tunnel_token=args.tunnel_token,
+                r2_access_key_id=args.r2_access_key_id,
+                r2_secret_access_key=args.r2_secret_access_key,
+                origin_token=args.origin_token,
+                desired_tasks=config.gpu.desired_tasks,
+                runtime_memory_mib=config.gpu.runtime_memory_mib,
+                runtime_port=args.runtime_port,
+                log_retention_days=config.log_retention_days,
+                tags=args.tags,
+            ),
+            opts=child,
+        )
+
+        self.image_digest = image.digest
+        self.cluster_name = capacity.cluster_name
+        self.service_name = service.service_name
+        self.log_group_name = service.log_group_name
+        self.register_outputs(
+            {
+                "image_digest": self.image_digest,
+                "cluster_name": self.cluster_name,
+                "service_name": self.service_name,
+                "log_group_name": self.log_group_name,
+            }
+        )

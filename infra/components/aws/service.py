@@ -1,0 +1,184 @@
+"""The inference service: its secrets, log group, execution role, task definition and ECS service."""
+
+import json
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_aws as aws
+
+from infra.components.aws.containers import SecretRefs, TaskSettings, container_definitions
+from infra.components.aws.iam import assume_role_policy, task_execution_policy
+
+
+@dataclass(frozen=True)
+class InferenceServiceArgs:
+    cluster_arn: pulumi.Input[str]
+    capacity_provider_name: pulumi.Input[str]
+    subnet_ids: list[pulumi.Input[str]]
+    security_group_id: pulumi.Input[str]
+    image_ref: pulumi.Input[str]
+    repository_arn: pulumi.Input[str]
+    model_url: pulumi.Input[str]
+    model_sha256: pulumi.Input[str]
+    s3_endpoint_url: pulumi.Input[str]
+    region: pulumi.Input[str]
+    # Secret inputs: each lands in its own Secrets Manager secret and reaches the task only by ARN.
+    tunnel_token: pulumi.Input[str]
+    r2_access_key_id: pulumi.Input[str]
+    r2_secret_access_key: pulumi.Input[str]
+    origin_token: pulumi.Input[str]
+    desired_tasks: int = 1
+    runtime_memory_mib: int = 12288
+    runtime_port: int = 8000
+    log_retention_days: int = 30
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+class InferenceService(pulumi.ComponentResource):
+    service_name: pulumi.Output[str]
+    log_group_name: pulumi.Output[str]
+    task_definition_arn: pulumi.Output[str]
+
+    def __init__(
+        self, name: str, args: InferenceServiceArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("steadytext:aws:InferenceService", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+
+        secret_versions = {
+            key: self._secret(name, key, value, args.tags)
+            for key, value in (
+                ("tunnel-token", args.tunnel_token),
+                ("r2-access-key-id", args.r2_access_key_id),
+                ("r2-secret-access-key", args.r2_secret_access_key),
+                ("origin-token", args.origin_token),
+            )
+        }
+        secret_arns = {key: version.secret_id for key, version in secret_versions.items()}
+        log_group = aws.cloudwatch.LogGroup(
+            f"{name}-logs",
+            name=f"/ecs/{name}",
+            retention_in_days=args.log_retention_days,
+            tags=args.tags,
+            opts=child,
+        )
+
+        execution_role = aws.iam.Role(
+            f"{name}-execution",
+            assume_role_policy=json.dumps(assume_role_policy("ecs-tasks.amazonaws.com")),
+            description="Starts the inference task: pull its image, write its logs, read its four secrets",
+            tags=args.tags,
+            opts=child,
+        )
+        execution_policy = aws.iam.RolePolicy(
+            f"{name}-execution",
+            role=execution_role.id,
+            policy=pulumi.Output.all(args.repository_arn, log_group.arn, *secret_arns.values()).apply(
+                lambda values: json.dumps(task_execution_policy(values[0], values[1], values[2:]))
+            ),
+            opts=child,
+        )
+
+        definitions = pulumi.Output.all(
+            image_ref=args.image_ref,
+            model_url=args.model_url,
+            model_sha256=args.model_sha256,
+            s3_endpoint_url=args.s3_endpoint_url,
+            log_group=log_group.name,
+            region=args.region,
+            tunnel_token=secret_arns["tunnel-token"],
+            r2_access_key_id=secret_arns["r2-access-key-id"],
+            r2_secret_access_key=secret_arns["r2-secret-access-key"],
+            origin_token=secret_arns["origin-token"],
+        ).apply(
+            lambda v: json.dumps(
+                container_definitions(
+                    TaskSettings(
+                        image_ref=v["image_ref"],
+                        model_url=v["model_url"],
+                        model_sha256=v["model_sha256"],
+                        s3_endpoint_url=v["s3_endpoint_url"],
+                        log_group=v["log_group"],
+                        region=v["region"],
+                        runtime_memory_mib=args.runtime_memory_mib,
+                        runtime_port=args.runtime_port,
+                    ),
+                    SecretRefs(
+                        tunnel_token=v["tunnel_token"],
+                        r2_access_key_id=v["r2_access_key_id"],
+                        r2_secret_access_key=v["r2_secret_access_key"],
+                        origin_token=v["origin_token"],
+                    ),
+                )
+            )
+        )
+
+        # awsvpc: the task gets its own ENI in the private subnets (no public IP) with the egress-only group,
+        # and ECS_AWSVPC_BLOCK_IMDS keeps it away from the instance role.
+        task = aws.ecs.TaskDefinition(
+            f"{name}-task",
+            family=f"{name}-inference",
+            requires_compatibilities=["EC2"],
+            network_mode="awsvpc",
+            execution_role_arn=execution_role.arn,
+            container_definitions=definitions,
+            tags=args.tags,
+            opts=child,
+        )
+
+        service = aws.ecs.Service(
+            f"{name}-service",
+            cluster=args.cluster_arn,
+            task_definition=task.arn,
+            desired_count=args.desired_tasks,
+            capacity_provider_strategies=[{"capacity_provider": args.capacity_provider_name, "weight": 1}],
+            network_configuration={
+                "subnets": args.subnet_ids,
+                "security_groups": [args.security_group_id],
+                "assign_public_ip": False,
+            },
+            # One GPU per task: a rolling deploy starts each new task on new capacity, then stops an old one.
+            deployment_minimum_healthy_percent=100,
+            deployment_maximum_percent=200,
+            deployment_circuit_breaker={"enable": True, "rollback": True},
+            # Spread replicas so one instance or AZ loss leaves the others serving through the tunnel.
+            ordered_placement_strategies=[
+                {"type": "spread", "field": "attribute:ecs.availability-zone"},
+                {"type": "spread", "field": "instanceId"},
+            ],
+            enable_ecs_managed_tags=True,
+            propagate_tags="SERVICE",
+            tags=args.tags,
+            # The execution policy and the secret values must exist before ECS first starts a task.
+            opts=pulumi.ResourceOptions(
+                parent=self, depends_on=[execution_policy, *secret_versions.values()]
+            ),
+        )
+
+        self.service_name = service.name
+        self.log_group_name = log_group.name
+        self.task_definition_arn = task.arn
+        self.register_outputs(
+            {
+                "service_name": self.service_name,
+                "log_group_name": self.log_group_name,
+                "task_definition_arn": self.task_definition_arn,
+            }
+        )
+
+    def _secret(
+        self, name: str, key: str, value: pulumi.Input[str], tags: dict[str, str]
+    ) -> aws.secretsmanager.SecretVersion:
+        """One Secrets Manager secret holding ``value``; the task sees only its ARN (secret_id)."""
+        secret = aws.secretsmanager.Secret(
+            f"{name}-{key}",
+            description=f"steadytext inference task: {key}",
+            tags=tags,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        return aws.secretsmanager.SecretVersion(
+            f"{name}-{key}",
+            secret_id=secret.arn,
+            secret_string=pulumi.Output.secret(value),
+            opts=pulumi.ResourceOptions(parent=self),
+        )

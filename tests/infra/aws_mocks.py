@@ -1,0 +1,130 @@
+"""What AWS (and the Logpush challenge) would compute for the resources and invokes the AWS side uses.
+
+Merged into the shared harness's COMPUTED_OUTPUTS / INVOKE_RESULTS by tests/infra/conftest.py.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections.abc import Callable
+
+from pulumi.runtime.mocks import MockResourceArgs
+
+TEST_AWS_ACCOUNT = "123456789012"
+TEST_REGION = "us-east-1"
+TEST_AMI = "ami-0gpu0123456789abc"
+TEST_ZONES = ["us-east-1a", "us-east-1b", "us-east-1c"]
+TEST_ECR_PASSWORD = "SECRET-ecr-login-password"
+
+
+def _arn(service: str, resource: str) -> str:
+    return f"arn:aws:{service}:{TEST_REGION}:{TEST_AWS_ACCOUNT}:{resource}"
+
+
+def digest_of(name: str) -> str:
+    return "sha256:" + hashlib.sha256(name.encode()).hexdigest()
+
+
+def challenge_token_for(key: str) -> str:
+    """The token Cloudflare would have written into the challenge file at `key`."""
+    return "CHALLENGE-" + hashlib.sha256(key.encode()).hexdigest()[:24]
+
+
+def _named(service: str, kind: str) -> Callable[[MockResourceArgs], dict]:
+    """Autonamed resources: the provider picks the name, the ARN follows from it."""
+
+    def outputs(args: MockResourceArgs) -> dict:
+        name = args.inputs.get("name") or f"{args.name}-0a1b2c3"
+        return {"name": name, "arn": _arn(service, f"{kind}/{name}")}
+
+    return outputs
+
+
+def _repository(args: MockResourceArgs) -> dict:
+    name = f"{args.name}-0a1b2c3"
+    return {
+        "name": name,
+        "arn": _arn("ecr", f"repository/{name}"),
+        "registryId": TEST_AWS_ACCOUNT,
+        "repositoryUrl": f"{TEST_AWS_ACCOUNT}.dkr.ecr.{TEST_REGION}.amazonaws.com/{name}",
+    }
+
+
+def _image(args: MockResourceArgs) -> dict:
+    digest = digest_of(args.name)
+    return {"digest": digest, "ref": f"{args.inputs['tags'][0]}@{digest}"}
+
+
+def _bucket(args: MockResourceArgs) -> dict:
+    bucket = f"{args.name}-0a1b2c3"
+    return {"bucket": bucket, "arn": f"arn:aws:s3:::{bucket}"}
+
+
+def _challenge(args: MockResourceArgs) -> dict:
+    # Cloudflare writes the file into the destination's folder (the {DATE} placeholder expanded).
+    path = args.inputs["destinationConf"].split("://", 1)[1].split("?", 1)[0].split("/", 1)[1]
+    folder = path.replace("{DATE}", "20261123")
+    return {
+        "filename": f"{folder}/ownership-challenge-{hashlib.sha256(path.encode()).hexdigest()[:8]}.txt",
+        "valid": True,
+        "message": "",
+    }
+
+
+AWS_COMPUTED_OUTPUTS: dict[str, Callable[[MockResourceArgs], dict]] = {
+    "aws:ecs/cluster:Cluster": _named("ecs", "cluster"),
+    "aws:ecs/capacityProvider:CapacityProvider": _named("ecs", "capacity-provider"),
+    "aws:ecs/service:Service": _named("ecs", "service"),
+    "aws:ecs/taskDefinition:TaskDefinition": lambda a: {
+        "arn": _arn("ecs", f"task-definition/{a.inputs['family']}:1"),
+        "revision": 1,
+    },
+    "aws:autoscaling/group:Group": _named("autoscaling", "autoScalingGroup"),
+    "aws:ec2/launchTemplate:LaunchTemplate": lambda a: {"latestVersion": 1},
+    "aws:iam/role:Role": lambda a: {
+        "name": f"{a.name}-0a1b2c3",
+        "arn": f"arn:aws:iam::{TEST_AWS_ACCOUNT}:role/{a.name}-0a1b2c3",
+    },
+    "aws:iam/instanceProfile:InstanceProfile": lambda a: {
+        "arn": f"arn:aws:iam::{TEST_AWS_ACCOUNT}:instance-profile/{a.name}-0a1b2c3"
+    },
+    "aws:secretsmanager/secret:Secret": lambda a: {"arn": _arn("secretsmanager", f"secret:{a.name}-AbCdEf")},
+    "aws:cloudwatch/logGroup:LogGroup": lambda a: {"arn": _arn("logs", f"log-group:{a.inputs['name']}")},
+    "aws:ecr/repository:Repository": _repository,
+    "docker-build:index:Image": _image,
+    "aws:s3/bucket:Bucket": _bucket,
+    "cloudflare:index/logpushOwnershipChallenge:LogpushOwnershipChallenge": _challenge,
+}
+
+AWS_INVOKE_RESULTS: dict[str, Callable[[dict], dict]] = {
+    "aws:index/getAvailabilityZones:getAvailabilityZones": lambda args: {
+        "names": TEST_ZONES,
+        "zoneIds": [f"use1-az{i}" for i in range(len(TEST_ZONES))],
+        "id": TEST_REGION,
+    },
+    "aws:ssm/getParameter:getParameter": lambda args: {
+        "name": args["name"],
+        "value": TEST_AMI,
+        "insecureValue": TEST_AMI,
+        "type": "String",
+        "version": 1,
+        "arn": _arn("ssm", f"parameter{args['name']}"),
+        "id": args["name"],
+        "withDecryption": True,
+    },
+    "aws:ecr/getAuthorizationToken:getAuthorizationToken": lambda args: {
+        "userName": "AWS",
+        "password": TEST_ECR_PASSWORD,
+        "authorizationToken": "QVdTOnNlY3JldA==",
+        "proxyEndpoint": f"https://{TEST_AWS_ACCOUNT}.dkr.ecr.{TEST_REGION}.amazonaws.com",
+        "expiresAt": "2026-11-24T00:00:00Z",
+        "id": TEST_REGION,
+    },
+    "aws:s3/getObject:getObject": lambda args: {
+        "bucket": args["bucket"],
+        "key": args["key"],
+        "contentType": "application/octet-stream",
+        "bodyBase64": base64.b64encode((challenge_token_for(args["key"]) + "\n").encode()).decode(),
+    },
+}
