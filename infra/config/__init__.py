@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import pulumi
 
+from infra.config.aws import AwsConfig, load_aws
 from infra.config.cloudflare import CloudflareConfig, load_cloudflare
 from infra.config.model import ModelConfig, load_model
 from infra.config.reader import ConfigError, ConfigReader
@@ -24,7 +25,7 @@ class StackConfig:
     protect: bool
     cloudflare: CloudflareConfig
     model: ModelConfig
-    # The AWS side (issue 5) adds `aws: AwsConfig` here, read in `load()` from infra/config/aws.py.
+    aws: AwsConfig
 
 
 def load() -> StackConfig:
@@ -34,4 +35,5 @@ def load() -> StackConfig:
         protect=read.boolean("protectStatefulResources"),
         cloudflare=load_cloudflare(read, ConfigReader("cloudflare")),
         model=load_model(read),
+        aws=load_aws(read, ConfigReader("aws")),
     )

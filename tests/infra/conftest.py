@@ -29,6 +29,7 @@ from pulumi.runtime.mocks import MockCallArgs, MockMonitor, MockResourceArgs
 from pulumi.runtime.sync_await import _sync_await
 
 from infra.config.stack_files import stack_settings
+from tests.infra.aws_mocks import AWS_COMPUTED_OUTPUTS, AWS_INVOKE_RESULTS
 
 PROJECT = "steadytext-edge"
 
@@ -79,6 +80,11 @@ INVOKE_RESULTS: dict[str, Callable[[dict], dict]] = {
         + base64.b64encode(json.dumps({"a": args["accountId"], "t": args["tunnelId"]}).encode()).decode()
     },
 }
+
+
+# The AWS side's computed outputs and invokes live beside its tests.
+COMPUTED_OUTPUTS.update(AWS_COMPUTED_OUTPUTS)
+INVOKE_RESULTS.update(AWS_INVOKE_RESULTS)
 
 
 def plain(value: Any) -> Any:
