@@ -1,222 +1,24 @@
-"""Pulumi mocks harness for tests/infra: run the program (or a single component) without any cloud and
-inspect what it declared.
-
-- `RecordingMocks` answers resource registrations (inputs echoed back as outputs, plus the computed
-  outputs in `COMPUTED_OUTPUTS`) and invokes (`INVOKE_RESULTS`); an invoke with no answer fails the run,
-  naming its token.
-- `RecordingMonitor` records, for every resource, what the engine would be sent: type, name, URN,
-  inputs (secrets still wrapped, so tests can prove they stay secret), parent and options
-  (`protect`, `retain_on_delete`, dependencies).
-- `run_pulumi(build, stack, config)` runs `build()` under the mocks and returns a `PulumiRun` with the
-  resources, the resolved stack exports and which exports are secret.
-- `stack_config(stack)` is the config the CLI would hand the program for Pulumi.<stack>.yaml, plus
-  test identities for the placeholder ids and the secrets in `TEST_SECRETS`.
+"""tests/infra: the Pulumi mocks harness lives in `infra.mocks` (the offline plan runs the program with it
+too); its names are imported here so tests keep using `tests.infra.conftest`.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import json
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from typing import Any
-
-import pulumi
 import pytest
-from pulumi.runtime import rpc, settings
-from pulumi.runtime.mocks import MockCallArgs, MockMonitor, MockResourceArgs
-from pulumi.runtime.sync_await import _sync_await
 
-from infra.config.stack_files import stack_settings
-from tests.infra.aws_mocks import AWS_COMPUTED_OUTPUTS, AWS_INVOKE_RESULTS
-
-PROJECT = "steadytext-edge"
-
-TEST_ACCOUNT_ID = "a1b2c3d4e5f60718293a4b5c6d7e8f90"
-TEST_ZONE_ID = "0f9e8d7c6b5a49382716f5e4d3c2b1a0"
-
-# Stack files hold placeholders for the account's own ids: the tests stand in real-looking ones.
-TEST_IDENTITY = {
-    f"{PROJECT}:accountId": TEST_ACCOUNT_ID,
-    f"{PROJECT}:zoneId": TEST_ZONE_ID,
-}
-
-# Every secret a stack needs, with values distinctive enough to grep for in recorded state.
-TEST_SECRETS = {
-    "cloudflare:apiToken": "SECRET-cloudflare-api-token",
-    f"{PROJECT}:originToken": "SECRET-origin-bearer-token",
-    f"{PROJECT}:metricsToken": "SECRET-metrics-scrape-token",
-    f"{PROJECT}:r2AccessKeyId": "SECRET-r2-access-key-id",
-    f"{PROJECT}:r2SecretAccessKey": "SECRET-r2-secret-access-key",
-}
-
-CF = "cloudflare:index"
-
-
-def _hex_id(name: str, length: int = 32) -> str:
-    return hashlib.sha256(name.encode()).hexdigest()[:length]
-
-
-def _uuid(name: str) -> str:
-    h = _hex_id(name)
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:32]}"
-
-
-# Outputs the provider computes (ids, AUDs, generated credentials), by resource type token.
-COMPUTED_OUTPUTS: dict[str, Callable[[MockResourceArgs], dict]] = {
-    f"{CF}/d1Database:D1Database": lambda a: {"uuid": _uuid(a.name)},
-    f"{CF}/zeroTrustAccessApplication:ZeroTrustAccessApplication": lambda a: {"aud": _hex_id(a.name, 64)},
-    f"{CF}/zeroTrustAccessServiceToken:ZeroTrustAccessServiceToken": lambda a: {
-        "clientId": f"{_hex_id(a.name)}.access",
-        "clientSecret": f"SECRET-access-client-secret-{_hex_id(a.name, 8)}",
-    },
-}
-
-# Invoke results by function token.
-INVOKE_RESULTS: dict[str, Callable[[dict], dict]] = {
-    f"{CF}/getZeroTrustTunnelCloudflaredToken:getZeroTrustTunnelCloudflaredToken": lambda args: {
-        "token": "SECRET-tunnel-token-"
-        + base64.b64encode(json.dumps({"a": args["accountId"], "t": args["tunnelId"]}).encode()).decode()
-    },
-}
-
-
-# The AWS side's computed outputs and invokes live beside its tests.
-COMPUTED_OUTPUTS.update(AWS_COMPUTED_OUTPUTS)
-INVOKE_RESULTS.update(AWS_INVOKE_RESULTS)
-
-
-def plain(value: Any) -> Any:
-    """The value with every secret wrapper removed (to compare contents)."""
-    if rpc.is_rpc_secret(value):
-        return plain(rpc.unwrap_rpc_secret(value))
-    if isinstance(value, dict):
-        return {key: plain(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [plain(item) for item in value]
-    return value
-
-
-def plaintext_leaks(value: Any, needles: Iterable[str]) -> list[str]:
-    """Needles that occur in `value` outside any secret wrapper."""
-    if rpc.is_rpc_secret(value):
-        return []
-    if isinstance(value, dict):
-        return [leak for item in value.values() for leak in plaintext_leaks(item, needles)]
-    if isinstance(value, list):
-        return [leak for item in value for leak in plaintext_leaks(item, needles)]
-    if isinstance(value, str):
-        return [needle for needle in needles if needle in value]
-    return []
-
-
-@dataclass
-class RecordedResource:
-    type: str
-    name: str
-    urn: str
-    custom: bool
-    inputs: dict  # as sent to the engine: secrets still wrapped (see `plain`)
-    parent: str
-    protect: bool
-    retain_on_delete: bool
-    dependencies: list[str]
-
-    def input(self, key: str) -> Any:
-        return plain(self.inputs.get(key))
-
-
-class RecordingMocks(pulumi.runtime.Mocks):
-    def __init__(self) -> None:
-        self.invocations: list[tuple[str, dict]] = []
-
-    def new_resource(self, args: MockResourceArgs) -> tuple[str, dict]:
-        computed = COMPUTED_OUTPUTS.get(args.typ)
-        outputs = {**args.inputs, **(computed(args) if computed else {})}
-        return f"{args.name}-id", outputs
-
-    def call(self, args: MockCallArgs) -> dict:
-        self.invocations.append((args.token, plain(args.args)))
-        answer = INVOKE_RESULTS.get(args.token)
-        if answer is None:
-            raise NotImplementedError(f"tests/infra/conftest.py has no INVOKE_RESULTS entry for {args.token}")
-        return answer(plain(args.args))
-
-
-class RecordingMonitor(MockMonitor):
-    def __init__(self, mocks: RecordingMocks) -> None:
-        super().__init__(mocks)
-        self.recorded: list[RecordedResource] = []
-
-    def RegisterResource(self, request):  # noqa: N802 (the engine's RPC name)
-        response = super().RegisterResource(request)
-        if request.type != "pulumi:pulumi:Stack":
-            self.recorded.append(RecordedResource(
-                type=request.type,
-                name=request.name,
-                urn=response.urn,
-                custom=request.custom,
-                inputs=rpc.deserialize_properties(request.object),
-                parent=request.parent,
-                protect=request.protect,
-                retain_on_delete=request.retainOnDelete,
-                dependencies=list(request.dependencies),
-            ))
-        return response
-
-
-@dataclass
-class PulumiRun:
-    resources: list[RecordedResource]
-    outputs: dict[str, Any]
-    secret_outputs: set[str]
-    invocations: list[tuple[str, dict]] = field(default_factory=list)
-
-    def of_type(self, token: str) -> list[RecordedResource]:
-        return [r for r in self.resources if r.type == token]
-
-    def one(self, token: str) -> RecordedResource:
-        found = self.of_type(token)
-        assert len(found) == 1, f"expected one {token}, found {[r.name for r in found]}"
-        return found[0]
-
-    def by_urn(self, urn: str) -> RecordedResource:
-        return next(r for r in self.resources if r.urn == urn)
-
-
-def run_pulumi(build: Callable[[], Any], *, stack: str, config: dict[str, str],
-               secret_keys: Iterable[str] = ()) -> PulumiRun:
-    """Run `build` (the program, or a component under test) as stack `stack` under the mocks."""
-    pulumi.runtime.set_all_config(dict(config), secret_keys=list(secret_keys))
-    settings.ROOT.set(None)  # a fresh root Stack per run, so exports do not leak between runs
-    mocks = RecordingMocks()
-    monitor = RecordingMonitor(mocks)
-    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False, monitor=monitor)
-
-    @pulumi.runtime.test
-    def program():
-        return build()
-
-    program()
-    exports = settings.get_root_resource().outputs
-    resolved: dict[str, Any] = {}
-    secret: set[str] = set()
-    for name, value in exports.items():
-        output = pulumi.Output.from_input(value)
-        resolved[name] = _sync_await(output.future())
-        if _sync_await(output.is_secret()):
-            secret.add(name)
-    return PulumiRun(monitor.recorded, resolved, secret, mocks.invocations)
-
-
-def stack_config(stack: str, overrides: dict[str, str] | None = None, without: Iterable[str] = ()) -> dict[str, str]:
-    """What `pulumi up -s <stack>` would hand the program, with test ids and secrets filled in.
-    `without` removes keys (fully qualified) to test what happens when they are missing."""
-    config = {**stack_settings(stack), **TEST_IDENTITY, **TEST_SECRETS, **(overrides or {})}
-    for key in without:
-        config.pop(key, None)
-    return config
+from infra.mocks import (  # noqa: F401 (re-exported for the tests)
+    PROJECT,
+    TEST_ACCOUNT_ID,
+    TEST_IDENTITY,
+    TEST_SECRETS,
+    TEST_ZONE_ID,
+    PulumiRun,
+    RecordedResource,
+    plain,
+    plaintext_leaks,
+    run_pulumi,
+    stack_config,
+)
 
 
 @pytest.fixture(scope="session")
