@@ -38,8 +38,13 @@ function logFailure(what: string): (error: Error) => void {
 	return (error) => console.error(`cache: ${what} failed:`, error.message);
 }
 
-function putKv(env: Env, key: string, body: string, meta: KvMetadata, ttlSeconds: number): Promise<void> {
-	return env.CACHE.put(key, body, { expirationTtl: ttlSeconds, metadata: meta });
+// Async wrappers turn a binding's synchronous throw into a rejection that the write-behind catches.
+async function putKv(env: Env, key: string, body: string, meta: KvMetadata, ttlSeconds: number): Promise<void> {
+	await env.CACHE.put(key, body, { expirationTtl: ttlSeconds, metadata: meta });
+}
+
+async function runD1(env: Env, sql: string, ...values: unknown[]): Promise<void> {
+	await env.DB.prepare(sql).bind(...values).run();
 }
 
 async function lookupKv(env: Env, key: string): Promise<CachedAnswer | null> {
@@ -67,10 +72,9 @@ async function lookupD1(env: Env, ctx: ExecutionContext, kind: Kind, key: string
 	if (!row) return null;
 	const answer: CachedAnswer = { body: row.body, contentType: row.content_type, fingerprint: row.fingerprint, tier: "d1" };
 	const now = nowSeconds();
-	const touch = env.DB.prepare(`UPDATE ${table} SET access_count = access_count + 1, accessed_at = ?, expires_at = ? WHERE cache_key = ?`)
-		.bind(now, now + ttlSeconds, key)
-		.run()
-		.catch(logFailure("D1 access update"));
+	const touch = runD1(env, `UPDATE ${table} SET access_count = access_count + 1, accessed_at = ?, expires_at = ? WHERE cache_key = ?`, now, now + ttlSeconds, key).catch(
+		logFailure("D1 access update"),
+	);
 	const promote =
 		row.access_count + 1 >= PROMOTE_AFTER_HITS
 			? putKv(env, key, row.body, { contentType: row.content_type, fingerprint: row.fingerprint }, ttlSeconds).catch(
@@ -91,15 +95,22 @@ export function store(env: Env, ctx: ExecutionContext, entry: CacheEntry, ttlSec
 	const kv = putKv(env, entry.key, entry.body, { contentType: entry.contentType, fingerprint: entry.fingerprint }, ttlSeconds).catch(
 		logFailure("KV write"),
 	);
-	const d1 = env.DB.prepare(
+	const d1 = runD1(
+		env,
 		`INSERT INTO ${TABLE[entry.kind]} (cache_key, route, parameters, fingerprint, body, content_type, created_at, accessed_at, expires_at, access_count)
 		 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0)
 		 ON CONFLICT (cache_key) DO UPDATE SET body = excluded.body, content_type = excluded.content_type,
 		   fingerprint = excluded.fingerprint, accessed_at = excluded.accessed_at, expires_at = excluded.expires_at`,
-	)
-		.bind(entry.key, entry.route, entry.parameters, entry.fingerprint, entry.body, entry.contentType, now, now, now + ttlSeconds)
-		.run()
-		.catch(logFailure("D1 write"));
+		entry.key,
+		entry.route,
+		entry.parameters,
+		entry.fingerprint,
+		entry.body,
+		entry.contentType,
+		now,
+		now,
+		now + ttlSeconds,
+	).catch(logFailure("D1 write"));
 	ctx.waitUntil(Promise.all([kv, d1]));
 }
 

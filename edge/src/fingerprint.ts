@@ -33,9 +33,18 @@ export function rememberFingerprint(env: Env, config: Settings, ctx: ExecutionCo
 	const previous = memo.get(memoKey(config))?.value;
 	memo.set(memoKey(config), { value, atMs: Date.now() });
 	if (previous !== value) {
-		ctx.waitUntil(
-			env.CACHE.put(FINGERPRINT_KV_KEY, value).catch((error: Error) => console.error("fingerprint: KV write failed:", error.message)),
-		);
+		const persist = async () => env.CACHE.put(FINGERPRINT_KV_KEY, value);
+		ctx.waitUntil(persist().catch((error: Error) => console.error("fingerprint: KV write failed:", error.message)));
+	}
+}
+
+async function persistedFingerprint(env: Env): Promise<string | null> {
+	try {
+		const value = await env.CACHE.get(FINGERPRINT_KV_KEY);
+		return isFingerprint(value) ? value : null;
+	} catch (error) {
+		console.error("fingerprint: KV read failed:", (error as Error).message);
+		return null;
 	}
 }
 
@@ -48,8 +57,7 @@ export async function currentFingerprint(env: Env, config: Settings, ctx: Execut
 		rememberFingerprint(env, config, ctx, value);
 		return value;
 	} catch (error) {
-		const persisted = await env.CACHE.get(FINGERPRINT_KV_KEY).catch(() => null);
-		const fallback = isFingerprint(persisted) ? persisted : known?.value;
+		const fallback = (await persistedFingerprint(env)) ?? known?.value;
 		if (!fallback) throw error instanceof OriginUnavailableError ? error : new OriginUnavailableError(5);
 		// Keep serving hits with the last known fingerprint without asking the dead origin on every request.
 		memo.set(memoKey(config), { value: fallback, atMs: Date.now() });

@@ -1,0 +1,118 @@
+// A fake inference runtime behind globalThis.fetch (the Worker's network boundary). It answers in the
+// shapes of docs/interfaces.md, records every call, and can be made slow, failing or unreachable per
+// origin host. Bodies are pretty-printed on purpose: a byte-identical replay cannot come from re-encoding.
+import { vi } from "vitest";
+
+export const FINGERPRINT = "0123456789abcdef0123456789abcdef";
+
+export interface OriginCall {
+	host: string;
+	path: string;
+	method: string;
+	headers: Headers;
+	body: Record<string, any> | null;
+}
+
+export interface HostBehaviour {
+	/** "down": connection refused; a number: answer every call with that status. */
+	fail?: "down" | number;
+	delayMs?: number;
+}
+
+type Json = Record<string, any>;
+
+function delay(ms: number, signal: AbortSignal | null): Promise<void> {
+	return new Promise((resolve, reject) => {
+		const timer = setTimeout(resolve, ms);
+		signal?.addEventListener("abort", () => {
+			clearTimeout(timer);
+			reject(new DOMException("The operation was aborted", "AbortError"));
+		});
+	});
+}
+
+export class FakeOrigin {
+	readonly calls: OriginCall[] = [];
+	readonly hosts = new Map<string, HostBehaviour>();
+	fingerprint = FINGERPRINT;
+
+	set(host: string, behaviour: HostBehaviour): this {
+		this.hosts.set(host, behaviour);
+		return this;
+	}
+
+	callsTo(path: string, host?: string): OriginCall[] {
+		return this.calls.filter((call) => call.path === path && (host === undefined || call.host === host));
+	}
+
+	generatedText(body: Json): string {
+		const prompt = body.prompt ?? body.messages?.map((m: Json) => m.content).join("|");
+		return `gen(${prompt}|${body.max_tokens ?? 16}|${body.seed ?? 42}|${JSON.stringify(body.stop ?? null)}) é`;
+	}
+
+	private json(payload: unknown, status = 200): Response {
+		return new Response(JSON.stringify(payload, null, 1), {
+			status,
+			headers: { "content-type": "application/json", "x-model-fingerprint": this.fingerprint },
+		});
+	}
+
+	private stream(events: unknown[], done = false): Response {
+		const text = events.map((event) => `data: ${JSON.stringify(event)}\n\n`).join("") + (done ? "data: [DONE]\n\n" : "");
+		return new Response(text, { headers: { "content-type": "text/event-stream", "x-model-fingerprint": this.fingerprint } });
+	}
+
+	private answer(path: string, method: string, body: Json | null): Response {
+		const fingerprint = this.fingerprint;
+		const usage = { prompt_tokens: 3, completion_tokens: 5 };
+		if (path === "/v1/status" && method === "GET") {
+			return this.json({ fingerprint, model: { name: "gemma3-270m", sha256: "a5fd", n_ctx: 2048, embedding_dim: 4 } });
+		}
+		if (path === "/v1/models" && method === "GET") return this.json({ object: "list", data: [{ id: "gemma3-270m", object: "model" }] });
+		if (method !== "POST" || body === null) return this.json({ error: { type: "not_found", message: "no route" } }, 404);
+		if (body.prompt === "origin says no") return this.json({ error: { type: "invalid_request", message: "prompt too long", field: "prompt" } }, 400);
+		const text = this.generatedText(body);
+		const inputs: string[] = Array.isArray(body.input) ? body.input : [body.input ?? ""];
+		const vectors = inputs.map((input) => [input.length / 100, 0.5, -0.25, 0.125]);
+		switch (path) {
+			case "/v1/generate":
+				if (body.stream) return this.stream([{ token: text.slice(0, 4) }, { token: text.slice(4) }, { done: true, text, finish_reason: "length", usage, fingerprint }]);
+				return this.json({ text, finish_reason: "length", usage, model: "gemma3-270m", fingerprint });
+			case "/v1/embed":
+				return this.json({ embeddings: vectors, dim: 4, model: "gemma3-270m", fingerprint });
+			case "/v1/completions": {
+				const base = { id: "cmpl-1", object: "text_completion", created: 1700000000, model: "gemma3-270m", system_fingerprint: fingerprint };
+				if (body.stream) return this.stream([{ ...base, choices: [{ index: 0, text, finish_reason: "length" }] }], true);
+				return this.json({ ...base, choices: [{ index: 0, text, finish_reason: "length", logprobs: null }], usage });
+			}
+			case "/v1/chat/completions": {
+				const base = { id: "chatcmpl-1", created: 1700000000, model: "gemma3-270m", system_fingerprint: fingerprint };
+				const message = { role: "assistant", content: text };
+				return this.json({ ...base, object: "chat.completion", choices: [{ index: 0, message, finish_reason: "length" }], usage });
+			}
+			case "/v1/embeddings":
+				return this.json({ object: "list", data: vectors.map((embedding, index) => ({ object: "embedding", index, embedding })), model: "gemma3-270m" });
+			default:
+				return this.json({ error: { type: "not_found", message: "no route" } }, 404);
+		}
+	}
+
+	async handle(input: RequestInfo | URL, init?: RequestInit): Promise<Response> {
+		const request = new Request(input, init);
+		const url = new URL(request.url);
+		const text = request.method === "POST" ? await request.text() : "";
+		this.calls.push({ host: url.host, path: url.pathname, method: request.method, headers: request.headers, body: text ? JSON.parse(text) : null });
+		const behaviour = this.hosts.get(url.host) ?? {};
+		if (behaviour.delayMs) await delay(behaviour.delayMs, init?.signal ?? null);
+		if (behaviour.fail === "down") throw new TypeError("Network connection lost.");
+		if (typeof behaviour.fail === "number") return new Response("origin failure", { status: behaviour.fail });
+		return this.answer(url.pathname, request.method, text ? JSON.parse(text) : null);
+	}
+}
+
+/** Replaces globalThis.fetch for the current test file; restore with vi.restoreAllMocks(). */
+export function installFakeOrigin(): FakeOrigin {
+	const origin = new FakeOrigin();
+	vi.spyOn(globalThis, "fetch").mockImplementation((input, init) => origin.handle(input, init));
+	return origin;
+}
