@@ -11,6 +11,8 @@ from infra.config.reader import HOSTNAME, ConfigError, ConfigReader
 
 RESOURCE_PREFIX = re.compile(r"^[a-z][a-z0-9-]{2,40}[a-z0-9]$")
 DURATION = re.compile(r"^[0-9]+(m|h)$")
+FINGERPRINT = re.compile(r"^[0-9a-f]{32}$")
+TEAM_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
@@ -24,12 +26,15 @@ class WorkerSettings:
     max_body_bytes: int
     origin_timeout_ms: int
     origin_fallback_url: str
+    # "" = the Worker learns the fingerprint from the origin; set it to pin cache keys to one model build.
+    model_fingerprint: str
 
 
 @dataclass(frozen=True)
 class AccessSettings:
     """Who may reach the origin hostname besides the Worker's service token."""
 
+    team_name: str
     email_domains: tuple[str, ...]
     group_ids: tuple[str, ...]
     require_device_posture: bool
@@ -61,6 +66,8 @@ class CloudflareConfig:
 def _worker_settings(read: ConfigReader) -> WorkerSettings:
     fallback = read.optional_string("originFallbackUrl", example="https://backup-origin.example.com",
                                     pattern=re.compile(r"^https://[^\s/]+(/\S*)?$"), shape="an https:// URL")
+    fingerprint = read.optional_string("modelFingerprint", example="0123456789abcdef0123456789abcdef",
+                                       pattern=FINGERPRINT, shape="the runtime's 32-hex-digit fingerprint")
     return WorkerSettings(
         dlp_policy=read.choice("dlpPolicy", ("block", "redact")),
         cache_ttl_seconds=read.integer("cacheTtlSeconds", example=86400, minimum=60, maximum=31_536_000),
@@ -68,6 +75,7 @@ def _worker_settings(read: ConfigReader) -> WorkerSettings:
         max_body_bytes=read.integer("maxBodyBytes", example=65536, minimum=1024, maximum=100_000_000),
         origin_timeout_ms=read.integer("originTimeoutMs", example=60000, minimum=1000, maximum=600_000),
         origin_fallback_url=fallback or "",
+        model_fingerprint=fingerprint or "",
     )
 
 
@@ -82,6 +90,8 @@ def _access_settings(read: ConfigReader) -> AccessSettings:
                           f"is empty and so is {read.key('accessGroupIds')}: name at least one domain or group",
                           f"--path '{read.key('accessEmailDomains')}[0]' example.com")
     return AccessSettings(
+        team_name=read.string("accessTeamName", example="my-team", pattern=TEAM_NAME,
+                              shape="the Zero Trust team name (<team>.cloudflareaccess.com)"),
         email_domains=email_domains,
         group_ids=group_ids,
         require_device_posture=read.boolean("accessRequireDevicePosture"),

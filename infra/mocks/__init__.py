@@ -40,6 +40,7 @@ PLACEHOLDER_PREFIX = "REPLACE_WITH_"
 TEST_IDENTITY = {
     f"{PROJECT}:accountId": TEST_ACCOUNT_ID,
     f"{PROJECT}:zoneId": TEST_ZONE_ID,
+    f"{PROJECT}:accessTeamName": "steadytext-test",
 }
 
 # Every secret a stack needs (stack files hold none: they are set with `pulumi config set --secret`), with

@@ -1,0 +1,1 @@
+"""One `pulumi.ComponentResource` per concern; each takes a frozen args dataclass."""

@@ -1,0 +1,71 @@
+"""The Worker's storage: D1 (persistent cache, metrics, API keys) with `schema.sql` applied, a KV
+namespace (hot cache tier) and the R2 bucket for model artifacts.
+
+Everything here holds data, so with `protect` (prod) each resource is protected and retained on
+delete: a mistaken `pulumi destroy` or a replacement cannot wipe the cache or the models.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pulumi
+import pulumi_cloudflare as cf
+
+from infra import REPO_ROOT
+from infra.components.d1_schema import CLOUDFLARE_API, D1Schema, D1SchemaArgs
+
+SCHEMA_FILE = REPO_ROOT / "schema.sql"
+# Model uploads are multipart; parts of an upload that died must not linger (and bill) forever.
+ABORT_INCOMPLETE_UPLOADS_AFTER_SECONDS = 7 * 24 * 3600
+
+
+@dataclass(frozen=True)
+class EdgeStorageArgs:
+    account_id: str
+    resource_prefix: str
+    protect: bool
+    api_token: pulumi.Input[str]
+    schema_file: Path = SCHEMA_FILE
+    api_base: str = CLOUDFLARE_API
+
+
+class EdgeStorage(pulumi.ComponentResource):
+    def __init__(self, name: str, args: EdgeStorageArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("steadytext:cloudflare:EdgeStorage", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        stateful = pulumi.ResourceOptions(parent=self, protect=args.protect, retain_on_delete=args.protect)
+
+        self.database = cf.D1Database(
+            f"{name}-d1", account_id=args.account_id, name=f"{args.resource_prefix}-cache",
+            read_replication={"mode": "disabled"}, opts=stateful,
+        )
+        self.schema = D1Schema(f"{name}-d1-schema", D1SchemaArgs(
+            account_id=args.account_id, database_id=self.database.uuid, schema_file=args.schema_file,
+            api_token=args.api_token, api_base=args.api_base,
+        ), opts=child)
+        self.kv_namespace = cf.WorkersKvNamespace(
+            f"{name}-kv", account_id=args.account_id, title=f"{args.resource_prefix}-cache", opts=stateful,
+        )
+        self.models_bucket = cf.R2Bucket(
+            f"{name}-models", account_id=args.account_id, name=f"{args.resource_prefix}-models", opts=stateful,
+        )
+        self.models_lifecycle = cf.R2BucketLifecycle(
+            f"{name}-models-lifecycle", account_id=args.account_id, bucket_name=self.models_bucket.name,
+            rules=[{
+                "id": "abort-incomplete-multipart-uploads",
+                "enabled": True,
+                "conditions": {"prefix": ""},
+                "abort_multipart_uploads_transition": {
+                    "condition": {"type": "Age", "max_age": ABORT_INCOMPLETE_UPLOADS_AFTER_SECONDS},
+                },
+            }],
+            opts=child,
+        )
+        self.register_outputs({
+            "d1_database_id": self.database.uuid,
+            "d1_schema_sha256": self.schema.sql_sha256,
+            "kv_namespace_id": self.kv_namespace.id,
+            "models_bucket_name": self.models_bucket.name,
+        })

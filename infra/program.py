@@ -1,0 +1,122 @@
+"""The program `pulumi up` runs (via infra/__main__.py), importable so tests and the offline plan can
+run it under mocks: read the config, declare the Cloudflare side, export what operators and the AWS
+side need."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+
+from infra import config
+from infra.components.edge_storage import EdgeStorage, EdgeStorageArgs
+from infra.components.edge_worker import EdgeWorker, EdgeWorkerArgs
+from infra.components.model_artifact import ModelArtifact, ModelArtifactArgs
+from infra.components.origin_tunnel import OriginTunnel, OriginTunnelArgs
+from infra.components.zero_trust import ZeroTrust, ZeroTrustArgs
+from infra.config import StackConfig
+from infra.config.model import ModelConfig
+from infra.dlp_patterns import load_dlp_patterns
+from infra.worker_bundle import WorkerBundle, build_worker_bundle
+from infra.wrangler_config import load_wrangler_config
+
+
+@dataclass(frozen=True)
+class CloudflareEdge:
+    storage: EdgeStorage
+    model: ModelArtifact
+    zero_trust: ZeroTrust
+    tunnel: OriginTunnel
+    worker: EdgeWorker
+
+
+def local_model(model: ModelConfig):
+    """The GGUF to upload and its sha256 (runtime.model_source: the same resolution the runtime uses)."""
+    from runtime.model_source import ModelFile, resolve_model, sha256_of
+    from runtime.settings import RuntimeSettings
+
+    if model.file is not None:
+        return ModelFile(model.file, sha256_of(model.file))
+    return resolve_model(RuntimeSettings(model_path=None, model_url=None, model_sha256=None))
+
+
+def worker_vars(cfg: StackConfig) -> dict[str, str]:
+    cf, worker = cfg.cloudflare, cfg.cloudflare.worker
+    return {
+        "ORIGIN_URL": f"https://{cf.origin_hostname}",
+        "ORIGIN_FALLBACK_URL": worker.origin_fallback_url,
+        "DLP_POLICY": worker.dlp_policy,
+        "CACHE_TTL_SECONDS": str(worker.cache_ttl_seconds),
+        "MAX_TOKENS_LIMIT": str(worker.max_tokens_limit),
+        "MAX_BODY_BYTES": str(worker.max_body_bytes),
+        "ORIGIN_TIMEOUT_MS": str(worker.origin_timeout_ms),
+        "ENVIRONMENT": cfg.stack,
+        "MODEL_FINGERPRINT": worker.model_fingerprint,
+    }
+
+
+def deploy_cloudflare(cfg: StackConfig, bundle: WorkerBundle) -> CloudflareEdge:
+    cf = cfg.cloudflare
+    wrangler = load_wrangler_config()
+    model_file = local_model(cfg.model)
+    storage = EdgeStorage("edge-storage", EdgeStorageArgs(
+        account_id=cf.account_id, resource_prefix=cf.resource_prefix, protect=cfg.protect, api_token=cf.api_token,
+    ))
+    model = ModelArtifact("model", ModelArtifactArgs(
+        endpoint=cf.r2_endpoint, bucket=storage.models_bucket.name, path=model_file.path, sha256=model_file.sha256,
+        access_key_id=cf.r2_access_key_id, secret_access_key=cf.r2_secret_access_key,
+    ))
+    zero_trust = ZeroTrust("zero-trust", ZeroTrustArgs(
+        account_id=cf.account_id, resource_prefix=cf.resource_prefix, api_hostname=cf.api_hostname,
+        origin_hostname=cf.origin_hostname, access=cf.access, dlp_patterns=load_dlp_patterns(),
+    ))
+    tunnel = OriginTunnel("origin", OriginTunnelArgs(
+        account_id=cf.account_id, zone_id=cf.zone_id, tunnel_name=f"{cf.resource_prefix}-origin",
+        origin_hostname=cf.origin_hostname, origin_port=cf.origin_port, access_team_name=cf.access.team_name,
+        access_aud=zero_trust.application.aud,
+    ))
+    worker = EdgeWorker("edge", EdgeWorkerArgs(
+        account_id=cf.account_id, zone_id=cf.zone_id, script_name=cf.resource_prefix, api_hostname=cf.api_hostname,
+        bundle=bundle, wrangler=wrangler,
+        resource_ids={
+            "DB": storage.database.uuid,
+            "CACHE": storage.kv_namespace.id,
+            "MODELS": storage.models_bucket.name,
+        },
+        plain_vars=worker_vars(cfg),
+        secrets={
+            "CF_ACCESS_CLIENT_ID": zero_trust.service_token.client_id,
+            "CF_ACCESS_CLIENT_SECRET": zero_trust.service_token.client_secret,
+            "ORIGIN_TOKEN": cf.origin_token,
+            "METRICS_TOKEN": cf.metrics_token,
+        },
+        after=(storage.schema,),
+    ))
+    return CloudflareEdge(storage=storage, model=model, zero_trust=zero_trust, tunnel=tunnel, worker=worker)
+
+
+def export_cloudflare(edge: CloudflareEdge, cfg: StackConfig) -> None:
+    pulumi.export("apiUrl", edge.worker.url)
+    pulumi.export("workerScriptName", edge.worker.script.script_name)
+    pulumi.export("originHostname", cfg.cloudflare.origin_hostname)
+    pulumi.export("d1DatabaseId", edge.storage.database.uuid)
+    pulumi.export("kvNamespaceId", edge.storage.kv_namespace.id)
+    pulumi.export("modelsBucket", edge.storage.models_bucket.name)
+    pulumi.export("modelObjectKey", edge.model.key)
+    pulumi.export("modelSha256", edge.model.sha256)
+    pulumi.export("modelUrl", edge.model.url)
+    pulumi.export("accessApplicationAud", edge.zero_trust.application.aud)
+    pulumi.export("accessServiceTokenClientId", edge.zero_trust.service_token.client_id)
+    pulumi.export("dlpProfileId", edge.zero_trust.dlp_profile.id)
+    pulumi.export("tunnelId", edge.tunnel.tunnel.id)
+    pulumi.export("tunnelToken", edge.tunnel.token)
+
+
+def run(bundle: WorkerBundle | None = None) -> CloudflareEdge:
+    """Declare the whole stack. `bundle`: a Worker bundle already built (tests, the offline plan);
+    by default wrangler builds one from edge/."""
+    cfg = config.load()
+    edge = deploy_cloudflare(cfg, bundle or build_worker_bundle())
+    export_cloudflare(edge, cfg)
+    # The AWS side (issue 5) is declared here from `cfg.aws` and `edge` (tunnel token, model object).
+    return edge

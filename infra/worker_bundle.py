@@ -1,0 +1,53 @@
+"""The Worker bundle that `pulumi up` uploads: wrangler's own build of `edge/` (esbuild, the same one
+`wrangler deploy` would run), so the deployed code is byte-identical to a wrangler deploy."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from infra import REPO_ROOT
+
+EDGE_DIR = REPO_ROOT / "edge"
+DEFAULT_OUT_DIR = EDGE_DIR / "worker-bundle"
+MAIN_MODULE = "index.js"
+
+
+class WorkerBundleError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class WorkerBundle:
+    main_module: Path
+    sha256: str
+
+    @classmethod
+    def from_dir(cls, out_dir: Path) -> WorkerBundle:
+        main = out_dir / MAIN_MODULE
+        if not main.is_file():
+            raise WorkerBundleError(f"{main} is missing: build the bundle first")
+        extra = sorted(p.name for p in out_dir.iterdir()
+                       if p.suffix in (".js", ".mjs", ".wasm") and p.name != MAIN_MODULE)
+        if extra:
+            # The program uploads one module; a split bundle would deploy a Worker missing code.
+            raise WorkerBundleError(f"the bundle in {out_dir} has extra modules {extra}; only {MAIN_MODULE} is uploaded")
+        return cls(main_module=main, sha256=hashlib.sha256(main.read_bytes()).hexdigest())
+
+
+def build_worker_bundle(out_dir: Path = DEFAULT_OUT_DIR) -> WorkerBundle:
+    """Run `wrangler deploy --dry-run --outdir` in edge/ (needs edge/node_modules: `npm ci` there)."""
+    if not (EDGE_DIR / "node_modules" / ".bin" / "wrangler").exists():
+        raise WorkerBundleError(f"{EDGE_DIR}/node_modules has no wrangler: run `npm ci` in edge/ first")
+    env = {**os.environ, "WRANGLER_SEND_METRICS": "false", "CLOUDFLARE_CF_FETCH_ENABLED": "false"}
+    result = subprocess.run(
+        ["npx", "--no-install", "wrangler", "deploy", "--dry-run", "--outdir", str(out_dir)],
+        cwd=EDGE_DIR, env=env, capture_output=True, text=True, check=False,
+    )
+    if result.returncode != 0:
+        raise WorkerBundleError(f"wrangler could not build the Worker (exit {result.returncode}):\n"
+                                f"{result.stdout[-4000:]}{result.stderr[-4000:]}")
+    return WorkerBundle.from_dir(out_dir)
