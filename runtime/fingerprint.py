@@ -1,0 +1,55 @@
+"""The fingerprint: a short digest of everything that decides the bytes of an answer.
+
+The edge puts it into every cache key, so a new model file, llama.cpp build, backend or decoding setting
+starts a fresh cache namespace instead of serving answers that this runtime would no longer produce.
+"""
+
+import hashlib
+import json
+import sys
+from dataclasses import dataclass
+
+import llama_cpp
+
+from runtime.engine import GREEDY
+from runtime.model_source import ModelFile
+from runtime.settings import RuntimeSettings
+
+HEADER = "X-Model-Fingerprint"
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    value: str
+    backend: str
+    versions: dict[str, str]
+
+
+def detect_backend(n_gpu_layers: int) -> str:
+    if n_gpu_layers != 0 and llama_cpp.llama_supports_gpu_offload():
+        return "cuda"
+    return "cpu"
+
+
+def compute_fingerprint(model: ModelFile, settings: RuntimeSettings) -> Fingerprint:
+    backend = detect_backend(settings.n_gpu_layers)
+    versions = {
+        "llama_cpp_python": llama_cpp.__version__,
+        # llama-cpp-python pins the llama.cpp commit it vendors; the system info adds the compiled-in
+        # CPU/GPU features, which select different kernels and so different rounding.
+        "llama_cpp_system": llama_cpp.llama_print_system_info().decode("utf-8", "replace").strip(),
+        "python": sys.version.split()[0],
+    }
+    decisive = {
+        "model_sha256": model.sha256,
+        "llama_cpp_python": versions["llama_cpp_python"],
+        "llama_cpp_system": versions["llama_cpp_system"],
+        "backend": backend,
+        "n_gpu_layers": settings.n_gpu_layers,
+        "n_ctx": settings.n_ctx,
+        "default_seed": settings.default_seed,
+        "sampling": GREEDY,
+        "embedding": {"pooling": "mean", "normalize": "l2", "dtype": "float32"},
+    }
+    canonical = json.dumps(decisive, sort_keys=True, separators=(",", ":"))
+    return Fingerprint(hashlib.sha256(canonical.encode()).hexdigest()[:32], backend, versions)

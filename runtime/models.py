@@ -1,0 +1,39 @@
+"""Loading the engines for one model file and describing what was loaded."""
+
+import time
+from dataclasses import dataclass
+
+from runtime.engine import EmbeddingEngine, GenerationEngine, LlamaOptions
+from runtime.fingerprint import Fingerprint, compute_fingerprint
+from runtime.model_source import ModelFile
+from runtime.settings import RuntimeSettings
+
+
+@dataclass(frozen=True)
+class LoadedModels:
+    model: ModelFile
+    generator: GenerationEngine
+    embedder: EmbeddingEngine
+    fingerprint: Fingerprint
+    load_seconds: dict[str, float]
+
+
+def load_models(model: ModelFile, settings: RuntimeSettings) -> LoadedModels:
+    options = LlamaOptions(
+        n_ctx=settings.n_ctx,
+        n_gpu_layers=settings.n_gpu_layers,
+        n_threads=settings.n_threads,
+        seed=settings.default_seed,
+    )
+    started = time.perf_counter()
+    generator = GenerationEngine(str(model.path), options)
+    generator_seconds = time.perf_counter() - started
+    embedder = EmbeddingEngine(str(model.path), options)
+    embedder_seconds = time.perf_counter() - started - generator_seconds
+    return LoadedModels(
+        model=model,
+        generator=generator,
+        embedder=embedder,
+        fingerprint=compute_fingerprint(model, settings),
+        load_seconds={"generate": generator_seconds, "embed": embedder_seconds},
+    )

@@ -1,0 +1,76 @@
+"""The native API the edge Worker calls: /v1/generate (optionally streamed) and /v1/embed."""
+
+from collections.abc import AsyncIterator
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from runtime.body import read_json
+from runtime.engine import Generation
+from runtime.fingerprint import HEADER
+from runtime.schemas import EmbedRequest, GenerateRequest
+from runtime.service import DecodingLimits
+from runtime.sse import event, event_stream
+from runtime.state import runtime_state
+
+router = APIRouter()
+
+
+def usage(result: Generation) -> dict[str, int]:
+    return {"prompt_tokens": result.prompt_tokens, "completion_tokens": result.completion_tokens}
+
+
+@router.post("/v1/generate")
+async def generate(request: Request):
+    state = runtime_state(request)
+    body = await read_json(request, GenerateRequest, state.settings.max_body_bytes)
+    service = state.require_service()
+    decoding = await service.prompt_decoding(
+        body.prompt, DecodingLimits(body.max_tokens, body.stop, body.seed)
+    )
+    model, fingerprint = service.models.model.name, service.models.fingerprint.value
+    if body.stream:
+        return event_stream(_generate_events(service.stream(decoding), model, fingerprint), fingerprint)
+    result = await service.generate(decoding)
+    answer = {
+        "text": result.text,
+        "finish_reason": result.finish_reason,
+        "usage": usage(result),
+        "model": model,
+        "fingerprint": fingerprint,
+    }
+    return JSONResponse(answer, headers={HEADER: fingerprint})
+
+
+async def _generate_events(stream: AsyncIterator, model: str, fingerprint: str) -> AsyncIterator[bytes]:
+    async for item in stream:
+        if isinstance(item, str):
+            yield event({"token": item})
+            continue
+        yield event(
+            {
+                "done": True,
+                "text": item.text,
+                "finish_reason": item.finish_reason,
+                "usage": usage(item),
+                "model": model,
+                "fingerprint": fingerprint,
+            }
+        )
+
+
+@router.post("/v1/embed")
+async def embed(request: Request):
+    state = runtime_state(request)
+    body = await read_json(request, EmbedRequest, state.settings.max_body_bytes)
+    service = state.require_service()
+    token_count = await service.count_embedding_tokens(body.input, "input")
+    vectors = await service.embed(body.input, token_count)
+    fingerprint = service.models.fingerprint.value
+    answer = {
+        "embeddings": [vector.tolist() for vector in vectors],
+        "dim": service.models.embedder.dim,
+        "model": service.models.model.name,
+        "fingerprint": fingerprint,
+    }
+    return JSONResponse(answer, headers={HEADER: fingerprint})

@@ -1,0 +1,167 @@
+"""OpenAI-compatible routes, so the official `openai` client works unchanged (greedy decoding only)."""
+
+import base64
+import time
+import uuid
+from collections.abc import AsyncIterator
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from runtime.body import read_json
+from runtime.engine import Generation
+from runtime.errors import ApiError
+from runtime.fingerprint import HEADER
+from runtime.schemas import ChatCompletionRequest, CompletionRequest, EmbeddingsRequest
+from runtime.service import DecodingLimits, InferenceService
+from runtime.sse import event, event_stream
+from runtime.state import runtime_state
+
+router = APIRouter()
+
+
+def _check_model(service: InferenceService, requested: str) -> None:
+    served = service.models.model.name
+    if requested != served:
+        raise ApiError(
+            404, "model_not_found", f"model: {requested!r} is not served here; use {served!r}", field="model"
+        )
+
+
+def _usage(result: Generation) -> dict[str, int]:
+    return {
+        "prompt_tokens": result.prompt_tokens,
+        "completion_tokens": result.completion_tokens,
+        "total_tokens": result.prompt_tokens + result.completion_tokens,
+    }
+
+
+class _Envelope:
+    """The fields every object of one OpenAI response (or stream) shares."""
+
+    def __init__(self, service: InferenceService, prefix: str, object_type: str):
+        self.fingerprint = service.models.fingerprint.value
+        self.fields = {
+            "id": f"{prefix}-{uuid.uuid4().hex}",
+            "object": object_type,
+            "created": int(time.time()),
+            "model": service.models.model.name,
+            "system_fingerprint": self.fingerprint,
+        }
+
+    def wrap(self, **body: object) -> dict:
+        return {**self.fields, **body}
+
+
+@router.get("/v1/models")
+async def list_models(request: Request):
+    service = runtime_state(request).require_service()
+    model = service.models.model
+    entry = {
+        "id": model.name,
+        "object": "model",
+        "created": int(model.path.stat().st_mtime),
+        "owned_by": "steadytext-edge",
+    }
+    return {"object": "list", "data": [entry]}
+
+
+@router.post("/v1/completions")
+async def completions(request: Request):
+    state = runtime_state(request)
+    body = await read_json(request, CompletionRequest, state.settings.max_body_bytes)
+    service = state.require_service()
+    _check_model(service, body.model)
+    limits = DecodingLimits(body.max_tokens, body.stop, body.seed)
+    decoding = await service.prompt_decoding(body.prompt[0], limits, prompt_field="prompt")
+    envelope = _Envelope(service, "cmpl", "text_completion")
+
+    def choice(text: str, finish_reason: str | None) -> dict:
+        return {"index": 0, "text": text, "logprobs": None, "finish_reason": finish_reason}
+
+    if body.stream:
+        include_usage = bool(body.stream_options and body.stream_options.include_usage)
+
+        async def events() -> AsyncIterator[bytes]:
+            async for item in service.stream(decoding):
+                if isinstance(item, str):
+                    yield event(envelope.wrap(choices=[choice(item, None)]))
+                    continue
+                yield event(envelope.wrap(choices=[choice("", item.finish_reason)]))
+                if include_usage:
+                    yield event(envelope.wrap(choices=[], usage=_usage(item)))
+            yield event("[DONE]")
+
+        return event_stream(events(), envelope.fingerprint)
+    result = await service.generate(decoding)
+    answer = envelope.wrap(choices=[choice(result.text, result.finish_reason)], usage=_usage(result))
+    return JSONResponse(answer, headers={HEADER: envelope.fingerprint})
+
+
+@router.post("/v1/chat/completions")
+async def chat_completions(request: Request):
+    state = runtime_state(request)
+    body = await read_json(request, ChatCompletionRequest, state.settings.max_body_bytes)
+    service = state.require_service()
+    _check_model(service, body.model)
+    if body.max_completion_tokens is not None:
+        limits = DecodingLimits(body.max_completion_tokens, body.stop, body.seed, "max_completion_tokens")
+    else:
+        limits = DecodingLimits(body.max_tokens, body.stop, body.seed)
+    messages = [message.model_dump(exclude_none=True) for message in body.messages]
+    decoding = await service.chat_decoding(messages, limits)
+    envelope = _Envelope(service, "chatcmpl", "chat.completion")
+
+    if body.stream:
+        include_usage = bool(body.stream_options and body.stream_options.include_usage)
+        chunk = _Envelope(service, "chatcmpl", "chat.completion.chunk")
+
+        def delta(content: dict, finish_reason: str | None) -> dict:
+            return chunk.wrap(
+                choices=[{"index": 0, "delta": content, "logprobs": None, "finish_reason": finish_reason}]
+            )
+
+        async def events() -> AsyncIterator[bytes]:
+            yield event(delta({"role": "assistant", "content": ""}, None))
+            async for item in service.stream(decoding):
+                if isinstance(item, str):
+                    yield event(delta({"content": item}, None))
+                    continue
+                yield event(delta({}, item.finish_reason))
+                if include_usage:
+                    yield event(chunk.wrap(choices=[], usage=_usage(item)))
+            yield event("[DONE]")
+
+        return event_stream(events(), chunk.fingerprint)
+    result = await service.generate(decoding)
+    message = {"role": "assistant", "content": result.text}
+    answer = envelope.wrap(
+        choices=[{"index": 0, "message": message, "logprobs": None, "finish_reason": result.finish_reason}],
+        usage=_usage(result),
+    )
+    return JSONResponse(answer, headers={HEADER: envelope.fingerprint})
+
+
+@router.post("/v1/embeddings")
+async def embeddings(request: Request):
+    state = runtime_state(request)
+    body = await read_json(request, EmbeddingsRequest, state.settings.max_body_bytes)
+    service = state.require_service()
+    _check_model(service, body.model)
+    token_count = await service.count_embedding_tokens(body.input, "input")
+    vectors = await service.embed(body.input, token_count)
+
+    def encode(vector) -> list[float] | str:
+        if body.encoding_format == "base64":  # little-endian float32, what the openai client decodes
+            return base64.b64encode(vector.astype("<f4").tobytes()).decode("ascii")
+        return vector.tolist()
+
+    fingerprint = service.models.fingerprint.value
+    answer = {
+        "object": "list",
+        "data": [{"object": "embedding", "index": i, "embedding": encode(v)} for i, v in enumerate(vectors)],
+        "model": service.models.model.name,
+        "system_fingerprint": fingerprint,
+        "usage": {"prompt_tokens": token_count, "total_tokens": token_count},
+    }
+    return JSONResponse(answer, headers={HEADER: fingerprint})

@@ -1,0 +1,188 @@
+"""Inference requests between HTTP and the engines: limits, the per-model queues, streaming, metrics."""
+
+import asyncio
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from runtime.engine import Generation, RequestCancelled
+from runtime.errors import ApiError, invalid_field
+from runtime.metrics import RuntimeMetrics
+from runtime.models import LoadedModels
+from runtime.settings import RuntimeSettings
+from runtime.worker import Job, ModelWorker, QueueFull
+
+
+@dataclass(frozen=True)
+class DecodingLimits:
+    """What a request asked for, before it is checked against the settings and the context window."""
+
+    max_tokens: int | None
+    stops: list[str]
+    seed: int | None
+    max_tokens_field: str = "max_tokens"
+
+
+@dataclass(frozen=True)
+class DecodingRequest:
+    prompt_tokens: list[int]
+    max_tokens: int
+    stops: list[str]
+    seed: int
+
+
+class InferenceService:
+    def __init__(self, models: LoadedModels, settings: RuntimeSettings, metrics: RuntimeMetrics):
+        self.models = models
+        self._settings = settings
+        self._metrics = metrics
+        self._workers = {
+            kind: ModelWorker(kind, settings.queue_size, metrics.queue_depth.labels(model=kind).set)
+            for kind in ("generate", "embed")
+        }
+
+    def start(self) -> None:
+        for worker in self._workers.values():
+            worker.start()
+
+    def stop(self) -> None:
+        for worker in self._workers.values():
+            worker.stop()
+
+    # --- request preparation (raises ApiError naming the field) ---
+
+    async def prompt_decoding(
+        self, prompt: str, limits: DecodingLimits, prompt_field: str = "prompt"
+    ) -> DecodingRequest:
+        tokens = await asyncio.to_thread(self.models.generator.tokenize_prompt, prompt)
+        return self._decoding(tokens, limits, prompt_field)
+
+    async def chat_decoding(self, messages: list[dict[str, str]], limits: DecodingLimits) -> DecodingRequest:
+        try:
+            tokens = await asyncio.to_thread(self.models.generator.tokenize_chat, messages)
+        except ValueError as error:  # the chat template refuses this conversation (e.g. role order)
+            raise invalid_field("messages", str(error)) from None
+        return self._decoding(tokens, limits, "messages")
+
+    def _decoding(self, tokens: list[int], limits: DecodingLimits, field: str) -> DecodingRequest:
+        cap = self._settings.max_tokens_cap
+        max_tokens = limits.max_tokens
+        if max_tokens is not None and max_tokens > cap:
+            raise invalid_field(limits.max_tokens_field, f"must be at most {cap} (RUNTIME_MAX_TOKENS_CAP)")
+        n_ctx = self.models.generator.n_ctx
+        if len(tokens) >= n_ctx:
+            raise invalid_field(
+                field, f"is {len(tokens)} tokens; the context window is {n_ctx} tokens including the answer"
+            )
+        return DecodingRequest(
+            prompt_tokens=tokens,
+            max_tokens=max_tokens or self._settings.default_max_tokens,
+            stops=limits.stops,
+            seed=self._settings.default_seed if limits.seed is None else limits.seed,
+        )
+
+    async def count_embedding_tokens(self, texts: list[str], field: str) -> int:
+        counts = await asyncio.to_thread(lambda: [self.models.embedder.count_tokens(t) for t in texts])
+        limit = self.models.embedder.n_ctx
+        for index, count in enumerate(counts):
+            if count > limit:
+                raise invalid_field(f"{field}.{index}", f"is {count} tokens; the limit is {limit}")
+        return sum(counts)
+
+    # --- running on the model threads ---
+
+    def _submit(self, kind: str, work: Callable[[threading.Event], Any]) -> Job:
+        try:
+            return self._workers[kind].submit(work)
+        except QueueFull as full:
+            self._metrics.rejected.labels(model=kind).inc()
+            raise ApiError(
+                429, "queue_full", str(full), headers={"Retry-After": str(full.retry_after_seconds)}
+            ) from None
+
+    def _generate_on_thread(
+        self, request: DecodingRequest, cancelled: threading.Event, on_text: Callable[[str], None]
+    ) -> Generation:
+        self._metrics.inferences.labels(kind="generate").inc()
+        self._metrics.prompt_tokens.labels(kind="generate").inc(len(request.prompt_tokens))
+        started = time.perf_counter()
+        try:
+            result = self.models.generator.generate(
+                request.prompt_tokens, request.max_tokens, request.stops, request.seed, cancelled, on_text
+            )
+        except RequestCancelled:
+            self._metrics.cancelled.labels(kind="generate").inc()
+            raise
+        finally:
+            self._metrics.inference_seconds.labels(kind="generate").observe(time.perf_counter() - started)
+        self._metrics.generated_tokens.inc(result.completion_tokens)
+        return result
+
+    async def generate(self, request: DecodingRequest) -> Generation:
+        job = self._submit(
+            "generate", lambda cancelled: self._generate_on_thread(request, cancelled, _ignore)
+        )
+        try:
+            return await job.future
+        finally:
+            job.cancel()  # a no-op once finished; frees the model if this request was abandoned
+
+    def stream(self, request: DecodingRequest) -> AsyncIterator[str | Generation]:
+        """Queue the request now (so a full queue is a 429 before any byte is sent), then follow it."""
+        loop = asyncio.get_running_loop()
+        pieces: asyncio.Queue[str] = asyncio.Queue()
+
+        def on_text(piece: str) -> None:
+            loop.call_soon_threadsafe(pieces.put_nowait, piece)
+
+        job = self._submit(
+            "generate", lambda cancelled: self._generate_on_thread(request, cancelled, on_text)
+        )
+        return _follow(job, pieces)
+
+    def _embed_on_thread(self, texts: list[str], cancelled: threading.Event) -> list[np.ndarray]:
+        self._metrics.inferences.labels(kind="embed").inc()
+        started = time.perf_counter()
+        try:
+            return self.models.embedder.embed(texts, cancelled)
+        finally:
+            self._metrics.inference_seconds.labels(kind="embed").observe(time.perf_counter() - started)
+
+    async def embed(self, texts: list[str], token_count: int) -> list[np.ndarray]:
+        job = self._submit("embed", lambda cancelled: self._embed_on_thread(texts, cancelled))
+        self._metrics.prompt_tokens.labels(kind="embed").inc(token_count)
+        try:
+            return await job.future
+        finally:
+            job.cancel()
+
+
+def _ignore(piece: str) -> None:
+    """Non-streaming requests take the text from the final result."""
+
+
+async def _follow(job: Job, pieces: asyncio.Queue) -> AsyncIterator[str | Generation]:
+    """Yield text pieces as the model thread produces them, then the final Generation."""
+    next_piece: asyncio.Future | None = None
+    try:
+        while True:
+            next_piece = asyncio.ensure_future(pieces.get())
+            done, _ = await asyncio.wait({next_piece, job.future}, return_when=asyncio.FIRST_COMPLETED)
+            if next_piece in done:
+                yield next_piece.result()
+                continue
+            next_piece.cancel()
+            # Pieces are posted to the loop before the result, so all of them are queued by now.
+            while not pieces.empty():
+                yield pieces.get_nowait()
+            yield job.future.result()
+            return
+    finally:
+        if next_piece is not None:
+            next_piece.cancel()
+        # Runs when the client disconnects mid-stream too: the model thread stops at the next token.
+        job.cancel()

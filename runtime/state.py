@@ -1,0 +1,72 @@
+"""What one app knows at run time: settings, metrics, and the service once the models have loaded."""
+
+import logging
+import time
+from collections.abc import Callable
+
+from fastapi import Request
+
+from runtime.errors import ApiError
+from runtime.metrics import RuntimeMetrics
+from runtime.models import LoadedModels
+from runtime.service import InferenceService
+from runtime.settings import RuntimeSettings
+
+log = logging.getLogger(__name__)
+
+LOADING_RETRY_AFTER_SECONDS = 5
+
+
+class RuntimeState:
+    def __init__(self, settings: RuntimeSettings, metrics: RuntimeMetrics):
+        self.settings = settings
+        self.metrics = metrics
+        self.service: InferenceService | None = None
+        self.load_error: str | None = None
+        self._closed = False
+
+    def load(self, loader: Callable[[], LoadedModels]) -> None:
+        """Runs on a background thread so /healthz and /readyz answer while the model loads."""
+        started = time.perf_counter()
+        try:
+            models = loader()
+            service = InferenceService(models, self.settings, self.metrics)
+            service.start()
+        except Exception as error:
+            log.exception("loading the models failed")
+            self.load_error = f"{type(error).__name__}: {error}"
+            return
+        if self._closed:  # shut down while loading
+            service.stop()
+            return
+        for kind, seconds in models.load_seconds.items():
+            self.metrics.model_load_seconds.labels(model=kind).set(seconds)
+        self.service = service
+        self.metrics.ready.set(1)
+        log.info(
+            "ready in %.1fs: %s (fingerprint %s)",
+            time.perf_counter() - started,
+            models.model.name,
+            models.fingerprint.value,
+        )
+
+    def require_service(self) -> InferenceService:
+        if self.service is not None:
+            return self.service
+        if self.load_error is not None:
+            raise ApiError(503, "load_failed", f"the model failed to load: {self.load_error}")
+        raise ApiError(
+            503,
+            "not_ready",
+            "the model is still loading",
+            headers={"Retry-After": str(LOADING_RETRY_AFTER_SECONDS)},
+        )
+
+    def close(self) -> None:
+        self._closed = True
+        if self.service is not None:
+            self.service.stop()
+
+
+def runtime_state(request: Request) -> RuntimeState:
+    return request.app.state.runtime

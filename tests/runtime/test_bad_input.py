@@ -1,0 +1,109 @@
+"""Every kind of bad input answers a 4xx JSON error naming the problem, and the runtime keeps serving."""
+
+import pytest
+
+MODEL = "gemma-3-270m-q4_k_m"
+
+# (route, JSON body, status, field named in the error)
+BAD_BODIES = [
+    ("/v1/generate", {}, 400, "prompt"),
+    ("/v1/generate", {"prompt": ""}, 400, "prompt"),
+    ("/v1/generate", {"prompt": 42}, 400, "prompt"),
+    ("/v1/generate", {"prompt": ["a", "b"]}, 400, "prompt"),
+    ("/v1/generate", {"prompt": "hi", "max_tokens": 0}, 400, "max_tokens"),
+    ("/v1/generate", {"prompt": "hi", "max_tokens": -3}, 400, "max_tokens"),
+    ("/v1/generate", {"prompt": "hi", "max_tokens": 257}, 400, "max_tokens"),
+    ("/v1/generate", {"prompt": "hi", "max_tokens": "8"}, 400, "max_tokens"),
+    ("/v1/generate", {"prompt": "hi", "max_tokens": 8.0}, 400, "max_tokens"),
+    ("/v1/generate", {"prompt": "hi", "max_tokens": True}, 400, "max_tokens"),
+    ("/v1/generate", {"prompt": "hi", "max_tokens": 10**30}, 400, "max_tokens"),
+    ("/v1/generate", {"prompt": "hi", "seed": -1}, 400, "seed"),
+    ("/v1/generate", {"prompt": "hi", "seed": 2**32}, 400, "seed"),
+    ("/v1/generate", {"prompt": "hi", "stop": 5}, 400, "stop"),
+    ("/v1/generate", {"prompt": "hi", "stop": [""]}, 400, "stop.0"),
+    ("/v1/generate", {"prompt": "hi", "stop": ["x"] * 17}, 400, "stop"),
+    ("/v1/generate", {"prompt": "hi", "stream": "yes"}, 400, "stream"),
+    ("/v1/generate", {"prompt": "hi", "temperature": 0.7}, 400, "temperature"),
+    ("/v1/embed", {}, 400, "input"),
+    ("/v1/embed", {"input": ""}, 400, "input.0"),
+    ("/v1/embed", {"input": []}, 400, "input"),
+    ("/v1/embed", {"input": ["ok", 3]}, 400, "input.1"),
+    ("/v1/embed", {"input": ["x"] * 257}, 400, "input"),
+    ("/v1/completions", {"model": MODEL}, 400, "prompt"),
+    ("/v1/completions", {"model": "gpt-4", "prompt": "hi"}, 404, "model"),
+    ("/v1/completions", {"model": MODEL, "prompt": "hi", "temperature": 0.8}, 400, "temperature"),
+    ("/v1/completions", {"model": MODEL, "prompt": "hi", "n": 2}, 400, "n"),
+    ("/v1/completions", {"model": MODEL, "prompt": ["a", "b"]}, 400, "prompt"),
+    ("/v1/chat/completions", {"model": MODEL, "messages": []}, 400, "messages"),
+    (
+        "/v1/chat/completions",
+        {"model": MODEL, "messages": [{"role": "robot", "content": "x"}]},
+        400,
+        "messages.0.role",
+    ),
+    ("/v1/chat/completions", {"model": MODEL, "messages": [{"role": "user"}]}, 400, "messages.0.content"),
+    (
+        "/v1/chat/completions",
+        {"model": MODEL, "messages": [{"role": "user", "content": "x"}], "max_completion_tokens": 999},
+        400,
+        "max_completion_tokens",
+    ),
+    ("/v1/embeddings", {"model": MODEL, "input": "x", "encoding_format": "int8"}, 400, "encoding_format"),
+]
+
+
+@pytest.mark.parametrize(("route", "body", "status", "field"), BAD_BODIES)
+def test_bad_body_names_the_field(client, route, body, status, field):
+    response = client.post(route, json=body)
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert error["field"] == field
+    assert error["message"] and error["type"]
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [b"{not json", b'{"prompt": "hi",}', b"", b"\xff\xfe\x00", b'"just a string"', b"[1, 2]", b"null"],
+    ids=["broken", "trailing-comma", "empty", "not-utf8", "string", "array", "null"],
+)
+def test_malformed_json_is_a_400(client, raw):
+    response = client.post("/v1/generate", content=raw, headers={"content-type": "application/json"})
+    assert response.status_code == 400
+    assert response.json()["error"]["type"] == "invalid_json"
+
+
+def test_body_over_the_size_limit_is_a_413(client):
+    response = client.post("/v1/generate", json={"prompt": "a" * 1_100_000})
+    assert response.status_code == 413
+    assert "bytes" in response.json()["error"]["message"]
+
+
+def test_prompt_longer_than_the_context_window(client):
+    response = client.post("/v1/generate", json={"prompt": "word " * 2000, "max_tokens": 4})
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["field"] == "prompt" and "1024" in error["message"]
+
+
+def test_embedding_input_longer_than_the_context_window(client):
+    response = client.post("/v1/embed", json={"input": ["short", "word " * 2000]})
+    assert response.status_code == 400
+    assert response.json()["error"]["field"] == "input.1"
+
+
+def test_chat_turns_the_template_refuses(client):
+    messages = [{"role": "assistant", "content": "hi"}, {"role": "assistant", "content": "again"}]
+    response = client.post("/v1/chat/completions", json={"model": MODEL, "messages": messages})
+    assert response.status_code == 400
+    assert response.json()["error"]["field"] == "messages"
+
+
+def test_unknown_route_and_wrong_method_are_json_errors(client):
+    missing = client.get("/v1/nothing-here")
+    assert missing.status_code == 404 and missing.json()["error"]["type"] == "not_found"
+    wrong = client.get("/v1/generate")
+    assert wrong.status_code == 405 and wrong.json()["error"]["type"] == "method_not_allowed"
+
+
+def test_still_serving_after_the_bad_inputs(client):
+    assert client.post("/v1/generate", json={"prompt": "hi", "max_tokens": 2}).status_code == 200

@@ -1,0 +1,53 @@
+"""`python -m runtime` as a process: refuses bad settings and bad models, serves the bundled model."""
+
+import hashlib
+import subprocess
+import sys
+
+import httpx
+
+from scripts.harness import Service, free_port
+
+
+def run_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "runtime", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_invalid_setting_exits_2_naming_the_variable():
+    result = run_cli("--port", "0")
+    assert result.returncode == 2
+    assert "RUNTIME_PORT" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_sha_mismatch_refuses_to_start_naming_both_digests(tmp_path):
+    model = tmp_path / "model.gguf"
+    model.write_bytes(b"not the model you expected")
+    expected = "1" * 64
+    result = run_cli("--model-path", str(model), "--model-sha256", expected, "--port", str(free_port()))
+    assert result.returncode == 1
+    assert expected in result.stderr
+    assert hashlib.sha256(model.read_bytes()).hexdigest() in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_serves_the_bundled_model_on_the_given_port(tmp_path):
+    port = free_port()
+    service = Service(
+        "runtime",
+        [sys.executable, "-m", "runtime", "--host", "127.0.0.1", "--port", str(port), "--n-ctx", "512"],
+        log_path=tmp_path / "runtime.log",
+    )
+    service.start()
+    try:
+        service.wait_ready(f"http://127.0.0.1:{port}/readyz", timeout_s=120)
+        answer = httpx.post(f"http://127.0.0.1:{port}/v1/generate", json={"prompt": "Hi", "max_tokens": 3})
+        assert answer.status_code == 200 and answer.json()["usage"]["completion_tokens"] <= 3
+    finally:
+        service.stop()
