@@ -1,0 +1,225 @@
+// Cache tiers: KV hit, D1 hit + promotion, TTL and eviction, bypass, byte-identical replay, streams,
+// fingerprint changes, and failing cache writes that never fail the request.
+import { createExecutionContext, createScheduledController, waitOnExecutionContext } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import worker from "../src/index";
+import { PROMOTE_AFTER_HITS } from "../src/cache";
+import { cacheKey, canonicalJson } from "../src/cachekey";
+import { FINGERPRINT, installFakeOrigin, type FakeOrigin } from "./fake-origin";
+import { call, createKey, uniquePrompt } from "./helpers";
+
+let origin: FakeOrigin;
+let key: string;
+beforeEach(async () => {
+	origin = installFakeOrigin();
+	key = await createKey();
+});
+afterEach(() => vi.restoreAllMocks());
+
+const generations = () => origin.callsTo("/v1/generate").length;
+
+describe("cache key", () => {
+	it("is canonical: object key order does not matter, values do", async () => {
+		expect(canonicalJson({ b: 1, a: [{ d: 2, c: 3 }] })).toBe('{"a":[{"c":3,"d":2}],"b":1}');
+		const a = await cacheKey("generate", "/v1/generate", { prompt: "x", seed: 1 }, FINGERPRINT);
+		const b = await cacheKey("generate", "/v1/generate", { seed: 1, prompt: "x" }, FINGERPRINT);
+		expect(a).toBe(b);
+		expect(a).toMatch(/^gen:v1:[0-9a-f]{64}$/);
+		expect(await cacheKey("generate", "/v1/generate", { prompt: "x", seed: 2 }, FINGERPRINT)).not.toBe(a);
+		expect(await cacheKey("generate", "/v1/generate", { prompt: "x", seed: 1 }, "ffff0000ffff0000")).not.toBe(a);
+		expect(await cacheKey("generate", "/v1/completions", { prompt: "x", seed: 1 }, FINGERPRINT)).not.toBe(a);
+	});
+
+	it("covers every output-affecting parameter", async () => {
+		const prompt = uniquePrompt("params");
+		const variants = [{ prompt }, { prompt, max_tokens: 9 }, { prompt, seed: 3 }, { prompt, stop: ["\n"] }, { prompt, stop: "\n" }];
+		for (const body of variants) expect((await call("/v1/generate", { body, key })).headers.get("x-cache")).toBe("MISS");
+		for (const body of variants) expect((await call("/v1/generate", { body, key })).headers.get("x-cache")).toBe("HIT");
+		expect(generations()).toBe(variants.length);
+	});
+
+	it("is shared by a route and its alias, and by requests that differ only in key order", async () => {
+		const prompt = uniquePrompt("alias");
+		await call("/v1/generate", { body: { prompt, seed: 5 }, key });
+		const alias = await call("/generate", { rawBody: `{"seed":5,"prompt":${JSON.stringify(prompt)}}`, headers: { "content-type": "application/json" }, key });
+		expect(alias.headers.get("x-cache")).toBe("HIT");
+		expect(generations()).toBe(1);
+	});
+});
+
+describe("tiers", () => {
+	it("replays a hit byte for byte, from KV, with X-Cache and the model fingerprint", async () => {
+		const body = { prompt: uniquePrompt("bytes") };
+		const fresh = await call("/v1/generate", { body, key });
+		const freshBytes = new Uint8Array(await fresh.arrayBuffer());
+		const hit = await call("/v1/generate", { body, key });
+		expect(hit.headers.get("x-cache")).toBe("HIT");
+		expect(hit.headers.get("x-cache-tier")).toBe("kv");
+		expect(hit.headers.get("x-model-fingerprint")).toBe(FINGERPRINT);
+		expect(hit.headers.get("content-type")).toBe(fresh.headers.get("content-type"));
+		expect(new Uint8Array(await hit.arrayBuffer())).toEqual(freshBytes);
+		expect(generations()).toBe(1);
+	});
+
+	it("falls back to D1, counts accesses and promotes a frequently read row back into KV", async () => {
+		const body = { prompt: uniquePrompt("d1") };
+		const fresh = await (await call("/v1/generate", { body, key })).text();
+		const cacheKeyHeader = (await call("/v1/generate", { body, key })).headers.get("x-cache-key")!;
+		await env.CACHE.delete(cacheKeyHeader);
+		for (let hit = 1; hit <= PROMOTE_AFTER_HITS; hit++) {
+			const response = await call("/v1/generate", { body, key });
+			expect(response.headers.get("x-cache-tier")).toBe("d1");
+			expect(await response.text()).toBe(fresh);
+			const row = await env.DB.prepare("SELECT access_count FROM generation_cache WHERE cache_key = ?").bind(cacheKeyHeader).first<{ access_count: number }>();
+			expect(row?.access_count).toBe(hit);
+			expect(await env.CACHE.get(cacheKeyHeader)).toBe(hit >= PROMOTE_AFTER_HITS ? fresh : null);
+		}
+		expect((await call("/v1/generate", { body, key })).headers.get("x-cache-tier")).toBe("kv");
+		expect(generations()).toBe(1);
+	});
+
+	it("writes both tiers with the configured TTL and the parameters as canonical JSON", async () => {
+		const prompt = uniquePrompt("rows");
+		const response = await call("/v1/embed", { body: { input: prompt }, key });
+		const cacheKeyHeader = response.headers.get("x-cache-key")!;
+		expect(cacheKeyHeader).toMatch(/^emb:v1:/);
+		const row = await env.DB.prepare("SELECT * FROM embedding_cache WHERE cache_key = ?").bind(cacheKeyHeader).first<Record<string, any>>();
+		expect(row).toMatchObject({ route: "/v1/embed", parameters: canonicalJson({ input: prompt }), fingerprint: FINGERPRINT, access_count: 0 });
+		expect(row!.expires_at - row!.created_at).toBe(Number(env.CACHE_TTL_SECONDS));
+		const listed = await env.CACHE.list({ prefix: cacheKeyHeader });
+		expect(listed.keys[0].expiration! - row!.created_at).toBeGreaterThanOrEqual(Number(env.CACHE_TTL_SECONDS) - 2);
+	});
+
+	it("never serves an expired D1 row, and the cron evicts it", async () => {
+		const body = { prompt: uniquePrompt("expired") };
+		const keep = { prompt: uniquePrompt("fresh") };
+		const cacheKeyHeader = (await call("/v1/generate", { body, key })).headers.get("x-cache-key")!;
+		await call("/v1/generate", { body: keep, key });
+		await env.CACHE.delete(cacheKeyHeader);
+		await env.DB.prepare("UPDATE generation_cache SET expires_at = 1 WHERE cache_key = ?").bind(cacheKeyHeader).run();
+		expect((await call("/v1/generate", { body, key, headers: { "cache-control": "no-store" } })).headers.get("x-cache")).toBe("BYPASS");
+		await env.DB.prepare("UPDATE generation_cache SET expires_at = 1 WHERE cache_key = ?").bind(cacheKeyHeader).run();
+		const ctx = createExecutionContext();
+		await worker.scheduled(createScheduledController({ cron: "*/15 * * * *" }), env, ctx);
+		await waitOnExecutionContext(ctx);
+		const keys = (await env.DB.prepare("SELECT parameters FROM generation_cache").all<{ parameters: string }>()).results.map((r) => r.parameters);
+		expect(keys).toContain(canonicalJson(keep));
+		expect(keys).not.toContain(canonicalJson(body));
+		expect((await call("/v1/generate", { body, key })).headers.get("x-cache")).toBe("MISS");
+	});
+});
+
+describe("bypass", () => {
+	it("Cache-Control: no-cache skips the read but stores the fresh answer", async () => {
+		const body = { prompt: uniquePrompt("no-cache") };
+		await call("/v1/generate", { body, key });
+		const bypass = await call("/v1/generate", { body, key, headers: { "cache-control": "no-cache" } });
+		expect(bypass.headers.get("x-cache")).toBe("BYPASS");
+		expect(generations()).toBe(2);
+		expect((await call("/v1/generate", { body, key })).headers.get("x-cache")).toBe("HIT");
+	});
+
+	it("Cache-Control: no-store neither reads nor writes", async () => {
+		const body = { prompt: uniquePrompt("no-store") };
+		const response = await call("/v1/generate", { body, key, headers: { "cache-control": "no-store" } });
+		expect(response.headers.get("x-cache")).toBe("BYPASS");
+		expect(await env.CACHE.get(response.headers.get("x-cache-key")!)).toBeNull();
+		expect((await call("/v1/generate", { body, key })).headers.get("x-cache")).toBe("MISS");
+	});
+});
+
+describe("streaming", () => {
+	it("passes a streaming miss through untouched and does not store it", async () => {
+		const body = { prompt: uniquePrompt("stream-miss"), stream: true };
+		const response = await call("/v1/generate", { body, key });
+		expect(response.headers.get("content-type")).toBe("text/event-stream");
+		expect(response.headers.get("x-cache")).toBe("MISS");
+		const text = await response.text();
+		expect(text.trim().split("\n\n")).toHaveLength(3);
+		expect(await env.CACHE.get(response.headers.get("x-cache-key")!)).toBeNull();
+	});
+
+	it("replays a cached answer as the runtime's server-sent events", async () => {
+		const prompt = uniquePrompt("stream-hit");
+		const fresh = await (await call("/v1/generate", { body: { prompt }, key })).json<Record<string, any>>();
+		const response = await call("/v1/generate", { body: { prompt, stream: true }, key });
+		expect(response.headers.get("x-cache")).toBe("HIT");
+		expect(response.headers.get("content-type")).toContain("text/event-stream");
+		const events = (await response.text()).trim().split("\n\n").map((line) => JSON.parse(line.replace(/^data: /, "")));
+		expect(events.filter((e) => "token" in e).map((e) => e.token).join("")).toBe(fresh.text);
+		expect(events.at(-1)).toEqual({ done: true, text: fresh.text, finish_reason: fresh.finish_reason, usage: fresh.usage, fingerprint: fresh.fingerprint });
+		expect(generations()).toBe(1);
+	});
+
+	it.each(["/v1/completions", "/v1/chat/completions"])("replays %s hits as OpenAI chunks ending in [DONE]", async (path) => {
+		const body = path === "/v1/completions" ? { prompt: uniquePrompt("oa") } : { messages: [{ role: "user", content: uniquePrompt("oa") }] };
+		const fresh = await (await call(path, { body, key })).json<Record<string, any>>();
+		const text = await (await call(path, { body: { ...body, stream: true }, key })).text();
+		const chunks = text.trim().split("\n\n").map((line) => line.replace(/^data: /, ""));
+		expect(chunks.at(-1)).toBe("[DONE]");
+		const parsed = chunks.slice(0, -1).map((chunk) => JSON.parse(chunk));
+		const content = parsed.map((c) => c.choices[0].text ?? c.choices[0].delta?.content ?? "").join("");
+		expect(content).toBe(fresh.choices[0].text ?? fresh.choices[0].message.content);
+		expect(parsed.at(-1).choices[0].finish_reason).toBe(fresh.choices[0].finish_reason);
+		expect(parsed[0].object).toBe(path === "/v1/completions" ? "text_completion" : "chat.completion.chunk");
+	});
+});
+
+describe("model fingerprint", () => {
+	it("files an answer from a new model under the new fingerprint's key, not the stale one", async () => {
+		const body = { prompt: uniquePrompt("upgrade") };
+		await call("/v1/generate", { body: { prompt: uniquePrompt("warm") }, key });
+		const staleKey = await cacheKey("generate", "/v1/generate", body, FINGERPRINT);
+		origin.fingerprint = "fedcba9876543210fedcba9876543210";
+		const response = await call("/v1/generate", { body, key });
+		expect(response.headers.get("x-model-fingerprint")).toBe(origin.fingerprint);
+		expect(await env.CACHE.get(staleKey)).toBeNull();
+		const freshKey = await cacheKey("generate", "/v1/generate", body, origin.fingerprint);
+		expect(await env.CACHE.get(freshKey)).not.toBeNull();
+		const again = await call("/v1/generate", { body, key });
+		expect(again.headers.get("x-cache")).toBe("HIT");
+		expect(again.headers.get("x-cache-key")).toBe(freshKey);
+	});
+
+	it("uses MODEL_FINGERPRINT when it is pinned, without asking the origin", async () => {
+		const pinned = "abcdef0123456789abcdef0123456789";
+		const body = { prompt: uniquePrompt("pinned") };
+		const response = await call("/v1/generate", { body, key, env: { MODEL_FINGERPRINT: pinned, ORIGIN_URL: "http://pinned-origin.test" } });
+		expect(response.headers.get("x-cache-key")).toBe(await cacheKey("generate", "/v1/generate", body, pinned));
+		expect(origin.callsTo("/v1/status", "pinned-origin.test")).toHaveLength(0);
+	});
+});
+
+describe("failing cache writes", () => {
+	/** Reads go to the real bindings; every write throws (synchronously or as a rejected promise). */
+	function writesFail(mode: "throw" | "reject"): Partial<Env> {
+		const fail = () => {
+			if (mode === "throw") throw new Error("storage write failed");
+			return Promise.reject(new Error("storage write failed"));
+		};
+		const bound = (target: object, prop: string | symbol) => {
+			const value = Reflect.get(target, prop);
+			return typeof value === "function" ? value.bind(target) : value;
+		};
+		const kv = new Proxy(env.CACHE, { get: (target, prop) => (prop === "put" || prop === "delete" ? fail : bound(target, prop)) });
+		const db = new Proxy(env.DB, {
+			get: (target, prop) => {
+				if (prop === "batch") return fail;
+				if (prop !== "prepare") return bound(target, prop);
+				return (sql: string) => (/^\s*(INSERT|UPDATE|DELETE)/i.test(sql) ? { bind: () => ({ run: fail }) } : target.prepare(sql));
+			},
+		});
+		return { CACHE: kv, DB: db };
+	}
+
+	it.each(["throw", "reject"] as const)("answers 200 with the fresh answer when every cache and metrics write fails (%s)", async (mode) => {
+		const body = { prompt: uniquePrompt("broken") };
+		const response = await call("/v1/generate", { body, key, env: writesFail(mode) });
+		expect(response.status).toBe(200);
+		expect(response.headers.get("x-cache")).toBe("MISS");
+		expect((await response.json<{ text: string }>()).text).toBe(origin.generatedText(body));
+		expect(await env.CACHE.get(response.headers.get("x-cache-key")!)).toBeNull();
+		expect(await env.DB.prepare("SELECT 1 FROM generation_cache WHERE cache_key = ?").bind(response.headers.get("x-cache-key")).first()).toBeNull();
+	});
+});
