@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import secrets
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,6 +109,20 @@ class LocalStack:
         return [row for result in json.loads(stdout) for row in result["results"]]
 
     # -- running ---------------------------------------------------------------------------------
+
+    def start(self, announce: Callable[[str], None] = lambda _message: None) -> None:
+        """Everything `make dev`, the e2e tests and the bench need, in order; stops what it started on failure."""
+        self.check_ports()
+        announce(f"applying schema.sql to the local D1 in {self.persist_dir}")
+        self.apply_schema()
+        try:
+            announce(f"starting the runtime on {self.runtime_url} (CPU; log: {self.runtime.log_path})")
+            self.start_runtime()
+            announce(f"starting the Worker on {self.worker_url} (wrangler dev; log: {self.worker.log_path})")
+            self.start_worker()
+        except BaseException:
+            self.stop()
+            raise
 
     def start_runtime(self) -> None:
         self.runtime.start()
