@@ -9,6 +9,7 @@ import base64
 import hashlib
 from collections.abc import Callable
 
+from pulumi.runtime import rpc
 from pulumi.runtime.mocks import MockResourceArgs
 
 TEST_AWS_ACCOUNT = "123456789012"
@@ -63,7 +64,10 @@ def _bucket(args: MockResourceArgs) -> dict:
 
 def _challenge(args: MockResourceArgs) -> dict:
     # Cloudflare writes the file into the destination's folder (the {DATE} placeholder expanded).
-    path = args.inputs["destinationConf"].split("://", 1)[1].split("?", 1)[0].split("/", 1)[1]
+    destination = args.inputs["destinationConf"]  # the SDK marks it secret (it may hold credentials)
+    if rpc.is_rpc_secret(destination):
+        destination = rpc.unwrap_rpc_secret(destination)
+    path = destination.split("://", 1)[1].split("?", 1)[0].split("/", 1)[1]
     folder = path.replace("{DATE}", "20261123")
     return {
         "filename": f"{folder}/ownership-challenge-{hashlib.sha256(path.encode()).hexdigest()[:8]}.txt",

@@ -205,7 +205,8 @@ class AuditLogging(pulumi.ComponentResource):
                 name=label,
                 enabled=True,
                 destination_conf=destination,
-                ownership_challenge=pulumi.Output.secret(challenge_file.body_base64.apply(challenge_token)),
+                # The SDK marks the token (and destination_conf) secret.
+                ownership_challenge=challenge_file.body_base64.apply(challenge_token),
                 output_options={
                     "field_names": fields,
                     "output_type": "ndjson",
