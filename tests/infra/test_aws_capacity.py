@@ -1,0 +1,93 @@
+"""GPU capacity: ECS GPU-optimized AMI from its SSM parameter, agent config, an auto-scaling group that ECS
+scales (dev down to zero, prod never below its minimum), and a service that rolls back failed deploys."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+
+from infra.mocks.aws import TEST_AMI
+from tests.infra.aws_harness import aws_run, run_with
+from tests.infra.conftest import PROJECT
+
+STACKS = ["dev", "prod"]
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_instances_boot_the_gpu_ami_named_by_its_ssm_parameter(stack):
+    run = aws_run(stack)
+    template = run.one("aws:ec2/launchTemplate:LaunchTemplate")
+    lookups = [
+        args["name"] for token, args in run.invocations if token == "aws:ssm/getParameter:getParameter"
+    ]
+    assert lookups == ["/aws/service/ecs/optimized-ami/amazon-linux-2023/gpu/recommended/image_id"]
+    assert template.input("imageId") == TEST_AMI
+    assert template.input("instanceType") == "g5.xlarge"
+    assert template.input("metadataOptions")["httpTokens"] == "required"
+    root = template.input("blockDeviceMappings")[0]["ebs"]
+    assert root["encrypted"] == "true" and root["volumeType"] == "gp3"
+
+
+def test_the_ami_parameter_and_instance_type_come_from_config():
+    parameter = "/aws/service/ecs/optimized-ami/amazon-linux-2/gpu/recommended/image_id"
+    run = run_with(
+        "dev", {f"{PROJECT}:gpuAmiParameter": parameter, f"{PROJECT}:gpuInstanceType": "g6.2xlarge"}
+    )
+    assert [a["name"] for t, a in run.invocations if t == "aws:ssm/getParameter:getParameter"] == [parameter]
+    assert run.one("aws:ec2/launchTemplate:LaunchTemplate").input("instanceType") == "g6.2xlarge"
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_user_data_joins_this_cluster_with_gpus_and_blocks_task_access_to_imds(stack):
+    run = aws_run(stack)
+    cluster = run.one("aws:ecs/cluster:Cluster")
+    user_data = base64.b64decode(run.one("aws:ec2/launchTemplate:LaunchTemplate").input("userData")).decode()
+    settings = dict(line.split("=", 1) for line in user_data.splitlines() if line.startswith("ECS_"))
+    assert settings["ECS_CLUSTER"] == f"{cluster.name}-0a1b2c3"
+    assert settings["ECS_ENABLE_GPU_SUPPORT"] == "true"
+    assert settings["ECS_AWSVPC_BLOCK_IMDS"] == "true"
+    assert "cat >> /etc/ecs/ecs.config" in user_data
+
+
+def test_dev_can_scale_to_zero_while_prod_keeps_a_minimum():
+    dev = aws_run("dev").one("aws:autoscaling/group:Group")
+    prod = aws_run("prod").one("aws:autoscaling/group:Group")
+    assert dev.input("minSize") == 0
+    assert prod.input("minSize") >= 1
+    assert prod.input("maxSize") >= prod.input("minSize")
+    # A rolling deploy starts the new tasks first: prod has room for twice its desired count.
+    prod_service = aws_run("prod").one("aws:ecs/service:Service")
+    assert prod.input("maxSize") >= 2 * prod_service.input("desiredCount")
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_ecs_owns_the_scaling_through_a_managed_capacity_provider(stack):
+    run = aws_run(stack)
+    group = run.one("aws:autoscaling/group:Group")
+    assert group.input("protectFromScaleIn") is True
+    assert {"key": "AmazonECSManaged", "value": "true", "propagateAtLaunch": True} in group.input("tags")
+    provider = run.one("aws:ecs/capacityProvider:CapacityProvider")
+    settings = provider.input("autoScalingGroupProvider")
+    assert (
+        settings["autoScalingGroupArn"]
+        == f"arn:aws:autoscaling:us-east-1:123456789012:autoScalingGroup/{group.name}-0a1b2c3"
+    )
+    assert settings["managedScaling"]["status"] == "ENABLED"
+    assert settings["managedScaling"]["targetCapacity"] == 100
+    assert settings["managedTerminationProtection"] == "ENABLED"
+    association = run.one("aws:ecs/clusterCapacityProviders:ClusterCapacityProviders")
+    provider_name = f"{provider.name}-0a1b2c3"
+    assert association.input("capacityProviders") == [provider_name]
+    service = run.one("aws:ecs/service:Service")
+    assert service.input("capacityProviderStrategies") == [{"capacityProvider": provider_name, "weight": 1}]
+    # The service is declared after the association, so it never names a provider the cluster lacks.
+    assert association.urn in service.dependencies
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_a_failed_deploy_rolls_back(stack):
+    service = aws_run(stack).one("aws:ecs/service:Service")
+    assert service.input("deploymentCircuitBreaker") == {"enable": True, "rollback": True}
+    assert service.input("desiredCount") == {"dev": 1, "prod": 2}[stack]
+    assert service.input("taskDefinition").startswith("arn:aws:ecs:us-east-1:123456789012:task-definition/")

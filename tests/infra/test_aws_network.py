@@ -1,0 +1,82 @@
+"""Network: the GPU hosts and tasks sit in private subnets behind a NAT, in a security group with no ingress
+rule at all and egress only to HTTPS and the tunnel port; an existing VPC can be used instead."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.infra.aws_harness import aws_run, run_with
+from tests.infra.conftest import PROJECT
+
+STACKS = ["dev", "prod"]
+SG = "aws:ec2/securityGroup:SecurityGroup"
+INGRESS_TYPES = (
+    "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule",
+    "aws:ec2/securityGroupRule:SecurityGroupRule",
+)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_gpu_security_group_has_no_ingress_rule(stack):
+    run = aws_run(stack)
+    group = run.one(SG)
+    assert group.input("ingress") == []  # declared empty, so rules added by hand are removed on `up`
+    for token in INGRESS_TYPES:
+        assert run.of_type(token) == []
+    egress = {(rule["protocol"], rule["fromPort"], rule["toPort"]) for rule in group.input("egress")}
+    assert egress == {("tcp", 443, 443), ("tcp", 7844, 7844), ("udp", 7844, 7844)}
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_instances_and_tasks_use_that_group_in_private_subnets(stack):
+    run = aws_run(stack)
+    group = run.one(SG)
+    template = run.one("aws:ec2/launchTemplate:LaunchTemplate")
+    assert template.input("vpcSecurityGroupIds") == [f"{group.name}-id"]
+    assert template.input("networkInterfaces") is None  # no interface that could carry a public IP
+
+    private = {f"{s.name}-id" for s in run.of_type("aws:ec2/subnet:Subnet") if "-private-" in s.name}
+    assert len(private) == 2
+    assert set(run.one("aws:autoscaling/group:Group").input("vpcZoneIdentifiers")) == private
+    network = run.one("aws:ecs/service:Service").input("networkConfiguration")
+    assert set(network["subnets"]) == private
+    assert network["securityGroups"] == [f"{group.name}-id"]
+    assert network["assignPublicIp"] is False
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_new_vpc_reaches_out_through_a_nat_and_nothing_gets_a_public_ip(stack):
+    run = aws_run(stack)
+    subnets = run.of_type("aws:ec2/subnet:Subnet")
+    assert all(subnet.input("mapPublicIpOnLaunch") is False for subnet in subnets)
+    assert len({subnet.input("availabilityZone") for subnet in subnets}) == 2
+    nat = run.one("aws:ec2/natGateway:NatGateway")
+    assert nat.input("subnetId").endswith("-public-0-id")
+    routes = {
+        table.name.rsplit("-", 1)[1]: table.input("routes")
+        for table in run.of_type("aws:ec2/routeTable:RouteTable")
+    }
+    assert routes["private"] == [{"cidrBlock": "0.0.0.0/0", "natGatewayId": f"{nat.name}-id"}]
+    assert routes["public"][0]["gatewayId"].endswith("-igw-id")
+
+
+def test_an_existing_vpc_is_used_as_is():
+    run = run_with(
+        "prod",
+        {
+            f"{PROJECT}:vpcId": "vpc-0123456789abcdef0",
+            f"{PROJECT}:subnetIds": '["subnet-0123456789abcdef0", "subnet-0fedcba9876543210"]',
+        },
+    )
+    for token in (
+        "aws:ec2/vpc:Vpc",
+        "aws:ec2/subnet:Subnet",
+        "aws:ec2/natGateway:NatGateway",
+        "aws:ec2/internetGateway:InternetGateway",
+    ):
+        assert run.of_type(token) == []
+    assert run.one(SG).input("vpcId") == "vpc-0123456789abcdef0"
+    assert run.one(SG).input("ingress") == []
+    expected = ["subnet-0123456789abcdef0", "subnet-0fedcba9876543210"]
+    assert run.one("aws:autoscaling/group:Group").input("vpcZoneIdentifiers") == expected
+    assert run.one("aws:ecs/service:Service").input("networkConfiguration")["subnets"] == expected
