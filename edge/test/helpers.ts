@@ -9,8 +9,8 @@ export const BASE = "https://edge.test";
 export interface CallOptions {
 	method?: string;
 	body?: unknown;
-	/** Raw body text, sent as is (for malformed JSON and the like). */
-	rawBody?: string;
+	/** A raw body, sent as is (malformed JSON, bytes, streams). */
+	rawBody?: BodyInit;
 	headers?: Record<string, string>;
 	key?: string | null;
 	env?: Partial<Env>;
@@ -21,7 +21,7 @@ export interface CallOptions {
 export async function call(path: string, options: CallOptions = {}): Promise<Response> {
 	const headers = new Headers(options.headers);
 	if (options.key) headers.set("authorization", `Bearer ${options.key}`);
-	let body: string | undefined = options.rawBody;
+	let body: BodyInit | undefined = options.rawBody;
 	if (options.body !== undefined) {
 		body = JSON.stringify(options.body);
 		if (!headers.has("content-type")) headers.set("content-type", "application/json");
