@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from pulumi_policy import PolicyResource
+from pulumi_policy import PolicyResource, Secret
 
 STACK = "pulumi:pulumi:Stack"
 
@@ -61,13 +61,20 @@ def dependencies_of(resource: PolicyResource, *properties: str) -> list[PolicyRe
     return found
 
 
+def unwrap(value: Any) -> Any:
+    """The value inside a `Secret` (the offline plan keeps secretness; the engine hands plain values)."""
+    return value.value if isinstance(value, Secret) else value
+
+
 def items(value: Any) -> list[Any]:
     """A list property as a list (the engine hands policies read-only sequence proxies); missing is empty."""
+    value = unwrap(value)
     return list(value) if isinstance(value, Sequence) and not isinstance(value, str) else []
 
 
 def mapping(value: Any) -> Mapping[str, Any]:
     """A nested object property; missing or not an object reads as empty."""
+    value = unwrap(value)
     return value if isinstance(value, Mapping) else {}
 
 

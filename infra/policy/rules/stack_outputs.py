@@ -13,7 +13,7 @@ from pulumi_policy import (
     StackValidationPolicy,
 )
 
-from infra.policy.model import STACK, WORKERS_SCRIPT, items, mapping, of_type
+from infra.policy.model import STACK, WORKERS_SCRIPT, items, mapping, of_type, unwrap
 
 # Where provider resources hold secret material (input or output property), besides secret_text bindings.
 SECRET_PROPERTIES = {
@@ -38,10 +38,6 @@ def walk(value: Any) -> Iterator[Any]:
             yield from walk(child)
     else:
         yield value
-
-
-def unwrap(value: Any) -> Any:
-    return value.value if isinstance(value, Secret) else value
 
 
 def secret_values(resources: list[PolicyResource]) -> set[str]:

@@ -17,7 +17,9 @@ from infra.policy.model import WORKERS_SCRIPT, items, mapping
 REQUIRED_SECRET_BINDINGS = ("CF_ACCESS_CLIENT_ID", "CF_ACCESS_CLIENT_SECRET", "ORIGIN_TOKEN", "METRICS_TOKEN")
 SECRET_BINDING_TYPES = ("secret_text", "secrets_store_secret")
 PLAIN_BINDING_TYPES = ("plain_text", "json")
-SECRET_LOOKING_NAME = re.compile(r"(TOKEN|SECRET|PASSWORD|PRIVATE_KEY|API_KEY|CREDENTIAL)", re.IGNORECASE)
+# A word of the name (MAX_TOKENS_LIMIT is a number, ORIGIN_TOKEN a credential).
+SECRET_LOOKING_NAME = re.compile(r"(^|_)(TOKEN|SECRET|PASSWORD|PRIVATE_KEY|API_KEY|CREDENTIALS?)(_|$)",
+                                 re.IGNORECASE)
 
 
 def validate(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:

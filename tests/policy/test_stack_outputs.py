@@ -1,0 +1,47 @@
+from pulumi_policy import Secret
+
+from infra.policy.model import STACK, WORKERS_SCRIPT
+from infra.policy.rules.stack_outputs import no_secret_in_plain_outputs
+from tests.policy.conftest import res, violations
+
+TOKEN = "origin-bearer-0123456789abcdef"
+SERVICE_TOKEN = "cloudflare:index/zeroTrustAccessServiceToken:ZeroTrustAccessServiceToken"
+
+
+def worker():
+    return res(
+        WORKERS_SCRIPT,
+        "edge-script",
+        {
+            "bindings": [
+                {"name": "ORIGIN_TOKEN", "type": "secret_text", "text": TOKEN},
+                {"name": "ENVIRONMENT", "type": "plain_text", "text": "production"},
+            ]
+        },
+    )
+
+
+def stack(**outputs):
+    return res(STACK, "steadytext-edge-prod", outputs)
+
+
+def test_plain_outputs_without_secrets_pass():
+    outputs = stack(apiUrl="https://api.example.com", environment="production", originToken=Secret(TOKEN))
+    assert violations(no_secret_in_plain_outputs, worker(), outputs) == []
+
+
+def test_a_secret_binding_value_in_a_plain_output_fails():
+    [message] = violations(
+        no_secret_in_plain_outputs, worker(), stack(debug={"headers": [f"Authorization: Bearer {TOKEN}"]})
+    )
+    assert "stack output 'debug'" in message
+
+
+def test_a_provider_generated_secret_in_a_plain_output_fails():
+    token = res(
+        SERVICE_TOKEN, "worker-token", {"name": "worker", "clientSecret": "generated-client-secret-42"}
+    )
+    [message] = violations(
+        no_secret_in_plain_outputs, token, stack(clientSecret="generated-client-secret-42")
+    )
+    assert "'clientSecret'" in message
