@@ -1,0 +1,77 @@
+"""The AWS stack config: both stack files load, and each bad or missing value fails naming its full key."""
+
+from __future__ import annotations
+
+import pytest
+
+from infra import config as stack_config_module
+from infra.config import ConfigError
+from tests.infra.conftest import PROJECT, TEST_SECRETS, run_pulumi, stack_config
+
+
+def load_aws(stack: str, overrides: dict[str, str] | None = None, without: tuple[str, ...] = ()):
+    loaded = []
+    run_pulumi(
+        lambda: loaded.append(stack_config_module.load()),
+        stack=stack,
+        config=stack_config(stack, overrides, without),
+        secret_keys=TEST_SECRETS,
+    )
+    return loaded[0].aws
+
+
+def test_both_stacks_load_with_their_own_capacity():
+    dev, prod = load_aws("dev"), load_aws("prod")
+    assert (dev.region, prod.region) == ("us-east-1", "us-east-1")
+    assert (dev.gpu.min_instances, prod.gpu.min_instances) == (0, 2)
+    assert dev.gpu.instance_type == prod.gpu.instance_type == "g5.xlarge"
+    assert dev.network.vpc_id is None and dev.network.cidr_block == "10.42.0.0/16"
+    assert (dev.log_retention_days, prod.log_retention_days) == (14, 90)
+    assert dev.gpu.ami_parameter.endswith("/amazon-linux-2023/gpu/recommended/image_id")
+
+
+def test_an_existing_vpc_comes_with_its_subnets():
+    loaded = load_aws(
+        "dev",
+        {f"{PROJECT}:vpcId": "vpc-0123456789abcdef0", f"{PROJECT}:subnetIds": '["subnet-0123456789abcdef0"]'},
+    )
+    assert loaded.network.vpc_id == "vpc-0123456789abcdef0"
+    assert loaded.network.subnet_ids == ("subnet-0123456789abcdef0",)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "key", "expected"),
+    [
+        ({"gpuInstanceType": "m5.xlarge"}, "gpuInstanceType", "NVIDIA GPU instance type"),
+        ({"gpuMinInstances": "3", "gpuMaxInstances": "2"}, "gpuMinInstances", "more than"),
+        ({"gpuMaxInstances": "0"}, "gpuMaxInstances", "integer from 1 to 100"),
+        ({"gpuDesiredTasks": "-1"}, "gpuDesiredTasks", "integer from 0 to 100"),
+        ({"gpuRootVolumeGib": "8"}, "gpuRootVolumeGib", "integer from 30"),
+        ({"gpuAmiParameter": "ami-0123"}, "gpuAmiParameter", "SSM parameter path"),
+        ({"runtimeMemoryMib": "lots"}, "runtimeMemoryMib", "integer from 512"),
+        ({"vpcCidr": "10.0.0.0/8"}, "vpcCidr", "/16 to /20"),
+        ({"vpcCidr": "ten-dot-zero"}, "vpcCidr", "IPv4 CIDR block"),
+        ({"vpcId": "vpc-0123456789abcdef0"}, "subnetIds", "at least 1 item"),
+        ({"subnetIds": '["subnet-0123456789abcdef0"]'}, "vpcId", "is required when"),
+        ({"vpcId": "vpc-0123456789abcdef0", "subnetIds": '["sg-123"]'}, "subnetIds", "subnet id"),
+        ({"logRetentionDays": "10"}, "logRetentionDays", "one of 1, 3, 5, 7, 14"),
+        ({"auditLogRetentionDays": "0"}, "auditLogRetentionDays", "integer from 1 to 3650"),
+        ({"ecrKeepImages": "0"}, "ecrKeepImages", "integer from 1 to 1000"),
+    ],
+)
+def test_bad_values_fail_naming_the_key(overrides, key, expected):
+    with pytest.raises(ConfigError) as caught:
+        load_aws("prod", {f"{PROJECT}:{name}": value for name, value in overrides.items()})
+    message = str(caught.value)
+    assert message.startswith(f"config {PROJECT}:{key}:")
+    assert expected in message
+    assert "pulumi config set" in message
+
+
+@pytest.mark.parametrize(("region", "expected"), [(None, "is required"), ("Virginia", "an AWS region")])
+def test_the_aws_region_is_required_and_checked(region, expected):
+    overrides = {} if region is None else {"aws:region": region}
+    without = ("aws:region",) if region is None else ()
+    with pytest.raises(ConfigError) as caught:
+        load_aws("dev", overrides, without)
+    assert str(caught.value).startswith("config aws:region:") and expected in str(caught.value)
