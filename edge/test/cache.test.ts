@@ -1,6 +1,6 @@
 // Cache tiers: KV hit, D1 hit + promotion, TTL and eviction, bypass, byte-identical replay, streams,
 // fingerprint changes, and failing cache writes that never fail the request.
-import { createExecutionContext, createScheduledController, waitOnExecutionContext } from "cloudflare:test";
+import { createScheduledController } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import worker from "../src/index";
@@ -100,9 +100,7 @@ describe("tiers", () => {
 		await env.DB.prepare("UPDATE generation_cache SET expires_at = 1 WHERE cache_key = ?").bind(cacheKeyHeader).run();
 		expect((await call("/v1/generate", { body, key, headers: { "cache-control": "no-store" } })).headers.get("x-cache")).toBe("BYPASS");
 		await env.DB.prepare("UPDATE generation_cache SET expires_at = 1 WHERE cache_key = ?").bind(cacheKeyHeader).run();
-		const ctx = createExecutionContext();
-		await worker.scheduled(createScheduledController({ cron: "*/15 * * * *" }), env, ctx);
-		await waitOnExecutionContext(ctx);
+		await worker.scheduled(createScheduledController({ cron: "*/15 * * * *" }), env);
 		const keys = (await env.DB.prepare("SELECT parameters FROM generation_cache").all<{ parameters: string }>()).results.map((r) => r.parameters);
 		expect(keys).toContain(canonicalJson(keep));
 		expect(keys).not.toContain(canonicalJson(body));
