@@ -9,6 +9,8 @@ from dataclasses import dataclass
 import pulumi
 
 from infra import config
+from infra.components.aws.audit_logging import AuditLogging, AuditLoggingArgs
+from infra.components.aws.origin import GpuOrigin, GpuOriginArgs
 from infra.components.edge_storage import EdgeStorage, EdgeStorageArgs
 from infra.components.edge_worker import EdgeWorker, EdgeWorkerArgs
 from infra.components.model_artifact import ModelArtifact, ModelArtifactArgs
@@ -112,11 +114,52 @@ def export_cloudflare(edge: CloudflareEdge, cfg: StackConfig) -> None:
     pulumi.export("tunnelToken", edge.tunnel.token)
 
 
+def deploy_aws(
+    cfg: StackConfig,
+    tunnel_token: pulumi.Input[str],
+    model_url: pulumi.Input[str],
+    model_sha256: pulumi.Input[str],
+) -> None:
+    """The GPU origin behind the tunnel and the Logpush audit bucket; exports what operators look up."""
+    cf = cfg.cloudflare
+    tags = {"steadytext:stack": cfg.stack}
+    origin = GpuOrigin(
+        cf.resource_prefix,
+        GpuOriginArgs(
+            config=cfg.aws,
+            tunnel_token=tunnel_token,
+            model_url=model_url,
+            model_sha256=model_sha256,
+            s3_endpoint_url=cf.r2_endpoint,
+            r2_access_key_id=cf.r2_access_key_id,
+            r2_secret_access_key=cf.r2_secret_access_key,
+            origin_token=cf.origin_token,
+            runtime_port=cf.origin_port,
+            tags=tags,
+        ),
+    )
+    audit = AuditLogging(
+        cf.resource_prefix,
+        AuditLoggingArgs(
+            cloudflare_account_id=cf.account_id,
+            region=cfg.aws.region,
+            retention_days=cfg.aws.audit_log_retention_days,
+            protect=cfg.protect,
+            tags=tags,
+        ),
+    )
+    pulumi.export("imageDigest", origin.image_digest)
+    pulumi.export("ecsClusterName", origin.cluster_name)
+    pulumi.export("ecsServiceName", origin.service_name)
+    pulumi.export("logGroupName", origin.log_group_name)
+    pulumi.export("auditBucket", audit.bucket_name)
+
+
 def run(bundle: WorkerBundle | None = None) -> CloudflareEdge:
     """Declare the whole stack. `bundle`: a Worker bundle already built (tests, the offline plan);
     by default wrangler builds one from edge/."""
     cfg = config.load()
     edge = deploy_cloudflare(cfg, bundle or build_worker_bundle())
     export_cloudflare(edge, cfg)
-    # The AWS side (issue 5) is declared here from `cfg.aws` and `edge` (tunnel token, model object).
+    deploy_aws(cfg, edge.tunnel.token, edge.model.url, edge.model.sha256)
     return edge
