@@ -8,46 +8,18 @@ import json
 import pulumi
 
 from infra import config as stack_config_module
-from infra.components.aws.audit_logging import AuditLogging, AuditLoggingArgs
-from infra.components.aws.origin import GpuOrigin, GpuOriginArgs
+from infra.program import deploy_aws
 from tests.infra.conftest import TEST_SECRETS, PulumiRun, run_pulumi, stack_config
 
-# Stand-ins for what the Cloudflare side hands over (the tunnel token, the model artifact in R2).
+# Stand-ins for what the Cloudflare side hands over (the tunnel token, the model artifact in R2); the
+# whole program, with the real hand-over, is tested in test_aws_program.py.
 TUNNEL_TOKEN = "SECRET-tunnel-token-for-the-aws-tests"
 MODEL_URL = "s3://steadytext-models/models/gemma-3-270m-it-Q4_K_M.gguf"
 MODEL_SHA256 = "a5fd3b62" + "0" * 52 + "00006818"
 
 
 def build_aws_side() -> None:
-    config = stack_config_module.load()
-    tags = {"steadytext:stack": config.stack}
-    origin = GpuOrigin(
-        config.cloudflare.resource_prefix,
-        GpuOriginArgs(
-            config=config.aws,
-            tunnel_token=pulumi.Output.secret(TUNNEL_TOKEN),
-            model_url=MODEL_URL,
-            model_sha256=MODEL_SHA256,
-            s3_endpoint_url=config.cloudflare.r2_endpoint,
-            r2_access_key_id=config.cloudflare.r2_access_key_id,
-            r2_secret_access_key=config.cloudflare.r2_secret_access_key,
-            origin_token=config.cloudflare.origin_token,
-            runtime_port=config.cloudflare.origin_port,
-            tags=tags,
-        ),
-    )
-    audit = AuditLogging(
-        config.cloudflare.resource_prefix,
-        AuditLoggingArgs(
-            cloudflare_account_id=config.cloudflare.account_id,
-            region=config.aws.region,
-            retention_days=config.aws.audit_log_retention_days,
-            protect=config.protect,
-            tags=tags,
-        ),
-    )
-    pulumi.export("imageDigest", origin.image_digest)
-    pulumi.export("auditBucket", audit.bucket_name)
+    deploy_aws(stack_config_module.load(), pulumi.Output.secret(TUNNEL_TOKEN), MODEL_URL, MODEL_SHA256)
 
 
 @functools.cache
