@@ -1,4 +1,4 @@
-"""One worker thread per model fed by a bounded queue: one sequence at a time, so load never changes output."""
+"""One worker thread per model, fed by a bounded queue: one sequence at a time, whatever the load."""
 
 import asyncio
 import logging
@@ -34,7 +34,7 @@ class Job:
         def resolve() -> None:
             if self.future.done():
                 return
-            if dropped:
+            if dropped or self.cancelled.is_set():  # nobody waits for an abandoned job's outcome
                 self.future.cancel()
             elif error is not None:
                 self.future.set_exception(error)

@@ -2,6 +2,7 @@
 
 import threading
 import time
+from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -45,10 +46,12 @@ def test_a_failed_load_fails_liveness_with_the_reason(app_factory):
 LONG = {"prompt": "Count from 1 to 500: 1, 2, 3,", "max_tokens": 200, "stream": True}
 
 
-def _first_token(stream: httpx.Response) -> None:
-    for line in stream.iter_lines():
+def _first_token(stream: httpx.Response) -> Iterator[str]:
+    """Read up to the first token; return the line iterator, whose closing would close the connection."""
+    lines = stream.iter_lines()
+    for line in lines:
         if line.startswith("data: "):
-            return
+            return lines
     raise AssertionError("the stream ended before its first token")
 
 
@@ -73,7 +76,7 @@ def test_full_queue_answers_429_and_a_disconnect_frees_the_model(app_factory):
             )
 
         with http.stream("POST", "/v1/generate", json=LONG) as blocker:
-            _first_token(blocker)  # the long generation holds the model now
+            open_lines = _first_token(blocker)  # the long generation holds the model now
             waiter = threading.Thread(target=queued_request)
             waiter.start()
             _wait_for_queue_depth(url, 1)
@@ -81,7 +84,9 @@ def test_full_queue_answers_429_and_a_disconnect_frees_the_model(app_factory):
             assert refused.status_code == 429
             assert int(refused.headers["Retry-After"]) >= 1
             assert refused.json()["error"]["type"] == "queue_full"
-        # Leaving the `with` closed the connection mid-stream.
+            assert queued_result == {}  # still waiting behind the blocker
+            open_lines.close()
+        # Closing the line iterator closed the connection mid-stream.
         waiter.join(timeout=60)
         assert queued_result["response"].status_code == 200
         metrics = http.get("/metrics").text
