@@ -1,4 +1,5 @@
-"""steadytext-edge's Pulumi program: Cloudflare edge (Worker, storage, Zero Trust, tunnel) and the AWS GPU origin."""
+"""steadytext-edge's Pulumi program: the Cloudflare edge (Worker, storage, Zero Trust, tunnel) and the
+AWS GPU origin."""
 
 from pathlib import Path
 

@@ -22,5 +22,7 @@ class DlpPattern:
 
 def load_dlp_patterns(path: Path = DLP_PATTERNS) -> tuple[DlpPattern, ...]:
     document = json.loads(path.read_text())
-    return tuple(DlpPattern(id=p["id"], name=p["name"], regex=p["regex"], validation=p.get("validation"))
-                 for p in document["patterns"])
+    return tuple(
+        DlpPattern(id=p["id"], name=p["name"], regex=p["regex"], validation=p.get("validation"))
+        for p in document["patterns"]
+    )

@@ -61,39 +61,73 @@ def deploy_cloudflare(cfg: StackConfig, bundle: WorkerBundle) -> CloudflareEdge:
     cf = cfg.cloudflare
     wrangler = load_wrangler_config()
     model_file = local_model(cfg.model)
-    storage = EdgeStorage("edge-storage", EdgeStorageArgs(
-        account_id=cf.account_id, resource_prefix=cf.resource_prefix, protect=cfg.protect, api_token=cf.api_token,
-    ))
-    model = ModelArtifact("model", ModelArtifactArgs(
-        endpoint=cf.r2_endpoint, bucket=storage.models_bucket.name, path=model_file.path, sha256=model_file.sha256,
-        access_key_id=cf.r2_access_key_id, secret_access_key=cf.r2_secret_access_key,
-    ))
-    zero_trust = ZeroTrust("zero-trust", ZeroTrustArgs(
-        account_id=cf.account_id, resource_prefix=cf.resource_prefix, api_hostname=cf.api_hostname,
-        origin_hostname=cf.origin_hostname, access=cf.access, dlp_patterns=load_dlp_patterns(),
-    ))
-    tunnel = OriginTunnel("origin", OriginTunnelArgs(
-        account_id=cf.account_id, zone_id=cf.zone_id, tunnel_name=f"{cf.resource_prefix}-origin",
-        origin_hostname=cf.origin_hostname, origin_port=cf.origin_port, access_team_name=cf.access.team_name,
-        access_aud=zero_trust.application.aud,
-    ))
-    worker = EdgeWorker("edge", EdgeWorkerArgs(
-        account_id=cf.account_id, zone_id=cf.zone_id, script_name=cf.resource_prefix, api_hostname=cf.api_hostname,
-        bundle=bundle, wrangler=wrangler,
-        resource_ids={
-            "DB": storage.database.uuid,
-            "CACHE": storage.kv_namespace.id,
-            "MODELS": storage.models_bucket.name,
-        },
-        plain_vars=worker_vars(cfg),
-        secrets={
-            "CF_ACCESS_CLIENT_ID": zero_trust.service_token.client_id,
-            "CF_ACCESS_CLIENT_SECRET": zero_trust.service_token.client_secret,
-            "ORIGIN_TOKEN": cf.origin_token,
-            "METRICS_TOKEN": cf.metrics_token,
-        },
-        after=(storage.schema,),
-    ))
+    storage = EdgeStorage(
+        "edge-storage",
+        EdgeStorageArgs(
+            account_id=cf.account_id,
+            resource_prefix=cf.resource_prefix,
+            protect=cfg.protect,
+            api_token=cf.api_token,
+        ),
+    )
+    model = ModelArtifact(
+        "model",
+        ModelArtifactArgs(
+            endpoint=cf.r2_endpoint,
+            bucket=storage.models_bucket.name,
+            path=model_file.path,
+            sha256=model_file.sha256,
+            access_key_id=cf.r2_access_key_id,
+            secret_access_key=cf.r2_secret_access_key,
+        ),
+    )
+    zero_trust = ZeroTrust(
+        "zero-trust",
+        ZeroTrustArgs(
+            account_id=cf.account_id,
+            resource_prefix=cf.resource_prefix,
+            api_hostname=cf.api_hostname,
+            origin_hostname=cf.origin_hostname,
+            access=cf.access,
+            dlp_patterns=load_dlp_patterns(),
+        ),
+    )
+    tunnel = OriginTunnel(
+        "origin",
+        OriginTunnelArgs(
+            account_id=cf.account_id,
+            zone_id=cf.zone_id,
+            tunnel_name=f"{cf.resource_prefix}-origin",
+            origin_hostname=cf.origin_hostname,
+            origin_port=cf.origin_port,
+            access_team_name=cf.access.team_name,
+            access_aud=zero_trust.application.aud,
+        ),
+    )
+    worker = EdgeWorker(
+        "edge",
+        EdgeWorkerArgs(
+            account_id=cf.account_id,
+            zone_id=cf.zone_id,
+            script_name=cf.resource_prefix,
+            api_hostname=cf.api_hostname,
+            bundle=bundle,
+            wrangler=wrangler,
+            resource_ids={
+                "DB": storage.database.uuid,
+                "CACHE": storage.kv_namespace.id,
+                "MODELS": storage.models_bucket.name,
+            },
+            plain_vars=worker_vars(cfg),
+            secrets={
+                "CF_ACCESS_CLIENT_ID": zero_trust.service_token.client_id,
+                "CF_ACCESS_CLIENT_SECRET": zero_trust.service_token.client_secret,
+                "ORIGIN_TOKEN": cf.origin_token,
+                "METRICS_TOKEN": cf.metrics_token,
+            },
+            after=(storage.schema,),
+        ),
+    )
     return CloudflareEdge(storage=storage, model=model, zero_trust=zero_trust, tunnel=tunnel, worker=worker)
 
 

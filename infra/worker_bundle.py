@@ -30,11 +30,16 @@ class WorkerBundle:
         main = out_dir / MAIN_MODULE
         if not main.is_file():
             raise WorkerBundleError(f"{main} is missing: build the bundle first")
-        extra = sorted(p.name for p in out_dir.iterdir()
-                       if p.suffix in (".js", ".mjs", ".wasm") and p.name != MAIN_MODULE)
+        extra = sorted(
+            p.name
+            for p in out_dir.iterdir()
+            if p.suffix in (".js", ".mjs", ".wasm") and p.name != MAIN_MODULE
+        )
         if extra:
             # The program uploads one module; a split bundle would deploy a Worker missing code.
-            raise WorkerBundleError(f"the bundle in {out_dir} has extra modules {extra}; only {MAIN_MODULE} is uploaded")
+            raise WorkerBundleError(
+                f"the bundle in {out_dir} has extra modules {extra}; only {MAIN_MODULE} is uploaded"
+            )
         return cls(main_module=main, sha256=hashlib.sha256(main.read_bytes()).hexdigest())
 
 
@@ -45,9 +50,15 @@ def build_worker_bundle(out_dir: Path = DEFAULT_OUT_DIR) -> WorkerBundle:
     env = {**os.environ, "WRANGLER_SEND_METRICS": "false", "CLOUDFLARE_CF_FETCH_ENABLED": "false"}
     result = subprocess.run(
         ["npx", "--no-install", "wrangler", "deploy", "--dry-run", "--outdir", str(out_dir)],
-        cwd=EDGE_DIR, env=env, capture_output=True, text=True, check=False,
+        cwd=EDGE_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if result.returncode != 0:
-        raise WorkerBundleError(f"wrangler could not build the Worker (exit {result.returncode}):\n"
-                                f"{result.stdout[-4000:]}{result.stderr[-4000:]}")
+        raise WorkerBundleError(
+            f"wrangler could not build the Worker (exit {result.returncode}):\n"
+            f"{result.stdout[-4000:]}{result.stderr[-4000:]}"
+        )
     return WorkerBundle.from_dir(out_dir)

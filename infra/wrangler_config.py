@@ -15,7 +15,7 @@ WRANGLER_CONFIG = REPO_ROOT / "edge" / "wrangler.jsonc"
 # A JSON string, a // line comment or a /* block comment */: strings are matched first so that
 # "//" inside a string (URLs) is never mistaken for a comment.
 _JSONC_TOKEN = re.compile(r'"(?:\\.|[^"\\])*"|//[^\n]*|/\*.*?\*/', re.DOTALL)
-_TRAILING_COMMA = re.compile(r',(\s*[}\]])')
+_TRAILING_COMMA = re.compile(r",(\s*[}\]])")
 
 
 def parse_jsonc(text: str) -> Any:

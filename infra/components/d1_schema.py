@@ -34,7 +34,9 @@ def run_d1_query(api_base: str, account_id: str, database_id: str, api_token: st
     with D1's error codes and messages when the API or any statement fails."""
     url = f"{api_base}/accounts/{account_id}/d1/database/{database_id}/query"
     request = urllib.request.Request(
-        url, data=json.dumps({"sql": sql}).encode(), method="POST",
+        url,
+        data=json.dumps({"sql": sql}).encode(),
+        method="POST",
         headers={"Authorization": f"Bearer {api_token}", "Content-Type": "application/json"},
     )
     try:
@@ -66,8 +68,9 @@ def _state(props: dict[str, Any]) -> dict[str, Any]:
 
 class D1SchemaProvider(ResourceProvider):
     def _apply(self, props: dict[str, Any]) -> None:
-        run_d1_query(props["api_base"], props["account_id"], props["database_id"], props["api_token"],
-                     props["sql"])
+        run_d1_query(
+            props["api_base"], props["account_id"], props["database_id"], props["api_token"], props["sql"]
+        )
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         self._apply(props)
@@ -101,7 +104,8 @@ class D1Schema(pulumi.dynamic.Resource):
     def __init__(self, name: str, args: D1SchemaArgs, opts: pulumi.ResourceOptions | None = None):
         sql = args.schema_file.read_text()
         super().__init__(
-            D1SchemaProvider(), name,
+            D1SchemaProvider(),
+            name,
             {
                 "api_base": args.api_base,
                 "account_id": args.account_id,

@@ -38,34 +38,56 @@ class EdgeStorage(pulumi.ComponentResource):
         stateful = pulumi.ResourceOptions(parent=self, protect=args.protect, retain_on_delete=args.protect)
 
         self.database = cf.D1Database(
-            f"{name}-d1", account_id=args.account_id, name=f"{args.resource_prefix}-cache",
-            read_replication={"mode": "disabled"}, opts=stateful,
+            f"{name}-d1",
+            account_id=args.account_id,
+            name=f"{args.resource_prefix}-cache",
+            read_replication={"mode": "disabled"},
+            opts=stateful,
         )
-        self.schema = D1Schema(f"{name}-d1-schema", D1SchemaArgs(
-            account_id=args.account_id, database_id=self.database.uuid, schema_file=args.schema_file,
-            api_token=args.api_token, api_base=args.api_base,
-        ), opts=child)
-        self.kv_namespace = cf.WorkersKvNamespace(
-            f"{name}-kv", account_id=args.account_id, title=f"{args.resource_prefix}-cache", opts=stateful,
-        )
-        self.models_bucket = cf.R2Bucket(
-            f"{name}-models", account_id=args.account_id, name=f"{args.resource_prefix}-models", opts=stateful,
-        )
-        self.models_lifecycle = cf.R2BucketLifecycle(
-            f"{name}-models-lifecycle", account_id=args.account_id, bucket_name=self.models_bucket.name,
-            rules=[{
-                "id": "abort-incomplete-multipart-uploads",
-                "enabled": True,
-                "conditions": {"prefix": ""},
-                "abort_multipart_uploads_transition": {
-                    "condition": {"type": "Age", "max_age": ABORT_INCOMPLETE_UPLOADS_AFTER_SECONDS},
-                },
-            }],
+        self.schema = D1Schema(
+            f"{name}-d1-schema",
+            D1SchemaArgs(
+                account_id=args.account_id,
+                database_id=self.database.uuid,
+                schema_file=args.schema_file,
+                api_token=args.api_token,
+                api_base=args.api_base,
+            ),
             opts=child,
         )
-        self.register_outputs({
-            "d1_database_id": self.database.uuid,
-            "d1_schema_sha256": self.schema.sql_sha256,
-            "kv_namespace_id": self.kv_namespace.id,
-            "models_bucket_name": self.models_bucket.name,
-        })
+        self.kv_namespace = cf.WorkersKvNamespace(
+            f"{name}-kv",
+            account_id=args.account_id,
+            title=f"{args.resource_prefix}-cache",
+            opts=stateful,
+        )
+        self.models_bucket = cf.R2Bucket(
+            f"{name}-models",
+            account_id=args.account_id,
+            name=f"{args.resource_prefix}-models",
+            opts=stateful,
+        )
+        self.models_lifecycle = cf.R2BucketLifecycle(
+            f"{name}-models-lifecycle",
+            account_id=args.account_id,
+            bucket_name=self.models_bucket.name,
+            rules=[
+                {
+                    "id": "abort-incomplete-multipart-uploads",
+                    "enabled": True,
+                    "conditions": {"prefix": ""},
+                    "abort_multipart_uploads_transition": {
+                        "condition": {"type": "Age", "max_age": ABORT_INCOMPLETE_UPLOADS_AFTER_SECONDS},
+                    },
+                }
+            ],
+            opts=child,
+        )
+        self.register_outputs(
+            {
+                "d1_database_id": self.database.uuid,
+                "d1_schema_sha256": self.schema.sql_sha256,
+                "kv_namespace_id": self.kv_namespace.id,
+                "models_bucket_name": self.models_bucket.name,
+            }
+        )

@@ -29,13 +29,17 @@ def _exactly(kind: str, declared: set[str], supplied: set[str]) -> None:
     if missing or unknown:
         raise BindingDriftError(
             f"edge/wrangler.jsonc and infra disagree on {kind}: "
-            f"declared there but not supplied by infra {missing}, supplied by infra but not declared {unknown}"
+            f"declared there but not supplied by infra {missing}, "
+            f"supplied by infra but not declared {unknown}"
         )
 
 
-def worker_bindings(wrangler: Mapping[str, Any], resource_ids: Mapping[str, pulumi.Input[str]],
-                    plain_vars: Mapping[str, pulumi.Input[str]],
-                    secrets: Mapping[str, pulumi.Input[str]]) -> list[dict[str, Any]]:
+def worker_bindings(
+    wrangler: Mapping[str, Any],
+    resource_ids: Mapping[str, pulumi.Input[str]],
+    plain_vars: Mapping[str, pulumi.Input[str]],
+    secrets: Mapping[str, pulumi.Input[str]],
+) -> list[dict[str, Any]]:
     """The `WorkersScript.bindings` list for the bindings in wrangler.jsonc.
 
     `resource_ids` maps each storage binding name to its D1 uuid, KV namespace id or R2 bucket name;
@@ -56,13 +60,21 @@ def worker_bindings(wrangler: Mapping[str, Any], resource_ids: Mapping[str, pulu
         for b in wrangler.get("durable_objects", {}).get("bindings", [])
     ]
     bindings += [
-        {"name": b["name"], "type": "ratelimit", "namespace_id": str(b["namespace_id"]),
-         "simple": {"limit": b["simple"]["limit"], "period": b["simple"]["period"]}}
+        {
+            "name": b["name"],
+            "type": "ratelimit",
+            "namespace_id": str(b["namespace_id"]),
+            "simple": {"limit": b["simple"]["limit"], "period": b["simple"]["period"]},
+        }
         for b in wrangler.get("ratelimits", [])
     ]
-    bindings += [{"name": name, "type": "plain_text", "text": plain_vars[name]} for name in wrangler.get("vars", {})]
-    bindings += [{"name": name, "type": "secret_text", "text": pulumi.Output.secret(value)}
-                 for name, value in sorted(secrets.items())]
+    bindings += [
+        {"name": name, "type": "plain_text", "text": plain_vars[name]} for name in wrangler.get("vars", {})
+    ]
+    bindings += [
+        {"name": name, "type": "secret_text", "text": pulumi.Output.secret(value)}
+        for name, value in sorted(secrets.items())
+    ]
     return bindings
 
 
@@ -127,13 +139,24 @@ class EdgeWorker(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.after)),
         )
         self.custom_domain = cf.WorkersCustomDomain(
-            f"{name}-domain", account_id=args.account_id, zone_id=args.zone_id, hostname=args.api_hostname,
-            service=self.script.script_name, opts=child,
+            f"{name}-domain",
+            account_id=args.account_id,
+            zone_id=args.zone_id,
+            hostname=args.api_hostname,
+            service=self.script.script_name,
+            opts=child,
         )
         crons = wrangler.get("triggers", {}).get("crons", [])
-        self.cron_trigger = cf.WorkersCronTrigger(
-            f"{name}-cron", account_id=args.account_id, script_name=self.script.script_name,
-            schedules=[{"cron": cron} for cron in crons], opts=child,
-        ) if crons else None
+        self.cron_trigger = (
+            cf.WorkersCronTrigger(
+                f"{name}-cron",
+                account_id=args.account_id,
+                script_name=self.script.script_name,
+                schedules=[{"cron": cron} for cron in crons],
+                opts=child,
+            )
+            if crons
+            else None
+        )
         self.url = f"https://{args.api_hostname}"
         self.register_outputs({"script_name": self.script.script_name, "url": self.url})

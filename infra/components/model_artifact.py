@@ -23,10 +23,15 @@ def _s3_client(props: dict[str, Any]):
     from botocore.config import Config
 
     return boto3.client(
-        "s3", endpoint_url=props["endpoint"], region_name="auto",
-        aws_access_key_id=props["access_key_id"], aws_secret_access_key=props["secret_access_key"],
+        "s3",
+        endpoint_url=props["endpoint"],
+        region_name="auto",
+        aws_access_key_id=props["access_key_id"],
+        aws_secret_access_key=props["secret_access_key"],
         # R2 does not accept every checksum mode newer botocore sends by default.
-        config=Config(request_checksum_calculation="when_required", response_checksum_validation="when_required"),
+        config=Config(
+            request_checksum_calculation="when_required", response_checksum_validation="when_required"
+        ),
     )
 
 
@@ -57,7 +62,9 @@ def _state(props: dict[str, Any]) -> dict[str, Any]:
 
 class ModelObjectProvider(ResourceProvider):
     def _upload(self, props: dict[str, Any]) -> None:
-        upload_if_changed(_s3_client(props), props["bucket"], props["key"], Path(props["path"]), props["sha256"])
+        upload_if_changed(
+            _s3_client(props), props["bucket"], props["key"], Path(props["path"]), props["sha256"]
+        )
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         self._upload(props)
@@ -101,18 +108,24 @@ class ModelArtifactArgs:
 class ModelArtifact(pulumi.ComponentResource):
     def __init__(self, name: str, args: ModelArtifactArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("steadytext:cloudflare:ModelArtifact", name, None, opts)
-        self.object = ModelObject(f"{name}-object", {
-            "endpoint": args.endpoint,
-            "bucket": args.bucket,
-            "key": args.key,
-            "path": str(args.path),
-            "sha256": args.sha256,
-            "size": args.path.stat().st_size,
-            "access_key_id": pulumi.Output.secret(args.access_key_id),
-            "secret_access_key": pulumi.Output.secret(args.secret_access_key),
-        }, pulumi.ResourceOptions(parent=self))
+        self.object = ModelObject(
+            f"{name}-object",
+            {
+                "endpoint": args.endpoint,
+                "bucket": args.bucket,
+                "key": args.key,
+                "path": str(args.path),
+                "sha256": args.sha256,
+                "size": args.path.stat().st_size,
+                "access_key_id": pulumi.Output.secret(args.access_key_id),
+                "secret_access_key": pulumi.Output.secret(args.secret_access_key),
+            },
+            pulumi.ResourceOptions(parent=self),
+        )
         self.bucket = pulumi.Output.from_input(args.bucket)
         self.key = self.object.key
         self.sha256 = self.object.sha256
         self.url = pulumi.Output.concat("s3://", self.bucket, "/", self.key)
-        self.register_outputs({"bucket": self.bucket, "key": self.key, "sha256": self.sha256, "url": self.url})
+        self.register_outputs(
+            {"bucket": self.bucket, "key": self.key, "sha256": self.sha256, "url": self.url}
+        )

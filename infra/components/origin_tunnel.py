@@ -31,28 +31,50 @@ class OriginTunnel(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
 
         self.tunnel = cf.ZeroTrustTunnelCloudflared(
-            f"{name}-tunnel", account_id=args.account_id, name=args.tunnel_name, config_src="cloudflare", opts=child,
+            f"{name}-tunnel",
+            account_id=args.account_id,
+            name=args.tunnel_name,
+            config_src="cloudflare",
+            opts=child,
         )
         self.config = cf.ZeroTrustTunnelCloudflaredConfig(
-            f"{name}-config", account_id=args.account_id, tunnel_id=self.tunnel.id,
-            config={"ingresses": [
-                {
-                    "hostname": args.origin_hostname,
-                    "service": f"http://localhost:{args.origin_port}",
-                    "origin_request": {"access": {
-                        "required": True, "team_name": args.access_team_name, "aud_tags": [args.access_aud],
-                    }},
-                },
-                CATCH_ALL,
-            ]},
+            f"{name}-config",
+            account_id=args.account_id,
+            tunnel_id=self.tunnel.id,
+            config={
+                "ingresses": [
+                    {
+                        "hostname": args.origin_hostname,
+                        "service": f"http://localhost:{args.origin_port}",
+                        "origin_request": {
+                            "access": {
+                                "required": True,
+                                "team_name": args.access_team_name,
+                                "aud_tags": [args.access_aud],
+                            }
+                        },
+                    },
+                    CATCH_ALL,
+                ]
+            },
             opts=child,
         )
         self.dns_record = cf.DnsRecord(
-            f"{name}-dns", zone_id=args.zone_id, name=args.origin_hostname, type="CNAME",
+            f"{name}-dns",
+            zone_id=args.zone_id,
+            name=args.origin_hostname,
+            type="CNAME",
             content=self.tunnel.id.apply(lambda tunnel_id: f"{tunnel_id}.cfargotunnel.com"),
-            proxied=True, ttl=1, comment="steadytext GPU origin (Cloudflare Tunnel)", opts=child,
+            proxied=True,
+            ttl=1,
+            comment="steadytext GPU origin (Cloudflare Tunnel)",
+            opts=child,
         )
-        self.token = pulumi.Output.secret(cf.get_zero_trust_tunnel_cloudflared_token_output(
-            account_id=args.account_id, tunnel_id=self.tunnel.id, opts=pulumi.InvokeOutputOptions(parent=self),
-        ).token)
+        self.token = pulumi.Output.secret(
+            cf.get_zero_trust_tunnel_cloudflared_token_output(
+                account_id=args.account_id,
+                tunnel_id=self.tunnel.id,
+                opts=pulumi.InvokeOutputOptions(parent=self),
+            ).token
+        )
         self.register_outputs({"tunnel_id": self.tunnel.id, "token": self.token})

@@ -47,31 +47,56 @@ class ZeroTrust(pulumi.ComponentResource):
         prefix = args.resource_prefix
 
         self.service_token = cf.ZeroTrustAccessServiceToken(
-            f"{name}-worker-token", account_id=account, name=f"{prefix}-worker",
-            duration=args.access.service_token_duration, opts=child,
+            f"{name}-worker-token",
+            account_id=account,
+            name=f"{prefix}-worker",
+            duration=args.access.service_token_duration,
+            opts=child,
         )
         self.service_policy = cf.ZeroTrustAccessPolicy(
-            f"{name}-worker-policy", account_id=account, name=f"{prefix}-worker-service-token",
-            decision="non_identity", includes=[{"service_token": {"token_id": self.service_token.id}}], opts=child,
+            f"{name}-worker-policy",
+            account_id=account,
+            name=f"{prefix}-worker-service-token",
+            decision="non_identity",
+            includes=[{"service_token": {"token_id": self.service_token.id}}],
+            opts=child,
         )
 
-        self.posture_rule = cf.ZeroTrustDevicePostureRule(
-            f"{name}-warp-posture", account_id=account, name=f"{prefix}-warp-running", type="warp",
-            description="The device runs the Cloudflare WARP client.",
-            matches=[{"platform": platform} for platform in POSTURE_PLATFORMS], opts=child,
-        ) if args.access.require_device_posture else None
-        people = ([{"email_domain": {"domain": domain}} for domain in args.access.email_domains]
-                  + [{"group": {"id": group}} for group in args.access.group_ids])
+        self.posture_rule = (
+            cf.ZeroTrustDevicePostureRule(
+                f"{name}-warp-posture",
+                account_id=account,
+                name=f"{prefix}-warp-running",
+                type="warp",
+                description="The device runs the Cloudflare WARP client.",
+                matches=[{"platform": platform} for platform in POSTURE_PLATFORMS],
+                opts=child,
+            )
+            if args.access.require_device_posture
+            else None
+        )
+        people = [{"email_domain": {"domain": domain}} for domain in args.access.email_domains] + [
+            {"group": {"id": group}} for group in args.access.group_ids
+        ]
         self.people_policy = cf.ZeroTrustAccessPolicy(
-            f"{name}-people-policy", account_id=account, name=f"{prefix}-operators", decision="allow",
+            f"{name}-people-policy",
+            account_id=account,
+            name=f"{prefix}-operators",
+            decision="allow",
             includes=people,
-            requires=[{"device_posture": {"integration_uid": self.posture_rule.id}}] if self.posture_rule else None,
+            requires=[{"device_posture": {"integration_uid": self.posture_rule.id}}]
+            if self.posture_rule
+            else None,
             opts=child,
         )
 
         self.application = cf.ZeroTrustAccessApplication(
-            f"{name}-origin-app", account_id=account, name=f"{prefix}-gpu-origin", type="self_hosted",
-            domain=args.origin_hostname, session_duration=args.access.session_duration,
+            f"{name}-origin-app",
+            account_id=account,
+            name=f"{prefix}-gpu-origin",
+            type="self_hosted",
+            domain=args.origin_hostname,
+            session_duration=args.access.session_duration,
             app_launcher_visible=False,
             # Machine callers get a 401, not a login page, when their token is wrong.
             service_auth401_redirect=True,
@@ -83,26 +108,40 @@ class ZeroTrust(pulumi.ComponentResource):
         )
 
         self.dlp_profile = cf.ZeroTrustDlpCustomProfile(
-            f"{name}-dlp-profile", account_id=account, name=f"{prefix}-prompt-dlp",
-            description="Patterns the steadytext Worker blocks or redacts (dlp-patterns.json).", opts=child,
+            f"{name}-dlp-profile",
+            account_id=account,
+            name=f"{prefix}-prompt-dlp",
+            description="Patterns the steadytext Worker blocks or redacts (dlp-patterns.json).",
+            opts=child,
         )
         self.dlp_entries = [
             cf.ZeroTrustDlpCustomEntry(
-                f"{name}-dlp-{pattern.id}", account_id=account, profile_id=self.dlp_profile.id, name=pattern.name,
-                enabled=True, pattern={"regex": pattern.regex, "validation": pattern.validation}, opts=child,
+                f"{name}-dlp-{pattern.id}",
+                account_id=account,
+                profile_id=self.dlp_profile.id,
+                name=pattern.name,
+                enabled=True,
+                pattern={"regex": pattern.regex, "validation": pattern.validation},
+                opts=child,
             )
             for pattern in args.dlp_patterns
         ]
         hostnames = (args.api_hostname, args.origin_hostname)
         self.gateway_policy = cf.ZeroTrustGatewayPolicy(
-            f"{name}-dlp-gateway", account_id=account, name=f"{prefix}-block-dlp-matches", action="block",
-            enabled=True, filters=["http"],
+            f"{name}-dlp-gateway",
+            account_id=account,
+            name=f"{prefix}-block-dlp-matches",
+            action="block",
+            enabled=True,
+            filters=["http"],
             traffic=self.dlp_profile.id.apply(lambda profile_id: gateway_dlp_traffic(profile_id, hostnames)),
-            description="Blocks requests to the inference hostnames that carry data matching the DLP profile.",
+            description="Blocks requests to the inference hostnames that match the DLP profile.",
             opts=child,
         )
-        self.register_outputs({
-            "access_application_aud": self.application.aud,
-            "service_token_client_id": self.service_token.client_id,
-            "dlp_profile_id": self.dlp_profile.id,
-        })
+        self.register_outputs(
+            {
+                "access_application_aud": self.application.aud,
+                "service_token_client_id": self.service_token.client_id,
+                "dlp_profile_id": self.dlp_profile.id,
+            }
+        )

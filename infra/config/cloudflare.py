@@ -64,10 +64,18 @@ class CloudflareConfig:
 
 
 def _worker_settings(read: ConfigReader) -> WorkerSettings:
-    fallback = read.optional_string("originFallbackUrl", example="https://backup-origin.example.com",
-                                    pattern=re.compile(r"^https://[^\s/]+(/\S*)?$"), shape="an https:// URL")
-    fingerprint = read.optional_string("modelFingerprint", example="0123456789abcdef0123456789abcdef",
-                                       pattern=FINGERPRINT, shape="the runtime's 32-hex-digit fingerprint")
+    fallback = read.optional_string(
+        "originFallbackUrl",
+        example="https://backup-origin.example.com",
+        pattern=re.compile(r"^https://[^\s/]+(/\S*)?$"),
+        shape="an https:// URL",
+    )
+    fingerprint = read.optional_string(
+        "modelFingerprint",
+        example="0123456789abcdef0123456789abcdef",
+        pattern=FINGERPRINT,
+        shape="the runtime's 32-hex-digit fingerprint",
+    )
     return WorkerSettings(
         dlp_policy=read.choice("dlpPolicy", ("block", "redact")),
         cache_ttl_seconds=read.integer("cacheTtlSeconds", example=86400, minimum=60, maximum=31_536_000),
@@ -80,25 +88,38 @@ def _worker_settings(read: ConfigReader) -> WorkerSettings:
 
 
 def _access_settings(read: ConfigReader) -> AccessSettings:
-    email_domains = read.string_list("accessEmailDomains", example="example.com", pattern=HOSTNAME,
-                                     shape="a DNS domain")
-    group_ids = read.string_list("accessGroupIds", example="01234567-89ab-cdef-0123-456789abcdef",
-                                 pattern=UUID, shape="an Access group UUID")
+    email_domains = read.string_list(
+        "accessEmailDomains", example="example.com", pattern=HOSTNAME, shape="a DNS domain"
+    )
+    group_ids = read.string_list(
+        "accessGroupIds",
+        example="01234567-89ab-cdef-0123-456789abcdef",
+        pattern=UUID,
+        shape="an Access group UUID",
+    )
     if not email_domains and not group_ids:
         # An allow policy with no include rule would let nobody in (or, worse, be rejected at deploy).
-        raise ConfigError(read.key("accessEmailDomains"),
-                          f"is empty and so is {read.key('accessGroupIds')}: name at least one domain or group",
-                          f"--path '{read.key('accessEmailDomains')}[0]' example.com")
+        raise ConfigError(
+            read.key("accessEmailDomains"),
+            f"is empty and so is {read.key('accessGroupIds')}: name at least one domain or group",
+            f"--path '{read.key('accessEmailDomains')}[0]' example.com",
+        )
     return AccessSettings(
-        team_name=read.string("accessTeamName", example="my-team", pattern=TEAM_NAME,
-                              shape="the Zero Trust team name (<team>.cloudflareaccess.com)"),
+        team_name=read.string(
+            "accessTeamName",
+            example="my-team",
+            pattern=TEAM_NAME,
+            shape="the Zero Trust team name (<team>.cloudflareaccess.com)",
+        ),
         email_domains=email_domains,
         group_ids=group_ids,
         require_device_posture=read.boolean("accessRequireDevicePosture"),
-        session_duration=read.string("accessSessionDuration", example="24h", pattern=DURATION,
-                                     shape="a duration like 30m or 24h"),
-        service_token_duration=read.string("serviceTokenDuration", example="8760h", pattern=DURATION,
-                                           shape="a duration like 8760h"),
+        session_duration=read.string(
+            "accessSessionDuration", example="24h", pattern=DURATION, shape="a duration like 30m or 24h"
+        ),
+        service_token_duration=read.string(
+            "serviceTokenDuration", example="8760h", pattern=DURATION, shape="a duration like 8760h"
+        ),
     )
 
 
@@ -107,16 +128,22 @@ def load_cloudflare(read: ConfigReader, cloudflare: ConfigReader) -> CloudflareC
     api_hostname = read.hostname("apiHostname", example="api.example.com")
     origin_hostname = read.hostname("originHostname", example="gpu-origin.example.com")
     if api_hostname == origin_hostname:
-        raise ConfigError(read.key("originHostname"),
-                          f"must differ from {read.key('apiHostname')} (the Worker owns that name)",
-                          "gpu-origin.example.com")
+        raise ConfigError(
+            read.key("originHostname"),
+            f"must differ from {read.key('apiHostname')} (the Worker owns that name)",
+            "gpu-origin.example.com",
+        )
     return CloudflareConfig(
         account_id=read.cloudflare_id("accountId", what="account id"),
         zone_id=read.cloudflare_id("zoneId", what="zone id"),
         api_hostname=api_hostname,
         origin_hostname=origin_hostname,
-        resource_prefix=read.string("resourcePrefix", example="steadytext-dev", pattern=RESOURCE_PREFIX,
-                                    shape="4-42 lower-case letters, digits and dashes"),
+        resource_prefix=read.string(
+            "resourcePrefix",
+            example="steadytext-dev",
+            pattern=RESOURCE_PREFIX,
+            shape="4-42 lower-case letters, digits and dashes",
+        ),
         origin_port=read.integer("originPort", example=8000, minimum=1, maximum=65535),
         worker=_worker_settings(read),
         access=_access_settings(read),

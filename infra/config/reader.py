@@ -47,8 +47,9 @@ class ConfigReader:
     def _missing(self, name: str, example: str) -> ConfigError:
         return ConfigError(self.key(name), "is required but not set", example)
 
-    def string(self, name: str, *, example: str, pattern: re.Pattern[str] | None = None,
-               shape: str = "") -> str:
+    def string(
+        self, name: str, *, example: str, pattern: re.Pattern[str] | None = None, shape: str = ""
+    ) -> str:
         """A required string; `pattern` (described by `shape`) must match the whole value."""
         value = self._raw(name)
         if value is None:
@@ -57,8 +58,9 @@ class ConfigReader:
             raise ConfigError(self.key(name), f"must be {shape or pattern.pattern}, got {value!r}", example)
         return value
 
-    def optional_string(self, name: str, *, example: str, pattern: re.Pattern[str] | None = None,
-                        shape: str = "") -> str | None:
+    def optional_string(
+        self, name: str, *, example: str, pattern: re.Pattern[str] | None = None, shape: str = ""
+    ) -> str | None:
         if self._raw(name) is None:
             return None
         return self.string(name, example=example, pattern=pattern, shape=shape)
@@ -67,8 +69,12 @@ class ConfigReader:
         return self.string(name, example=example, pattern=HOSTNAME, shape="a lower-case DNS hostname")
 
     def cloudflare_id(self, name: str, *, what: str) -> str:
-        return self.string(name, example="0123456789abcdef0123456789abcdef", pattern=CLOUDFLARE_ID,
-                           shape=f"the 32-hex-digit {what} from the Cloudflare dashboard")
+        return self.string(
+            name,
+            example="0123456789abcdef0123456789abcdef",
+            pattern=CLOUDFLARE_ID,
+            shape=f"the 32-hex-digit {what} from the Cloudflare dashboard",
+        )
 
     def integer(self, name: str, *, example: int, minimum: int, maximum: int) -> int:
         value = self._raw(name)
@@ -79,8 +85,9 @@ class ConfigReader:
         except ValueError:
             number = None
         if number is None or not minimum <= number <= maximum:
-            raise ConfigError(self.key(name), f"must be an integer from {minimum} to {maximum}, got {value!r}",
-                              str(example))
+            raise ConfigError(
+                self.key(name), f"must be an integer from {minimum} to {maximum}, got {value!r}", str(example)
+            )
         return number
 
     def boolean(self, name: str) -> bool:
@@ -98,12 +105,20 @@ class ConfigReader:
         if value is None:
             raise self._missing(name, str(choices[0]))
         if value not in by_text:
-            raise ConfigError(self.key(name), f"must be one of {', '.join(by_text)}, got {value!r}",
-                              str(choices[0]))
+            raise ConfigError(
+                self.key(name), f"must be one of {', '.join(by_text)}, got {value!r}", str(choices[0])
+            )
         return by_text[value]
 
-    def string_list(self, name: str, *, example: str, pattern: re.Pattern[str] | None = None,
-                    shape: str = "", min_items: int = 0) -> tuple[str, ...]:
+    def string_list(
+        self,
+        name: str,
+        *,
+        example: str,
+        pattern: re.Pattern[str] | None = None,
+        shape: str = "",
+        min_items: int = 0,
+    ) -> tuple[str, ...]:
         """A YAML list of strings in the stack file (the CLI hands it over as JSON)."""
         list_example = f"--path '{self.key(name)}[0]' {example}"
         value = self._raw(name)
@@ -121,8 +136,9 @@ class ConfigReader:
             raise ConfigError(self.key(name), f"needs at least {min_items} item(s)", list_example)
         for item in items:
             if pattern is not None and not pattern.fullmatch(item):
-                raise ConfigError(self.key(name), f"items must be {shape or pattern.pattern}, got {item!r}",
-                                  list_example)
+                raise ConfigError(
+                    self.key(name), f"items must be {shape or pattern.pattern}, got {item!r}", list_example
+                )
         return tuple(items)
 
     def secret(self, name: str, *, example: str) -> pulumi.Output[str]:

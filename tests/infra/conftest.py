@@ -4,6 +4,8 @@ too); its names are imported here so tests keep using `tests.infra.conftest`.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import pytest
 
 from infra.mocks import (  # noqa: F401 (re-exported for the tests)

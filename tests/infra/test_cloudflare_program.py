@@ -42,7 +42,9 @@ def dynamic(run, name):
 
 
 def test_storage_is_named_per_stack_and_linked(stack_run):
-    prefix = "steadytext-dev" if stack_run.outputs["apiUrl"].startswith("https://api-dev") else "steadytext-prod"
+    prefix = (
+        "steadytext-dev" if stack_run.outputs["apiUrl"].startswith("https://api-dev") else "steadytext-prod"
+    )
     assert stack_run.one(D1).input("name") == f"{prefix}-cache"
     assert stack_run.one(KV).input("title") == f"{prefix}-cache"
     assert stack_run.one(R2).input("name") == f"{prefix}-models"
@@ -64,10 +66,16 @@ def test_the_d1_schema_goes_to_the_new_database_before_the_worker_deploys(stack_
 def test_worker_bindings_carry_the_storage_ids(stack_run):
     outputs = stack_run.outputs
     assert binding(stack_run, "DB") == {"name": "DB", "type": "d1", "databaseId": outputs["d1DatabaseId"]}
-    assert binding(stack_run, "CACHE") == {"name": "CACHE", "type": "kv_namespace",
-                                           "namespaceId": outputs["kvNamespaceId"]}
-    assert binding(stack_run, "MODELS") == {"name": "MODELS", "type": "r2_bucket",
-                                            "bucketName": outputs["modelsBucket"]}
+    assert binding(stack_run, "CACHE") == {
+        "name": "CACHE",
+        "type": "kv_namespace",
+        "namespaceId": outputs["kvNamespaceId"],
+    }
+    assert binding(stack_run, "MODELS") == {
+        "name": "MODELS",
+        "type": "r2_bucket",
+        "bucketName": outputs["modelsBucket"],
+    }
 
 
 def test_worker_script_matches_wrangler_and_the_bundle(stack_run, worker_bundle):
@@ -94,13 +102,22 @@ def test_worker_vars_follow_the_stack(dev_run, prod_run):
     assert binding(dev_run, "DLP_POLICY")["text"] == "redact"
     assert binding(prod_run, "DLP_POLICY")["text"] == "block"
     assert binding(prod_run, "ORIGIN_URL")["text"] == "https://gpu-origin.example.com"
-    assert binding(prod_run, "MAX_TOKENS_LIMIT") == {"name": "MAX_TOKENS_LIMIT", "type": "plain_text", "text": "1024"}
+    assert binding(prod_run, "MAX_TOKENS_LIMIT") == {
+        "name": "MAX_TOKENS_LIMIT",
+        "type": "plain_text",
+        "text": "1024",
+    }
 
 
 def test_the_access_service_token_and_secrets_reach_the_worker_as_secrets(stack_run):
     script = stack_run.one(SCRIPT)
     secret_bindings = {b["name"]: b for b in script.input("bindings") if b["type"] == "secret_text"}
-    assert set(secret_bindings) == {"CF_ACCESS_CLIENT_ID", "CF_ACCESS_CLIENT_SECRET", "ORIGIN_TOKEN", "METRICS_TOKEN"}
+    assert set(secret_bindings) == {
+        "CF_ACCESS_CLIENT_ID",
+        "CF_ACCESS_CLIENT_SECRET",
+        "ORIGIN_TOKEN",
+        "METRICS_TOKEN",
+    }
     assert secret_bindings["CF_ACCESS_CLIENT_ID"]["text"] == stack_run.outputs["accessServiceTokenClientId"]
     assert secret_bindings["CF_ACCESS_CLIENT_SECRET"]["text"].startswith("SECRET-access-client-secret-")
     assert secret_bindings["ORIGIN_TOKEN"]["text"] == TEST_SECRETS[f"{PROJECT}:originToken"]
@@ -114,7 +131,9 @@ def test_no_secret_appears_in_plain_text_anywhere(stack_run):
     for resource in stack_run.resources:
         assert plaintext_leaks(resource.inputs, needles) == [], resource.name
     assert stack_run.secret_outputs == {"tunnelToken"}
-    public = {name: value for name, value in stack_run.outputs.items() if name not in stack_run.secret_outputs}
+    public = {
+        name: value for name, value in stack_run.outputs.items() if name not in stack_run.secret_outputs
+    }
     assert plaintext_leaks(public, needles) == []
 
 
@@ -131,9 +150,15 @@ def test_dev_blocks_no_teardown(dev_run):
 def test_every_child_is_parented_to_its_component(stack_run):
     components = {r.urn: r for r in stack_run.resources if not r.custom}
     assert {c.type for c in components.values()} >= {
-        "steadytext:cloudflare:EdgeStorage", "steadytext:cloudflare:EdgeWorker", "steadytext:cloudflare:ZeroTrust",
-        "steadytext:cloudflare:OriginTunnel", "steadytext:cloudflare:ModelArtifact"}
-    cloudflare = [r for r in stack_run.resources if r.custom and (r.type.startswith("cloudflare:") or r.type == DYNAMIC)]
+        "steadytext:cloudflare:EdgeStorage",
+        "steadytext:cloudflare:EdgeWorker",
+        "steadytext:cloudflare:ZeroTrust",
+        "steadytext:cloudflare:OriginTunnel",
+        "steadytext:cloudflare:ModelArtifact",
+    }
+    cloudflare = [
+        r for r in stack_run.resources if r.custom and (r.type.startswith("cloudflare:") or r.type == DYNAMIC)
+    ]
     assert cloudflare and all(r.parent in components for r in cloudflare)
 
 
@@ -168,8 +193,10 @@ def test_people_need_a_warp_device_in_prod_only(dev_run, prod_run):
 def test_dlp_entries_are_the_workers_patterns(stack_run):
     profile = stack_run.one(DLP_PROFILE)
     entries = stack_run.of_type(DLP_ENTRY)
-    assert sorted((e.input("name"), e.input("pattern").get("regex"), e.input("pattern").get("validation"))
-                  for e in entries) == sorted((p.name, p.regex, p.validation) for p in load_dlp_patterns())
+    assert sorted(
+        (e.input("name"), e.input("pattern").get("regex"), e.input("pattern").get("validation"))
+        for e in entries
+    ) == sorted((p.name, p.regex, p.validation) for p in load_dlp_patterns())
     assert all(e.input("profileId") == f"{profile.name}-id" and e.input("enabled") for e in entries)
     gateway = stack_run.one(GATEWAY)
     assert gateway.input("action") == "block" and gateway.input("filters") == ["http"]
@@ -188,7 +215,10 @@ def test_tunnel_routes_only_the_origin_and_ends_with_404(stack_run):
     origin = ingresses[0]
     assert origin["service"] == "http://localhost:8000"
     assert origin["originRequest"]["access"] == {
-        "required": True, "teamName": "steadytext-test", "audTags": [stack_run.outputs["accessApplicationAud"]]}
+        "required": True,
+        "teamName": "steadytext-test",
+        "audTags": [stack_run.outputs["accessApplicationAud"]],
+    }
 
 
 def test_tunnel_dns_and_token(stack_run):
@@ -197,8 +227,7 @@ def test_tunnel_dns_and_token(stack_run):
     assert record.input("name") == stack_run.outputs["originHostname"]
     assert (record.input("type"), record.input("proxied")) == ("CNAME", True)
     assert record.input("content") == f"{stack_run.outputs['tunnelId']}.cfargotunnel.com"
-    (token, args), = stack_run.invocations
-    assert token.endswith("getZeroTrustTunnelCloudflaredToken")
+    (args,) = [args for token, args in stack_run.invocations if token.endswith("CloudflaredToken")]
     assert args == {"accountId": TEST_ACCOUNT_ID, "tunnelId": stack_run.outputs["tunnelId"]}
     assert stack_run.outputs["tunnelToken"].startswith("SECRET-tunnel-token-")
 
@@ -212,7 +241,9 @@ def test_model_artifact_is_uploaded_to_the_models_bucket(stack_run, model_file):
     assert upload.input("sha256") == hashlib.sha256(model_file.read_bytes()).hexdigest()
     assert stack_run.outputs["modelSha256"] == upload.input("sha256")
     assert stack_run.outputs["modelObjectKey"] == f"models/{model_file.name}"
-    assert stack_run.outputs["modelUrl"] == f"s3://{stack_run.outputs['modelsBucket']}/models/{model_file.name}"
+    assert (
+        stack_run.outputs["modelUrl"] == f"s3://{stack_run.outputs['modelsBucket']}/models/{model_file.name}"
+    )
 
 
 @pytest.mark.parametrize("key", [f"{PROJECT}:originHostname", "cloudflare:apiToken"])

@@ -11,8 +11,12 @@ from tests.infra.conftest import PROJECT, TEST_SECRETS, run_pulumi, stack_config
 
 def load(stack: str, overrides: dict[str, str] | None = None, without: tuple[str, ...] = ()) -> StackConfig:
     loaded: list[StackConfig] = []
-    run_pulumi(lambda: loaded.append(stack_config_module.load()), stack=stack,
-               config=stack_config(stack, overrides, without), secret_keys=TEST_SECRETS)
+    run_pulumi(
+        lambda: loaded.append(stack_config_module.load()),
+        stack=stack,
+        config=stack_config(stack, overrides, without),
+        secret_keys=TEST_SECRETS,
+    )
     return loaded[0]
 
 
@@ -27,7 +31,9 @@ def test_dev_and_prod_differ_where_the_stack_files_say():
     assert (dev.stack, prod.stack) == ("dev", "prod")
     assert (dev.protect, prod.protect) == (False, True)
     assert (dev.cloudflare.access.require_device_posture, prod.cloudflare.access.require_device_posture) == (
-        False, True)
+        False,
+        True,
+    )
     assert dev.cloudflare.worker.dlp_policy == "redact" and prod.cloudflare.worker.dlp_policy == "block"
     assert dev.cloudflare.resource_prefix != prod.cloudflare.resource_prefix
     # Pulumi.yaml defaults fill what the stack file leaves out.
@@ -43,21 +49,24 @@ def test_the_committed_placeholders_are_rejected_with_the_key_and_an_example():
     assert f"pulumi config set {PROJECT}:accountId 0123456789abcdef0123456789abcdef" in message
 
 
-@pytest.mark.parametrize(("key", "value", "expected"), [
-    ("originHostname", "Not A Host", "lower-case DNS hostname"),
-    ("originHostname", "api-dev.example.com", "must differ from steadytext-edge:apiHostname"),
-    ("originPort", "80000", "integer from 1 to 65535"),
-    ("cacheTtlSeconds", "soon", "integer from 60 to 31536000"),
-    ("dlpPolicy", "ignore", "one of block, redact"),
-    ("protectStatefulResources", "yes", "true or false"),
-    ("accessEmailDomains", "example.com", "list of strings"),
-    ("accessEmailDomains", '["not a domain"]', "items must be a DNS domain"),
-    ("accessGroupIds", '["group-one"]', "Access group UUID"),
-    ("accessSessionDuration", "1 day", "duration like 30m or 24h"),
-    ("originFallbackUrl", "http://plain.example.com", "https:// URL"),
-    ("modelFile", "no/such/model.gguf", "is not a file"),
-    ("resourcePrefix", "Steady_Text", "lower-case letters"),
-])
+@pytest.mark.parametrize(
+    ("key", "value", "expected"),
+    [
+        ("originHostname", "Not A Host", "lower-case DNS hostname"),
+        ("originHostname", "api-dev.example.com", "must differ from steadytext-edge:apiHostname"),
+        ("originPort", "80000", "integer from 1 to 65535"),
+        ("cacheTtlSeconds", "soon", "integer from 60 to 31536000"),
+        ("dlpPolicy", "ignore", "one of block, redact"),
+        ("protectStatefulResources", "yes", "true or false"),
+        ("accessEmailDomains", "example.com", "list of strings"),
+        ("accessEmailDomains", '["not a domain"]', "items must be a DNS domain"),
+        ("accessGroupIds", '["group-one"]', "Access group UUID"),
+        ("accessSessionDuration", "1 day", "duration like 30m or 24h"),
+        ("originFallbackUrl", "http://plain.example.com", "https:// URL"),
+        ("modelFile", "no/such/model.gguf", "is not a file"),
+        ("resourcePrefix", "Steady_Text", "lower-case letters"),
+    ],
+)
 def test_invalid_values_name_their_key(key, value, expected):
     message = config_error("dev", overrides={f"{PROJECT}:{key}": value})
     assert message.startswith(f"config {PROJECT}:{key}:")
@@ -78,8 +87,9 @@ def test_missing_secrets_show_a_secret_config_set(key):
 
 
 def test_access_needs_someone_to_let_in():
-    message = config_error("dev", overrides={f"{PROJECT}:accessEmailDomains": "[]",
-                                             f"{PROJECT}:accessGroupIds": "[]"})
+    message = config_error(
+        "dev", overrides={f"{PROJECT}:accessEmailDomains": "[]", f"{PROJECT}:accessGroupIds": "[]"}
+    )
     assert f"config {PROJECT}:accessEmailDomains: is empty and so is {PROJECT}:accessGroupIds" in message
 
 

@@ -17,7 +17,9 @@ from infra.components.edge_storage import SCHEMA_FILE
 
 ACCOUNT = "a1b2c3d4e5f60718293a4b5c6d7e8f90"
 TOKEN = "d1-test-token"
-QUERY_PATH = re.compile(r"^/client/v4/accounts/(?P<account>[0-9a-f]{32})/d1/database/(?P<db>[0-9a-f-]+)/query$")
+QUERY_PATH = re.compile(
+    r"^/client/v4/accounts/(?P<account>[0-9a-f]{32})/d1/database/(?P<db>[0-9a-f-]+)/query$"
+)
 
 
 class FakeD1:
@@ -52,25 +54,42 @@ class FakeD1:
                 self.wfile.write(raw)
 
             def _fail(self, status: int, code: int, message: str) -> None:
-                self._answer(status, {"success": False, "errors": [{"code": code, "message": message}],
-                                      "messages": [], "result": None})
+                self._answer(
+                    status,
+                    {
+                        "success": False,
+                        "errors": [{"code": code, "message": message}],
+                        "messages": [],
+                        "result": None,
+                    },
+                )
 
             def do_POST(self):  # noqa: N802 (http.server's name)
                 match = QUERY_PATH.match(self.path)
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                d1.requests.append({"path": self.path, "body": body, "auth": self.headers.get("Authorization")})
+                d1.requests.append(
+                    {"path": self.path, "body": body, "auth": self.headers.get("Authorization")}
+                )
                 if not match:
                     return self._fail(404, 7003, "No route for the URI")
                 if self.headers.get("Authorization") != f"Bearer {TOKEN}":
                     return self._fail(403, 10000, "Authentication error")
-                connection = d1.databases.setdefault(match["db"], sqlite3.connect(":memory:",
-                                                                                  check_same_thread=False))
+                connection = d1.databases.setdefault(
+                    match["db"], sqlite3.connect(":memory:", check_same_thread=False)
+                )
                 try:
                     connection.executescript(body["sql"])
                 except sqlite3.Error as error:
                     return self._fail(400, 7500, f"{error}: SQLITE_ERROR")
-                self._answer(200, {"success": True, "errors": [], "messages": [],
-                                   "result": [{"success": True, "results": [], "meta": {"changes": 0}}]})
+                self._answer(
+                    200,
+                    {
+                        "success": True,
+                        "errors": [],
+                        "messages": [],
+                        "result": [{"success": True, "results": [], "meta": {"changes": 0}}],
+                    },
+                )
 
         return Handler
 
@@ -90,8 +109,14 @@ def d1():
 
 
 def props(d1: FakeD1, sql: str, database_id: str = "db-1111", sha: str = "sha-1") -> dict:
-    return {"api_base": d1.api_base, "account_id": ACCOUNT, "database_id": database_id, "sql": sql,
-            "sql_sha256": sha, "api_token": TOKEN}
+    return {
+        "api_base": d1.api_base,
+        "account_id": ACCOUNT,
+        "database_id": database_id,
+        "sql": sql,
+        "sql_sha256": sha,
+        "api_token": TOKEN,
+    }
 
 
 def test_create_applies_schema_sql_and_keeps_no_token(d1):
@@ -119,9 +144,11 @@ def test_diff_reapplies_only_when_the_file_digest_changes(d1):
 def test_update_applies_the_new_schema(d1):
     provider = D1SchemaProvider()
     created = provider.create(props(d1, "CREATE TABLE IF NOT EXISTS a (x INTEGER);"))
-    updated = provider.update(created.id, created.outs,
-                              props(d1, "CREATE TABLE IF NOT EXISTS a (x INTEGER); CREATE TABLE b (y TEXT);",
-                                    sha="sha-2"))
+    updated = provider.update(
+        created.id,
+        created.outs,
+        props(d1, "CREATE TABLE IF NOT EXISTS a (x INTEGER); CREATE TABLE b (y TEXT);", sha="sha-2"),
+    )
     assert d1.tables("db-1111") == {"a", "b"}
     assert updated.outs["sql_sha256"] == "sha-2"
 

@@ -33,8 +33,13 @@ def s3_endpoint():
 
 @pytest.fixture
 def s3(s3_endpoint):
-    client = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1",
-                          aws_access_key_id="test-key", aws_secret_access_key="test-secret")
+    client = boto3.client(
+        "s3",
+        endpoint_url=s3_endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="test-key",
+        aws_secret_access_key="test-secret",
+    )
     client.create_bucket(Bucket=BUCKET)
     yield client
     for item in client.list_objects_v2(Bucket=BUCKET).get("Contents", []):
@@ -49,8 +54,16 @@ def model(tmp_path, content: bytes):
 
 
 def props(endpoint: str, path, sha256: str) -> dict:
-    return {"endpoint": endpoint, "bucket": BUCKET, "key": KEY, "path": str(path), "sha256": sha256,
-            "size": path.stat().st_size, "access_key_id": "test-key", "secret_access_key": "test-secret"}
+    return {
+        "endpoint": endpoint,
+        "bucket": BUCKET,
+        "key": KEY,
+        "path": str(path),
+        "sha256": sha256,
+        "size": path.stat().st_size,
+        "access_key_id": "test-key",
+        "secret_access_key": "test-secret",
+    }
 
 
 def body(s3) -> bytes:
@@ -63,8 +76,13 @@ def test_create_uploads_the_file_with_its_digest(s3, s3_endpoint, tmp_path):
     assert body(s3) == path.read_bytes()
     assert stored_sha256(s3, BUCKET, KEY) == sha
     assert result.id == f"{BUCKET}/{KEY}"
-    assert result.outs == {"endpoint": s3_endpoint, "bucket": BUCKET, "key": KEY, "sha256": sha,
-                           "size": path.stat().st_size}
+    assert result.outs == {
+        "endpoint": s3_endpoint,
+        "bucket": BUCKET,
+        "key": KEY,
+        "sha256": sha,
+        "size": path.stat().st_size,
+    }
 
 
 def test_the_same_digest_is_not_uploaded_again(s3, s3_endpoint, tmp_path):

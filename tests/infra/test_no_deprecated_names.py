@@ -11,7 +11,7 @@ import pulumi_cloudflare
 
 from infra import REPO_ROOT
 
-DEPRECATION = re.compile(r'cloudflare\.index/\w+\.(\w+) has been deprecated in favor of')
+DEPRECATION = re.compile(r"cloudflare\.index/\w+\.(\w+) has been deprecated in favor of")
 # Deprecated arguments of the classes the program does use (SDK docstrings).
 DEPRECATED_ARGUMENTS = {"entries", "self_hosted_domains", "logpull_options", "frequency", "environment"}
 
@@ -24,15 +24,29 @@ def deprecated_classes() -> set[str]:
 def cloudflare_calls(tree: ast.AST):
     """(class name, keyword names) for every `cf.X(...)` / `pulumi_cloudflare.X(...)` call."""
     for node in ast.walk(tree):
-        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
-                and isinstance(node.func.value, ast.Name) and node.func.value.id in ("cf", "pulumi_cloudflare")):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and isinstance(node.func.value, ast.Name)
+            and node.func.value.id in ("cf", "pulumi_cloudflare")
+        ):
             yield node.func.attr, {kw.arg for kw in node.keywords}
 
 
 def test_the_sdk_deprecations_are_found():
     # The scan below is only as good as this list: it must hold the renames reference/pulumi.md names.
-    assert {"WorkerScript", "WorkerDomain", "Tunnel", "TunnelConfig", "AccessApplication", "AccessPolicy",
-            "AccessServiceToken", "DlpCustomProfile", "TeamsRule", "Record"} <= deprecated_classes()
+    assert {
+        "WorkerScript",
+        "WorkerDomain",
+        "Tunnel",
+        "TunnelConfig",
+        "AccessApplication",
+        "AccessPolicy",
+        "AccessServiceToken",
+        "DlpCustomProfile",
+        "TeamsRule",
+        "Record",
+    } <= deprecated_classes()
 
 
 def test_infra_uses_no_deprecated_class_or_argument():

@@ -23,8 +23,11 @@ WRANGLER_SECTIONS = {
 
 
 def wrangler_bindings(wrangler: dict) -> set[tuple[str, str]]:
-    expected = {(entry[key], kind) for section, (key, kind) in WRANGLER_SECTIONS.items()
-                for entry in wrangler.get(section, [])}
+    expected = {
+        (entry[key], kind)
+        for section, (key, kind) in WRANGLER_SECTIONS.items()
+        for entry in wrangler.get(section, [])
+    }
     expected |= {(b["name"], "durable_object_namespace") for b in wrangler["durable_objects"]["bindings"]}
     expected |= {(name, "plain_text") for name in wrangler.get("vars", {})}
     return expected
@@ -32,8 +35,11 @@ def wrangler_bindings(wrangler: dict) -> set[tuple[str, str]]:
 
 def interface_secrets() -> set[str]:
     """The Worker's secrets as docs/interfaces.md names them (wrangler keeps secrets out of its file)."""
-    row = next(line for line in (REPO_ROOT / "docs" / "interfaces.md").read_text().splitlines()
-               if line.startswith("| secret |"))
+    row = next(
+        line
+        for line in (REPO_ROOT / "docs" / "interfaces.md").read_text().splitlines()
+        if line.startswith("| secret |")
+    )
     return set(re.findall(r"`([A-Z_]+)`", row))
 
 
@@ -73,11 +79,14 @@ def test_a_storage_binding_wrangler_lacks_stops_the_deploy():
 
 
 def test_jsonc_comments_and_trailing_commas_are_read_like_wrangler_does():
-    text = '''{
+    text = """{
         // a line comment
         "url": "https://example.com/path", /* a block
         comment */ "list": [1, 2,],
         "quoted": "not // a comment",
-    }'''
-    assert parse_jsonc(text) == {"url": "https://example.com/path", "list": [1, 2],
-                                 "quoted": "not // a comment"}
+    }"""
+    assert parse_jsonc(text) == {
+        "url": "https://example.com/path",
+        "list": [1, 2],
+        "quoted": "not // a comment",
+    }
