@@ -94,6 +94,10 @@ AWS_COMPUTED_OUTPUTS: dict[str, Callable[[MockResourceArgs], dict]] = {
         "arn": f"arn:aws:iam::{TEST_AWS_ACCOUNT}:instance-profile/{a.name}-0a1b2c3"
     },
     "aws:secretsmanager/secret:Secret": lambda a: {"arn": _arn("secretsmanager", f"secret:{a.name}-AbCdEf")},
+    # A new value makes a new version (Secrets Manager's PutSecretValue).
+    "aws:secretsmanager/secretVersion:SecretVersion": lambda a: {
+        "versionId": hashlib.sha256(f"{a.name}={a.inputs.get('secretString')!r}".encode()).hexdigest()[:32]
+    },
     "aws:cloudwatch/logGroup:LogGroup": lambda a: {"arn": _arn("logs", f"log-group:{a.inputs['name']}")},
     "aws:ecr/repository:Repository": _repository,
     "docker-build:index:Image": _image,

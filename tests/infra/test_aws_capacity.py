@@ -91,3 +91,16 @@ def test_a_failed_deploy_rolls_back(stack):
     assert service.input("deploymentCircuitBreaker") == {"enable": True, "rollback": True}
     assert service.input("desiredCount") == {"dev": 1, "prod": 2}[stack]
     assert service.input("taskDefinition").startswith("arn:aws:ecs:us-east-1:123456789012:task-definition/")
+
+
+def test_a_new_secret_value_rolls_the_tasks():
+    """ECS resolves secrets only at task start, so the service's redeploy trigger follows the versions."""
+    before = aws_run("dev").one("aws:ecs/service:Service")
+    after = run_with("dev", {f"{PROJECT}:originToken": "SECRET-rotated-origin-token"}).one(
+        "aws:ecs/service:Service"
+    )
+    assert before.input("forceNewDeployment") is True
+    versions = before.input("triggers")["secret_versions"].split(",")
+    assert len(versions) == 4 and all(versions)
+    changed = set(after.input("triggers")["secret_versions"].split(",")) ^ set(versions)
+    assert len(changed) == 2  # exactly the origin token's version was replaced

@@ -141,6 +141,13 @@ class InferenceService(pulumi.ComponentResource):
             deployment_minimum_healthy_percent=100,
             deployment_maximum_percent=200,
             deployment_circuit_breaker={"enable": True, "rollback": True},
+            # ECS reads secrets only when a task starts: a new secret value (a new version) rolls the tasks.
+            triggers={
+                "secret_versions": pulumi.Output.all(*[v.version_id for v in secret_versions.values()]).apply(
+                    ",".join
+                )
+            },
+            force_new_deployment=True,
             # Spread replicas so one instance or AZ loss leaves the others serving through the tunnel.
             ordered_placement_strategies=[
                 {"type": "spread", "field": "attribute:ecs.availability-zone"},
