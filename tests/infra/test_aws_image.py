@@ -75,3 +75,7 @@ def test_builds_share_a_registry_cache_in_the_same_repository(stack):
         "imageManifest": True,
         "ociMediaTypes": True,
     }
+
+
+def test_previews_do_not_build_the_cuda_image():
+    assert aws_run("dev").one("docker-build:index:Image").input("buildOnPreview") is False

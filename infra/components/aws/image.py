@@ -77,6 +77,8 @@ class RuntimeImage(pulumi.ComponentResource):
             platforms=[BUILD_PLATFORM],
             tags=[repository.repository_url.apply(lambda url: f"{url}:{args.tag}")],
             push=True,
+            # A CUDA build takes many minutes: `pulumi preview` (CI on every PR) shows the digest as unknown.
+            build_on_preview=False,
             registries=[
                 {
                     "address": repository.repository_url,
