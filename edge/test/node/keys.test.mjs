@@ -1,0 +1,138 @@
+// The API-key CLI (scripts/keys.mjs): local mode against wrangler's --persist-to stores, checked through
+// a real `wrangler dev` Worker on the same stores; remote mode against a fake Cloudflare API.
+import { createHash } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import { createServer } from "node:http";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { runNode, runWrangler, startWranglerDev } from "./wrangler-local.mjs";
+
+const KEYS = "scripts/keys.mjs";
+const KEY_PATTERN = /^sk_[A-Za-z0-9_-]{43}$/;
+const lastLine = (text) => text.trim().split("\n").at(-1);
+
+describe("keys.mjs --local", () => {
+	let persistTo;
+	beforeAll(async () => {
+		persistTo = mkdtempSync(path.join(tmpdir(), "keys-cli-"));
+		const applied = await runWrangler(["d1", "execute", "DB", "--local", "--persist-to", persistTo, "--file", "../schema.sql"]);
+		expect(applied.code, applied.stderr).toBe(0);
+	});
+	afterAll(() => rmSync(persistTo, { recursive: true, force: true }));
+
+	const local = (...args) => runNode([KEYS, ...args, "--local", "--persist-to", persistTo]);
+
+	it("creates, lists and revokes keys that the Worker honours", async () => {
+		const created = await local("create", "--name", "ci's key");
+		expect(created.code, created.stderr).toBe(0);
+		const key = lastLine(created.stdout);
+		expect(key).toMatch(KEY_PATTERN);
+		expect(created.stdout.trim()).toBe(key);
+
+		const listed = await local("list", "--json");
+		const [row] = JSON.parse(listed.stdout);
+		expect(row).toMatchObject({ name: "ci's key", revoked_at: null });
+		expect(listed.stdout).not.toContain(key);
+
+		// wrangler's own view of the same store holds the hash, never the key.
+		const kv = await runWrangler(["kv", "key", "get", `apikey:${createHash("sha256").update(key).digest("hex")}`, "--binding", "CACHE", "--local", "--persist-to", persistTo]);
+		expect(JSON.parse(lastLine(kv.stdout))).toMatchObject({ id: row.id, revoked: false });
+
+		const worker = await startWranglerDev(persistTo, { ORIGIN_URL: "http://127.0.0.1:9", ORIGIN_TIMEOUT_MS: "500" });
+		try {
+			const ask = (apiKey) =>
+				fetch(`${worker.url}/v1/generate`, { method: "POST", headers: { "content-type": "application/json", "x-api-key": apiKey }, body: '{"prompt":"hi"}' });
+			expect((await ask("sk_unknown")).status).toBe(401);
+			// Past the key check; the origin is closed, so the answer is 503.
+			expect((await ask(key)).status).toBe(503);
+
+			const revoked = await local("revoke", "--id", row.id);
+			expect(revoked.code, revoked.stderr).toBe(0);
+			expect((await ask(key)).status).toBe(403);
+		} finally {
+			await worker.stop();
+		}
+		const after = JSON.parse((await local("list", "--json")).stdout);
+		expect(after[0].revoked_at).toBeGreaterThan(0);
+	});
+
+	it("explains bad usage with exit code 2", async () => {
+		for (const args of [["create"], ["revoke", "--id", "key_missing"], ["frobnicate"]]) {
+			const result = await local(...args);
+			expect(result.code).toBe(2);
+			expect(result.stderr).toMatch(/^keys\.mjs: /);
+			expect(result.stdout).toBe("");
+		}
+		expect((await runNode([KEYS, "list"])).stderr).toContain("exactly one of --local or --remote");
+	});
+
+	it("tells the operator to apply the schema to an empty store", async () => {
+		const empty = mkdtempSync(path.join(tmpdir(), "keys-empty-"));
+		try {
+			const result = await runNode([KEYS, "list", "--local", "--persist-to", empty]);
+			expect(result.code).toBe(2);
+			expect(result.stderr).toContain("schema.sql");
+		} finally {
+			rmSync(empty, { recursive: true, force: true });
+		}
+	});
+});
+
+describe("keys.mjs --remote", () => {
+	let server;
+	let apiBase;
+	const requests = [];
+	const rows = [];
+	beforeAll(async () => {
+		server = createServer(async (request, response) => {
+			let body = "";
+			for await (const chunk of request) body += chunk;
+			requests.push({ method: request.method, url: request.url, auth: request.headers.authorization, body });
+			let result = [{ results: [] }];
+			if (request.url.endsWith("/query")) {
+				const { sql, params } = JSON.parse(body);
+				if (sql.startsWith("INSERT")) rows.push({ id: params[0], name: params[1], key_hash: params[2], created_at: params[3], revoked_at: null });
+				if (sql.startsWith("SELECT")) result = [{ results: rows }];
+			}
+			if (request.headers.authorization !== "Bearer test-token") {
+				response.writeHead(403, { "content-type": "application/json" }).end(JSON.stringify({ success: false, errors: [{ message: "Authentication error" }] }));
+				return;
+			}
+			response.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ success: true, result }));
+		});
+		await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+		apiBase = `http://127.0.0.1:${server.address().port}/client/v4`;
+	});
+	afterAll(() => new Promise((resolve) => server.close(resolve)));
+
+	const remoteEnv = (token = "test-token") => ({
+		CLOUDFLARE_API_BASE_URL: apiBase,
+		CLOUDFLARE_ACCOUNT_ID: "acct123",
+		CLOUDFLARE_API_TOKEN: token,
+		STEADYTEXT_D1_DATABASE_ID: "db-uuid",
+		STEADYTEXT_KV_NAMESPACE_ID: "ns123",
+	});
+
+	it("writes the hash to D1 (bound parameters) and KV through the Cloudflare API", async () => {
+		const created = await runNode([KEYS, "create", "--name", "remote key", "--remote"], remoteEnv());
+		expect(created.code, created.stderr).toBe(0);
+		const key = lastLine(created.stdout);
+		const hash = createHash("sha256").update(key).digest("hex");
+		const [insert, put] = requests;
+		expect(insert).toMatchObject({ method: "POST", url: "/client/v4/accounts/acct123/d1/database/db-uuid/query", auth: "Bearer test-token" });
+		expect(JSON.parse(insert.body).params).toEqual([expect.stringMatching(/^key_/), "remote key", hash, expect.any(Number)]);
+		expect(put).toMatchObject({ method: "PUT", url: `/client/v4/accounts/acct123/storage/kv/namespaces/ns123/values/apikey%3A${hash}` });
+		expect(JSON.parse(put.body)).toMatchObject({ name: "remote key", key_hash: hash, revoked: false });
+		expect(requests.map((r) => r.body).join("")).not.toContain(key);
+	});
+
+	it("reports API errors and missing settings without a stack trace", async () => {
+		const denied = await runNode([KEYS, "list", "--remote"], remoteEnv("wrong"));
+		expect(denied.code).toBe(1);
+		expect(denied.stderr.trim()).toBe("keys.mjs: Cloudflare API POST /d1/database/db-uuid/query failed: Authentication error");
+		const missing = await runNode([KEYS, "list", "--remote"], { CLOUDFLARE_ACCOUNT_ID: "", CLOUDFLARE_API_TOKEN: "" });
+		expect(missing.code).toBe(2);
+		expect(missing.stderr).toContain("CLOUDFLARE_API_TOKEN");
+	});
+});
