@@ -2,13 +2,12 @@
 ECS scales itself (capacity provider with managed scaling) so the service's desired count drives the fleet."""
 
 import base64
-import json
 from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_aws as aws
 
-from infra.components.aws.iam import assume_role_policy, container_instance_policy
+from infra.components.aws.iam import container_instance_policy, service_role
 
 # AWS's public parameter for the current ECS GPU-optimized AMI (NVIDIA driver + container toolkit). AL2023:
 # the Amazon Linux 2 ECS AMIs reached end of life on 2026-06-30.
@@ -60,18 +59,13 @@ class GpuCapacity(pulumi.ComponentResource):
             opts=child,
         )
 
-        role = aws.iam.Role(
+        role, _ = service_role(
             f"{name}-instance",
-            assume_role_policy=json.dumps(assume_role_policy("ec2.amazonaws.com")),
-            description="ECS agent on the GPU instances: join one cluster, nothing else",
-            tags=args.tags,
-            opts=child,
-        )
-        aws.iam.RolePolicy(
-            f"{name}-instance",
-            role=role.id,
-            policy=cluster.arn.apply(lambda arn: json.dumps(container_instance_policy(arn))),
-            opts=child,
+            "ec2.amazonaws.com",
+            "ECS agent on the GPU instances: join one cluster, nothing else",
+            cluster.arn.apply(container_instance_policy),
+            args.tags,
+            parent=self,
         )
         profile = aws.iam.InstanceProfile(f"{name}-instance", role=role.name, tags=args.tags, opts=child)
 

@@ -1,9 +1,11 @@
-"""IAM policy documents for the GPU service, built as plain dicts so tests can read the exact grants.
+"""IAM for the GPU service: policy documents built as plain dicts (so tests can read the exact grants) and
+the one way roles are made here, a service principal plus one inline policy."""
 
-Each function returns one document; the components serialise them with ``json.dumps`` once every ARN is known.
-"""
-
+import json
 from collections.abc import Sequence
+
+import pulumi
+import pulumi_aws as aws
 
 POLICY_VERSION = "2012-10-17"
 
@@ -97,3 +99,28 @@ def task_execution_policy(repository_arn: str, log_group_arn: str, secret_arns: 
             },
         ],
     }
+
+
+def service_role(
+    name: str,
+    service_principal: str,
+    description: str,
+    policy: pulumi.Input[dict],
+    tags: dict[str, str],
+    parent: pulumi.Resource,
+) -> tuple[aws.iam.Role, aws.iam.RolePolicy]:
+    """A role only ``service_principal`` may assume, whose whole grant is the inline ``policy``."""
+    role = aws.iam.Role(
+        name,
+        assume_role_policy=json.dumps(assume_role_policy(service_principal)),
+        description=description,
+        tags=tags,
+        opts=pulumi.ResourceOptions(parent=parent),
+    )
+    inline = aws.iam.RolePolicy(
+        name,
+        role=role.id,
+        policy=pulumi.Output.from_input(policy).apply(json.dumps),
+        opts=pulumi.ResourceOptions(parent=parent),
+    )
+    return role, inline

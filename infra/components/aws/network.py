@@ -123,21 +123,9 @@ class GpuNetwork(pulumi.ComponentResource):
             tags=args.tags,
             opts=child,
         )
-        public_subnets = []
-        for index, cidr in enumerate(public_cidrs):
-            subnet = aws.ec2.Subnet(
-                f"{name}-public-{index}",
-                vpc_id=vpc.id,
-                cidr_block=cidr,
-                availability_zone=zones[index],
-                map_public_ip_on_launch=False,
-                tags={**args.tags, "Name": f"{name}-public-{index}"},
-                opts=child,
-            )
-            aws.ec2.RouteTableAssociation(
-                f"{name}-public-{index}", subnet_id=subnet.id, route_table_id=public_routes.id, opts=child
-            )
-            public_subnets.append(subnet)
+        public_subnet_ids = self._subnets(
+            f"{name}-public", vpc.id, public_cidrs, zones, public_routes, args.tags
+        )
 
         # One NAT gateway: the hosts only dial out (tunnel, model download), so an AZ outage costs a
         # reconnect on the other replicas' tunnels, not an outage worth a second NAT's fixed cost.
@@ -145,7 +133,7 @@ class GpuNetwork(pulumi.ComponentResource):
         nat = aws.ec2.NatGateway(
             f"{name}-nat",
             allocation_id=address.id,
-            subnet_id=public_subnets[0].id,
+            subnet_id=public_subnet_ids[0],
             tags=args.tags,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[gateway]),
         )
@@ -156,21 +144,37 @@ class GpuNetwork(pulumi.ComponentResource):
             tags=args.tags,
             opts=child,
         )
-        private_subnet_ids = []
-        for index, cidr in enumerate(private_cidrs):
+        self.private_subnet_ids = self._subnets(
+            f"{name}-private", vpc.id, private_cidrs, zones, private_routes, args.tags
+        )
+        self.vpc_id = vpc.id
+
+    def _subnets(
+        self,
+        prefix: str,
+        vpc_id: pulumi.Output[str],
+        cidrs: list[str],
+        zones: pulumi.Output[list[str]],
+        routes: aws.ec2.RouteTable,
+        tags: dict[str, str],
+    ) -> list[pulumi.Output[str]]:
+        """One subnet per CIDR, each in its own AZ, none assigning public IPs, all using ``routes``."""
+        ids = []
+        for index, cidr in enumerate(cidrs):
             subnet = aws.ec2.Subnet(
-                f"{name}-private-{index}",
-                vpc_id=vpc.id,
+                f"{prefix}-{index}",
+                vpc_id=vpc_id,
                 cidr_block=cidr,
                 availability_zone=zones[index],
                 map_public_ip_on_launch=False,
-                tags={**args.tags, "Name": f"{name}-private-{index}"},
-                opts=child,
+                tags={**tags, "Name": f"{prefix}-{index}"},
+                opts=pulumi.ResourceOptions(parent=self),
             )
             aws.ec2.RouteTableAssociation(
-                f"{name}-private-{index}", subnet_id=subnet.id, route_table_id=private_routes.id, opts=child
+                f"{prefix}-{index}",
+                subnet_id=subnet.id,
+                route_table_id=routes.id,
+                opts=pulumi.ResourceOptions(parent=self),
             )
-            private_subnet_ids.append(subnet.id)
-
-        self.vpc_id = vpc.id
-        self.private_subnet_ids = private_subnet_ids
+            ids.append(subnet.id)
+        return ids

@@ -7,7 +7,7 @@ import pulumi
 import pulumi_aws as aws
 
 from infra.components.aws.containers import SecretRefs, TaskSettings, container_definitions
-from infra.components.aws.iam import assume_role_policy, task_execution_policy
+from infra.components.aws.iam import service_role, task_execution_policy
 
 
 @dataclass(frozen=True)
@@ -63,20 +63,15 @@ class InferenceService(pulumi.ComponentResource):
             opts=child,
         )
 
-        execution_role = aws.iam.Role(
+        execution_role, execution_policy = service_role(
             f"{name}-execution",
-            assume_role_policy=json.dumps(assume_role_policy("ecs-tasks.amazonaws.com")),
-            description="Starts the inference task: pull its image, write its logs, read its four secrets",
-            tags=args.tags,
-            opts=child,
-        )
-        execution_policy = aws.iam.RolePolicy(
-            f"{name}-execution",
-            role=execution_role.id,
-            policy=pulumi.Output.all(args.repository_arn, log_group.arn, *secret_arns.values()).apply(
-                lambda values: json.dumps(task_execution_policy(values[0], values[1], values[2:]))
+            "ecs-tasks.amazonaws.com",
+            "Starts the inference task: pull its image, write its logs, read its four secrets",
+            pulumi.Output.all(args.repository_arn, log_group.arn, *secret_arns.values()).apply(
+                lambda values: task_execution_policy(values[0], values[1], values[2:])
             ),
-            opts=child,
+            args.tags,
+            parent=self,
         )
 
         definitions = pulumi.Output.all(
