@@ -18,11 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import pulumi
-from pulumi.dynamic import CreateResult, DiffResult, ResourceProvider, UpdateResult
+
+from infra.components.digest_provider import DigestProvider
 
 CLOUDFLARE_API = "https://api.cloudflare.com/client/v4"
-# Changing where the schema lives means a different database: apply it afresh there.
-_REPLACE_ON = ("api_base", "account_id", "database_id")
 
 
 class D1QueryError(RuntimeError):
@@ -61,31 +60,19 @@ def run_d1_query(api_base: str, account_id: str, database_id: str, api_token: st
     return results
 
 
-def _state(props: dict[str, Any]) -> dict[str, Any]:
-    """What the stack state keeps: where the schema went and which version; never the API token."""
-    return {key: props[key] for key in (*_REPLACE_ON, "sql_sha256")}
+class D1SchemaProvider(DigestProvider):
+    """The tables live and die with the D1 database itself, so deleting this resource does nothing."""
 
+    location_keys = ("api_base", "account_id", "database_id")
+    digest_key = "sql_sha256"
 
-class D1SchemaProvider(ResourceProvider):
-    def _apply(self, props: dict[str, Any]) -> None:
+    def apply(self, props: dict[str, Any]) -> None:
         run_d1_query(
             props["api_base"], props["account_id"], props["database_id"], props["api_token"], props["sql"]
         )
 
-    def create(self, props: dict[str, Any]) -> CreateResult:
-        self._apply(props)
-        return CreateResult(id_=f"{props['database_id']}/schema", outs=_state(props))
-
-    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        replaces = [key for key in _REPLACE_ON if olds.get(key) != news.get(key)]
-        changed = bool(replaces) or olds.get("sql_sha256") != news.get("sql_sha256")
-        return DiffResult(changes=changed, replaces=replaces, delete_before_replace=False)
-
-    def update(self, _id: str, _olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
-        self._apply(news)
-        return UpdateResult(outs=_state(news))
-
-    # No delete: the tables live and die with the D1 database itself.
+    def resource_id(self, props: dict[str, Any]) -> str:
+        return f"{props['database_id']}/schema"
 
 
 @dataclass(frozen=True)

@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import pulumi
-from pulumi.dynamic import CreateResult, DiffResult, ResourceProvider, UpdateResult
+
+from infra.components.digest_provider import DigestProvider
 
 SHA256_METADATA = "sha256"
-_REPLACE_ON = ("endpoint", "bucket", "key")
 
 
 def _s3_client(props: dict[str, Any]):
@@ -56,31 +56,21 @@ def upload_if_changed(client, bucket: str, key: str, path: Path, sha256: str) ->
     return True
 
 
-def _state(props: dict[str, Any]) -> dict[str, Any]:
-    return {key: props[key] for key in (*_REPLACE_ON, "sha256", "size")}
+class ModelObjectProvider(DigestProvider):
+    """Deleting the resource leaves the object: the stored state holds no credentials (Pulumi hands
+    delete only that), and the object goes with the bucket."""
 
+    location_keys = ("endpoint", "bucket", "key")
+    digest_key = "sha256"
+    extra_state_keys = ("size",)
 
-class ModelObjectProvider(ResourceProvider):
-    def _upload(self, props: dict[str, Any]) -> None:
+    def apply(self, props: dict[str, Any]) -> None:
         upload_if_changed(
             _s3_client(props), props["bucket"], props["key"], Path(props["path"]), props["sha256"]
         )
 
-    def create(self, props: dict[str, Any]) -> CreateResult:
-        self._upload(props)
-        return CreateResult(id_=f"{props['bucket']}/{props['key']}", outs=_state(props))
-
-    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        replaces = [key for key in _REPLACE_ON if olds.get(key) != news.get(key)]
-        changed = bool(replaces) or olds.get("sha256") != news.get("sha256")
-        return DiffResult(changes=changed, replaces=replaces, delete_before_replace=False)
-
-    def update(self, _id: str, _olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
-        self._upload(news)
-        return UpdateResult(outs=_state(news))
-
-    # No delete: the stored state holds no credentials (Pulumi hands delete only that), and a model
-    # object left in the bucket costs little; it goes when the bucket does.
+    def resource_id(self, props: dict[str, Any]) -> str:
+        return f"{props['bucket']}/{props['key']}"
 
 
 class ModelObject(pulumi.dynamic.Resource):

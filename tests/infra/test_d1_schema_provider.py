@@ -94,7 +94,9 @@ class FakeD1:
         return Handler
 
     def __enter__(self) -> FakeD1:
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        serve = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05})
+        serve.daemon = True
+        serve.start()
         return self
 
     def __exit__(self, *exc) -> None:

@@ -4,7 +4,6 @@ the object metadata, skips when the same digest is already there, re-uploads whe
 from __future__ import annotations
 
 import hashlib
-import socket
 
 import boto3
 import pytest
@@ -16,15 +15,9 @@ BUCKET = "steadytext-test-models"
 KEY = "models/tiny.gguf"
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def s3_endpoint():
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=free_port(), verbose=False)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
     yield f"http://{host}:{port}"
