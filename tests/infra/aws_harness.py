@@ -9,13 +9,27 @@ import pulumi
 
 from infra import config as stack_config_module
 from infra.program import deploy_aws
-from tests.infra.conftest import TEST_SECRETS, PulumiRun, run_pulumi, stack_config
+from tests.infra.conftest import PROJECT, TEST_SECRETS, PulumiRun, run_pulumi, stack_config
 
 # Stand-ins for what the Cloudflare side hands over (the tunnel token, the model artifact in R2); the
 # whole program, with the real hand-over, is tested in test_aws_program.py.
 TUNNEL_TOKEN = "SECRET-tunnel-token-for-the-aws-tests"
 MODEL_URL = "s3://steadytext-models/models/gemma-3-270m-it-Q4_K_M.gguf"
 MODEL_SHA256 = "a5fd3b62" + "0" * 52 + "00006818"
+
+
+# Every non-default AWS setting the tests vary, in one run (a mocks run per setting would be slower).
+EXISTING_VPC = "vpc-0123456789abcdef0"
+EXISTING_SUBNETS = ["subnet-0123456789abcdef0", "subnet-0fedcba9876543210"]
+AL2_GPU_AMI_PARAMETER = "/aws/service/ecs/optimized-ami/amazon-linux-2/gpu/recommended/image_id"
+CUSTOM_OVERRIDES = {
+    f"{PROJECT}:vpcId": EXISTING_VPC,
+    f"{PROJECT}:subnetIds": json.dumps(EXISTING_SUBNETS),
+    f"{PROJECT}:gpuAmiParameter": AL2_GPU_AMI_PARAMETER,
+    f"{PROJECT}:gpuInstanceType": "g6.2xlarge",
+    f"{PROJECT}:ecrKeepImages": "3",
+    f"{PROJECT}:originPort": "9000",
+}
 
 
 def build_aws_side() -> None:
@@ -25,6 +39,12 @@ def build_aws_side() -> None:
 @functools.cache
 def aws_run(stack: str) -> PulumiRun:
     return run_with(stack, {})
+
+
+@functools.cache
+def custom_run() -> PulumiRun:
+    """The prod stack with CUSTOM_OVERRIDES."""
+    return run_with("prod", CUSTOM_OVERRIDES)
 
 
 def run_with(stack: str, overrides: dict[str, str]) -> PulumiRun:

@@ -8,7 +8,7 @@ import base64
 import pytest
 
 from infra.mocks.aws import TEST_AMI
-from tests.infra.aws_harness import aws_run, run_with
+from tests.infra.aws_harness import AL2_GPU_AMI_PARAMETER, aws_run, custom_run, run_with
 from tests.infra.conftest import PROJECT
 
 STACKS = ["dev", "prod"]
@@ -30,11 +30,9 @@ def test_instances_boot_the_gpu_ami_named_by_its_ssm_parameter(stack):
 
 
 def test_the_ami_parameter_and_instance_type_come_from_config():
-    parameter = "/aws/service/ecs/optimized-ami/amazon-linux-2/gpu/recommended/image_id"
-    run = run_with(
-        "dev", {f"{PROJECT}:gpuAmiParameter": parameter, f"{PROJECT}:gpuInstanceType": "g6.2xlarge"}
-    )
-    assert [a["name"] for t, a in run.invocations if t == "aws:ssm/getParameter:getParameter"] == [parameter]
+    run = custom_run()
+    lookups = [a["name"] for t, a in run.invocations if t == "aws:ssm/getParameter:getParameter"]
+    assert lookups == [AL2_GPU_AMI_PARAMETER]
     assert run.one("aws:ec2/launchTemplate:LaunchTemplate").input("instanceType") == "g6.2xlarge"
 
 

@@ -10,8 +10,8 @@ import pytest
 
 from infra import REPO_ROOT
 from infra.mocks.aws import TEST_ECR_PASSWORD
-from tests.infra.aws_harness import aws_run, run_with
-from tests.infra.conftest import PROJECT, plaintext_leaks
+from tests.infra.aws_harness import aws_run, custom_run
+from tests.infra.conftest import plaintext_leaks
 
 STACKS = ["dev", "prod"]
 
@@ -28,8 +28,7 @@ def test_the_repository_scans_on_push_and_keeps_the_last_images(stack):
 
 
 def test_how_many_images_are_kept_is_configurable():
-    run = run_with("dev", {f"{PROJECT}:ecrKeepImages": "3"})
-    policy = json.loads(run.one("aws:ecr/lifecyclePolicy:LifecyclePolicy").input("policy"))
+    policy = json.loads(custom_run().one("aws:ecr/lifecyclePolicy:LifecyclePolicy").input("policy"))
     assert policy["rules"][0]["selection"]["countNumber"] == 3
 
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.infra.aws_harness import aws_run, run_with
-from tests.infra.conftest import PROJECT
+from tests.infra.aws_harness import EXISTING_SUBNETS, EXISTING_VPC, aws_run, custom_run
 
 STACKS = ["dev", "prod"]
 SG = "aws:ec2/securityGroup:SecurityGroup"
@@ -61,13 +60,7 @@ def test_the_new_vpc_reaches_out_through_a_nat_and_nothing_gets_a_public_ip(stac
 
 
 def test_an_existing_vpc_is_used_as_is():
-    run = run_with(
-        "prod",
-        {
-            f"{PROJECT}:vpcId": "vpc-0123456789abcdef0",
-            f"{PROJECT}:subnetIds": '["subnet-0123456789abcdef0", "subnet-0fedcba9876543210"]',
-        },
-    )
+    run = custom_run()
     for token in (
         "aws:ec2/vpc:Vpc",
         "aws:ec2/subnet:Subnet",
@@ -75,8 +68,8 @@ def test_an_existing_vpc_is_used_as_is():
         "aws:ec2/internetGateway:InternetGateway",
     ):
         assert run.of_type(token) == []
-    assert run.one(SG).input("vpcId") == "vpc-0123456789abcdef0"
+    assert run.one(SG).input("vpcId") == EXISTING_VPC
     assert run.one(SG).input("ingress") == []
-    expected = ["subnet-0123456789abcdef0", "subnet-0fedcba9876543210"]
+    expected = EXISTING_SUBNETS
     assert run.one("aws:autoscaling/group:Group").input("vpcZoneIdentifiers") == expected
     assert run.one("aws:ecs/service:Service").input("networkConfiguration")["subnets"] == expected

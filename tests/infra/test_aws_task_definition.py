@@ -12,7 +12,14 @@ from botocore.validate import ParamValidator
 
 from infra import REPO_ROOT
 from infra.components.aws.containers import CLOUDFLARED_IMAGE, HEALTH_CHECK
-from tests.infra.aws_harness import MODEL_SHA256, MODEL_URL, TUNNEL_TOKEN, aws_run, container_definitions
+from tests.infra.aws_harness import (
+    MODEL_SHA256,
+    MODEL_URL,
+    TUNNEL_TOKEN,
+    aws_run,
+    container_definitions,
+    custom_run,
+)
 from tests.infra.conftest import PROJECT, TEST_SECRETS, plaintext_leaks
 
 STACKS = ["dev", "prod"]
@@ -126,10 +133,9 @@ def test_the_health_check_runs_the_images_readyz_probe():
 
 
 def test_the_runtime_port_follows_the_tunnels_origin_port():
-    from tests.infra.aws_harness import run_with
-
-    run = run_with("dev", {f"{PROJECT}:originPort": "9000"})
-    env = {item["name"]: item["value"] for item in container_definitions(run)["runtime"]["environment"]}
+    env = {
+        item["name"]: item["value"] for item in container_definitions(custom_run())["runtime"]["environment"]
+    }
     assert env["RUNTIME_PORT"] == "9000"
 
 
