@@ -45,6 +45,8 @@ def test_user_data_joins_this_cluster_with_gpus_and_blocks_task_access_to_imds(s
     assert settings["ECS_CLUSTER"] == f"{cluster.name}-0a1b2c3"
     assert settings["ECS_ENABLE_GPU_SUPPORT"] == "true"
     assert settings["ECS_AWSVPC_BLOCK_IMDS"] == "true"
+    # Logs are written with the execution role, which alone holds the CloudWatch Logs grant.
+    assert settings["ECS_ENABLE_AWSLOGS_EXECUTIONROLE_OVERRIDE"] == "true"
     assert "cat >> /etc/ecs/ecs.config" in user_data
 
 

@@ -30,13 +30,15 @@ class GpuCapacityArgs:
 def ecs_agent_config(cluster_name: str) -> str:
     """User data for the instances: join the cluster, expose the GPUs, keep tasks away from the host's IMDS.
 
-    ECS_AWSVPC_BLOCK_IMDS stops awsvpc tasks from reading the instance role's credentials.
+    ECS_AWSVPC_BLOCK_IMDS stops awsvpc tasks from reading the instance role's credentials, and the awslogs
+    override makes Docker write the task's logs with the execution role, so the instance role needs no
+    CloudWatch Logs grant (ECR pulls already use the execution role).
     """
     settings = {
         "ECS_CLUSTER": cluster_name,
         "ECS_ENABLE_GPU_SUPPORT": "true",
         "ECS_AWSVPC_BLOCK_IMDS": "true",
-        "ECS_ENABLE_CONTAINER_METADATA": "true",
+        "ECS_ENABLE_AWSLOGS_EXECUTIONROLE_OVERRIDE": "true",
     }
     lines = "\n".join(f"{key}={value}" for key, value in settings.items())
     return f"#!/bin/bash\ncat >> /etc/ecs/ecs.config <<'EOF'\n{lines}\nEOF\n"
