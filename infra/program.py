@@ -125,6 +125,7 @@ def deploy_cloudflare(cfg: StackConfig, bundle: WorkerBundle) -> CloudflareEdge:
                 "ORIGIN_TOKEN": cf.origin_token,
                 "METRICS_TOKEN": cf.metrics_token,
             },
+            live_migration_tag=cf.worker.migration_tag,
             after=(storage.schema,),
         ),
     )
@@ -134,6 +135,7 @@ def deploy_cloudflare(cfg: StackConfig, bundle: WorkerBundle) -> CloudflareEdge:
 def export_cloudflare(edge: CloudflareEdge, cfg: StackConfig) -> None:
     pulumi.export("apiUrl", edge.worker.url)
     pulumi.export("workerScriptName", edge.worker.script.script_name)
+    pulumi.export("workerMigrationTag", edge.worker.migration_tag)
     pulumi.export("originHostname", cfg.cloudflare.origin_hostname)
     pulumi.export("d1DatabaseId", edge.storage.database.uuid)
     pulumi.export("kvNamespaceId", edge.storage.kv_namespace.id)

@@ -81,22 +81,30 @@ def worker_bindings(
 _MIGRATION_STEP_KEYS = ("new_classes", "new_sqlite_classes", "deleted_classes")
 
 
-def durable_object_migrations(wrangler: Mapping[str, Any]) -> dict[str, Any] | None:
-    """wrangler's ordered migration history as one upload: every step, tagged with the newest tag.
+def durable_object_migrations(wrangler: Mapping[str, Any], live_tag: str) -> dict[str, Any] | None:
+    """The Durable Object migrations to upload, given the tag the live script already has ("" = none).
 
-    Cloudflare applies the steps newer than the script's current tag, so the full history is safe to
-    send on every deploy (see docs/infra.md for the tag-drift caveat of pulumi-cloudflare).
+    Like `wrangler deploy`: only the steps after `live_tag`, with `old_tag` = `live_tag` so Cloudflare
+    rejects the upload if the live script is elsewhere. A script that has a tag must always be sent
+    one, so an up-to-date script gets `old_tag` = `new_tag` and nothing to apply.
     """
     history = wrangler.get("migrations", [])
     if not history:
         return None
+    tags = [entry["tag"] for entry in history]
+    pending = history[tags.index(live_tag) + 1 :] if live_tag else history
     steps = []
-    for entry in history:
+    for entry in pending:
         step: dict[str, Any] = {key: entry[key] for key in _MIGRATION_STEP_KEYS if key in entry}
         if "renamed_classes" in entry:
             step["renamed_classes"] = [{"from_": r["from"], "to": r["to"]} for r in entry["renamed_classes"]]
         steps.append(step)
-    return {"new_tag": history[-1]["tag"], "steps": steps}
+    migrations: dict[str, Any] = {"new_tag": tags[-1]}
+    if steps:
+        migrations["steps"] = steps
+    if live_tag:
+        migrations["old_tag"] = live_tag
+    return migrations
 
 
 @dataclass(frozen=True)
@@ -110,6 +118,8 @@ class EdgeWorkerArgs:
     resource_ids: Mapping[str, pulumi.Input[str]]
     plain_vars: Mapping[str, pulumi.Input[str]]
     secrets: Mapping[str, pulumi.Input[str]]
+    # The Durable Object migration tag the live script has ("" for a new Worker).
+    live_migration_tag: str = ""
     # Resources the script must wait for (the D1 schema: the Worker's first query needs its tables).
     after: tuple[pulumi.Resource, ...] = ()
 
@@ -121,6 +131,9 @@ class EdgeWorker(pulumi.ComponentResource):
         wrangler = args.wrangler
         observability = wrangler.get("observability", {}).get("enabled", False)
 
+        migrations = durable_object_migrations(wrangler, args.live_migration_tag)
+        # What the live script's tag is once this deploy succeeds (the next deploy's workerMigrationTag).
+        self.migration_tag = migrations["new_tag"] if migrations else ""
         self.script = cf.WorkersScript(
             f"{name}-script",
             account_id=args.account_id,
@@ -132,7 +145,7 @@ class EdgeWorker(pulumi.ComponentResource):
             compatibility_date=wrangler["compatibility_date"],
             compatibility_flags=wrangler.get("compatibility_flags", []),
             bindings=worker_bindings(wrangler, args.resource_ids, args.plain_vars, args.secrets),
-            migrations=durable_object_migrations(wrangler),
+            migrations=migrations,
             observability={"enabled": observability},
             # Workers Trace Events Logpush (the AWS side's Logpush job ships them to the audit bucket).
             logpush=True,
