@@ -23,6 +23,7 @@ class WorkerSettings:
 
     dlp_policy: str
     cache_ttl_seconds: int
+    memory_cache_entries: int
     max_tokens_limit: int
     max_body_bytes: int
     origin_timeout_ms: int
@@ -96,6 +97,7 @@ def _worker_settings(read: ConfigReader) -> WorkerSettings:
     return WorkerSettings(
         dlp_policy=read.choice("dlpPolicy", ("block", "redact")),
         cache_ttl_seconds=read.integer("cacheTtlSeconds", example=86400, minimum=60, maximum=31_536_000),
+        memory_cache_entries=read.integer("memoryCacheEntries", example=256, minimum=0, maximum=100_000),
         max_tokens_limit=read.integer("maxTokensLimit", example=512, minimum=1, maximum=32_768),
         max_body_bytes=read.integer("maxBodyBytes", example=65536, minimum=1024, maximum=100_000_000),
         origin_timeout_ms=read.integer("originTimeoutMs", example=60000, minimum=1000, maximum=600_000),

@@ -53,8 +53,9 @@ def run_program(worker_bundle, model_file):
 
     def run(stack: str, overrides: dict[str, str] | None = None, without: Iterable[str] = ()) -> PulumiRun:
         config = stack_config(stack, {f"{PROJECT}:modelFile": str(model_file), **(overrides or {})}, without)
-        return run_pulumi(lambda: program.run(worker_bundle), stack=stack, config=config,
-                          secret_keys=TEST_SECRETS)
+        return run_pulumi(
+            lambda: program.run(worker_bundle), stack=stack, config=config, secret_keys=TEST_SECRETS
+        )
 
     return run
 

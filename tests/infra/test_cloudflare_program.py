@@ -9,7 +9,7 @@ from pulumi.runtime import rpc
 
 from infra.dlp_patterns import load_dlp_patterns
 from infra.wrangler_config import load_wrangler_config
-from tests.infra.conftest import PROJECT, TEST_ACCOUNT_ID, TEST_SECRETS, TEST_ZONE_ID, plaintext_leaks
+from tests.infra.conftest import PROJECT, TEST_ACCOUNT_ID, TEST_SECRETS, TEST_ZONE_ID, plain, plaintext_leaks
 
 CF = "cloudflare:index"
 D1 = f"{CF}/d1Database:D1Database"
@@ -252,3 +252,20 @@ def test_the_program_stops_on_config_errors_before_declaring_anything(run_progra
 
     with pytest.raises(ConfigError, match=key):
         run_program("prod", without=(key,))
+
+
+def snake_case_keys(value, path="") -> list[str]:
+    """Argument names the SDK did not recognise: it turns every known one into the schema's camelCase."""
+    if isinstance(value, dict):
+        return [f"{path}.{key}" for key in value if "_" in key] + [
+            found for key, item in value.items() for found in snake_case_keys(item, f"{path}.{key}")
+        ]
+    if isinstance(value, list):
+        return [found for item in value for found in snake_case_keys(item, path)]
+    return []
+
+
+def test_every_argument_is_known_to_the_provider_schema(stack_run):
+    for resource in stack_run.resources:
+        if resource.type.startswith("cloudflare:"):
+            assert snake_case_keys(plain(resource.inputs)) == [], resource.name
