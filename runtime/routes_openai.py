@@ -3,7 +3,7 @@
 import base64
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
@@ -12,7 +12,12 @@ from runtime.body import read_json
 from runtime.engine import Generation
 from runtime.errors import ApiError
 from runtime.fingerprint import HEADER
-from runtime.schemas import ChatCompletionRequest, CompletionRequest, EmbeddingsRequest
+from runtime.schemas import (
+    ChatCompletionRequest,
+    CompletionRequest,
+    EmbeddingsRequest,
+    OpenAIGenerationFields,
+)
 from runtime.service import DecodingLimits, InferenceService
 from runtime.sse import event, event_stream
 from runtime.state import runtime_state
@@ -53,6 +58,33 @@ class _Envelope:
         return {**self.fields, **body}
 
 
+def _usage_chunk(body: OpenAIGenerationFields, envelope: _Envelope) -> Callable[[dict], dict] | None:
+    """The extra last chunk carrying usage, when the client asked for it with stream_options."""
+    if body.stream_options and body.stream_options.include_usage:
+        return lambda usage: envelope.wrap(choices=[], usage=usage)
+    return None
+
+
+async def _stream_events(
+    stream: AsyncIterator[str | Generation],
+    piece: Callable[[str], dict],
+    finish: Callable[[str], dict],
+    usage: Callable[[dict], dict] | None,
+    first: dict | None = None,
+) -> AsyncIterator[bytes]:
+    """An OpenAI stream: optional opening chunk, one chunk per piece, the finish chunk, usage, [DONE]."""
+    if first is not None:
+        yield event(first)
+    async for item in stream:
+        if isinstance(item, str):
+            yield event(piece(item))
+            continue
+        yield event(finish(item.finish_reason))
+        if usage is not None:
+            yield event(usage(_usage(item)))
+    yield event("[DONE]")
+
+
 @router.get("/v1/models")
 async def list_models(request: Request):
     service = runtime_state(request).require_service()
@@ -80,19 +112,13 @@ async def completions(request: Request):
         return {"index": 0, "text": text, "logprobs": None, "finish_reason": finish_reason}
 
     if body.stream:
-        include_usage = bool(body.stream_options and body.stream_options.include_usage)
-
-        async def events() -> AsyncIterator[bytes]:
-            async for item in service.stream(decoding):
-                if isinstance(item, str):
-                    yield event(envelope.wrap(choices=[choice(item, None)]))
-                    continue
-                yield event(envelope.wrap(choices=[choice("", item.finish_reason)]))
-                if include_usage:
-                    yield event(envelope.wrap(choices=[], usage=_usage(item)))
-            yield event("[DONE]")
-
-        return event_stream(events(), envelope.fingerprint)
+        events = _stream_events(
+            service.stream(decoding),
+            piece=lambda text: envelope.wrap(choices=[choice(text, None)]),
+            finish=lambda reason: envelope.wrap(choices=[choice("", reason)]),
+            usage=_usage_chunk(body, envelope),
+        )
+        return event_stream(events, envelope.fingerprint)
     result = await service.generate(decoding)
     answer = envelope.wrap(choices=[choice(result.text, result.finish_reason)], usage=_usage(result))
     return JSONResponse(answer, headers={HEADER: envelope.fingerprint})
@@ -113,26 +139,20 @@ async def chat_completions(request: Request):
     envelope = _Envelope(service, "chatcmpl", "chat.completion")
 
     if body.stream:
-        include_usage = bool(body.stream_options and body.stream_options.include_usage)
         chunk = _Envelope(service, "chatcmpl", "chat.completion.chunk")
 
         def delta(content: dict, finish_reason: str | None) -> dict:
-            return chunk.wrap(
-                choices=[{"index": 0, "delta": content, "logprobs": None, "finish_reason": finish_reason}]
-            )
+            choice = {"index": 0, "delta": content, "logprobs": None, "finish_reason": finish_reason}
+            return chunk.wrap(choices=[choice])
 
-        async def events() -> AsyncIterator[bytes]:
-            yield event(delta({"role": "assistant", "content": ""}, None))
-            async for item in service.stream(decoding):
-                if isinstance(item, str):
-                    yield event(delta({"content": item}, None))
-                    continue
-                yield event(delta({}, item.finish_reason))
-                if include_usage:
-                    yield event(chunk.wrap(choices=[], usage=_usage(item)))
-            yield event("[DONE]")
-
-        return event_stream(events(), chunk.fingerprint)
+        events = _stream_events(
+            service.stream(decoding),
+            piece=lambda text: delta({"content": text}, None),
+            finish=lambda reason: delta({}, reason),
+            usage=_usage_chunk(body, chunk),
+            first=delta({"role": "assistant", "content": ""}, None),
+        )
+        return event_stream(events, chunk.fingerprint)
     result = await service.generate(decoding)
     message = {"role": "assistant", "content": result.text}
     answer = envelope.wrap(
