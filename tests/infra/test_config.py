@@ -120,3 +120,17 @@ def test_every_key_the_program_reads_is_declared_in_pulumi_yaml(monkeypatch, run
     not_secret = project_keys - {key.removeprefix(f"{PROJECT}:") for key in TEST_SECRETS}
     assert not_secret - set(declared) == set()
     assert all(declared[key].get("description") for key in not_secret)
+
+
+def test_pulumi_yaml_gives_every_key_a_type_description_and_default():
+    declared = project_file()["config"]
+    incomplete = [
+        key for key, spec in declared.items() if not {"type", "description", "default"} <= set(spec)
+    ]
+    assert incomplete == []
+
+
+def test_an_unset_hostname_stops_on_its_placeholder_default():
+    placeholder = project_file()["config"]["apiHostname"]["default"]
+    message = config_error("dev", overrides={f"{PROJECT}:apiHostname": placeholder})
+    assert message.startswith(f"config {PROJECT}:apiHostname: must be a lower-case DNS hostname")
