@@ -22,6 +22,8 @@ export default defineConfig({
 								ORIGIN_URL: "http://origin-primary.test",
 								ORIGIN_FALLBACK_URL: "http://origin-fallback.test",
 								ORIGIN_TIMEOUT_MS: "2000",
+								// Off, so tests see the KV and D1 tiers; the memory tier's own test turns it on.
+								MEMORY_CACHE_ENTRIES: "0",
 								CF_ACCESS_CLIENT_ID: "test-access-id.access",
 								CF_ACCESS_CLIENT_SECRET: "test-access-secret",
 								ORIGIN_TOKEN: "test-origin-token",

@@ -1,14 +1,21 @@
-// Two cache tiers for origin answers: KV (hot, read in one get) and D1 (persistent, counts accesses and
-// promotes frequently read rows back into KV). Bodies are stored verbatim with their content type, so a
+// Cache tiers for origin answers: the isolate's memory (memorycache.ts), KV (hot, read in one get) and D1
+// (persistent, counts accesses and promotes frequently read rows back into KV). Bodies are stored verbatim with their content type, so a
 // replayed answer is byte-identical to the fresh one. Writes are write-behind through ctx.waitUntil and
 // a failing write is logged, never surfaced to the client.
 import type { Kind } from "./cachekey";
+import { recall, remember } from "./memorycache";
 
 export interface CachedAnswer {
 	body: string;
 	contentType: string;
 	fingerprint: string;
-	tier: "kv" | "d1";
+	tier: "memory" | "kv" | "d1";
+}
+
+export interface CachePolicy {
+	ttlSeconds: number;
+	/** Capacity of the isolate's memory tier (0 turns it off). */
+	memoryEntries: number;
 }
 
 export interface CacheEntry {
@@ -85,13 +92,19 @@ async function lookupD1(env: Env, ctx: ExecutionContext, kind: Kind, key: string
 	return answer;
 }
 
-export async function lookup(env: Env, ctx: ExecutionContext, kind: Kind, key: string, ttlSeconds: number): Promise<CachedAnswer | null> {
-	return (await lookupKv(env, key)) ?? (await lookupD1(env, ctx, kind, key, ttlSeconds));
+export async function lookup(env: Env, ctx: ExecutionContext, kind: Kind, key: string, policy: CachePolicy): Promise<CachedAnswer | null> {
+	const inMemory = recall(key, policy.memoryEntries);
+	if (inMemory) return { ...inMemory, tier: "memory" };
+	const found = (await lookupKv(env, key)) ?? (await lookupD1(env, ctx, kind, key, policy.ttlSeconds));
+	if (found) remember(key, { body: found.body, contentType: found.contentType, fingerprint: found.fingerprint }, policy.memoryEntries);
+	return found;
 }
 
 /** Write-behind to both tiers. The D1 upsert keeps access_count and created_at of an existing row. */
-export function store(env: Env, ctx: ExecutionContext, entry: CacheEntry, ttlSeconds: number): void {
+export function store(env: Env, ctx: ExecutionContext, entry: CacheEntry, policy: CachePolicy): void {
+	const { ttlSeconds } = policy;
 	const now = nowSeconds();
+	remember(entry.key, { body: entry.body, contentType: entry.contentType, fingerprint: entry.fingerprint }, policy.memoryEntries);
 	const kv = putKv(env, entry.key, entry.body, { contentType: entry.contentType, fingerprint: entry.fingerprint }, ttlSeconds).catch(
 		logFailure("KV write"),
 	);

@@ -1,4 +1,5 @@
 // Worker settings from plain vars, validated once per env object; a bad value names its var.
+import type { CachePolicy } from "./cache";
 import { HttpError } from "./errors";
 
 export type DlpPolicy = "block" | "redact";
@@ -7,7 +8,7 @@ export interface Settings {
 	/** Primary origin first, then the failover origin (if configured). */
 	originUrls: string[];
 	dlpPolicy: DlpPolicy;
-	cacheTtlSeconds: number;
+	cache: CachePolicy;
 	maxTokensLimit: number;
 	maxBodyBytes: number;
 	originTimeoutMs: number;
@@ -33,7 +34,7 @@ function configError(message: string): HttpError {
 	return new HttpError(500, "configuration_error", message);
 }
 
-function positiveInt(env: Env, name: keyof Env, min = 1): number {
+function integerVar(env: Env, name: keyof Env, min = 1): number {
 	const raw = String(env[name] ?? "").trim();
 	const value = Number(raw);
 	if (!/^[0-9]+$/.test(raw) || !Number.isSafeInteger(value) || value < min) {
@@ -67,10 +68,10 @@ function parseSettings(env: Env): Settings {
 	return {
 		originUrls: fallback ? [primary, fallback] : [primary],
 		dlpPolicy,
-		cacheTtlSeconds: positiveInt(env, "CACHE_TTL_SECONDS", MIN_CACHE_TTL_SECONDS),
-		maxTokensLimit: positiveInt(env, "MAX_TOKENS_LIMIT"),
-		maxBodyBytes: positiveInt(env, "MAX_BODY_BYTES"),
-		originTimeoutMs: positiveInt(env, "ORIGIN_TIMEOUT_MS"),
+		cache: { ttlSeconds: integerVar(env, "CACHE_TTL_SECONDS", MIN_CACHE_TTL_SECONDS), memoryEntries: integerVar(env, "MEMORY_CACHE_ENTRIES", 0) },
+		maxTokensLimit: integerVar(env, "MAX_TOKENS_LIMIT"),
+		maxBodyBytes: integerVar(env, "MAX_BODY_BYTES"),
+		originTimeoutMs: integerVar(env, "ORIGIN_TIMEOUT_MS"),
 		pinnedFingerprint: pinned === "" ? null : pinned,
 	};
 }

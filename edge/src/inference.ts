@@ -28,7 +28,7 @@ export type CacheStatus = "HIT" | "MISS" | "BYPASS" | "NONE";
 export interface Observation {
 	endpoint: string;
 	cache: CacheStatus;
-	cacheTier: "kv" | "d1" | null;
+	cacheTier: CachedAnswer["tier"] | null;
 	keyId: string | null;
 }
 
@@ -61,7 +61,7 @@ async function prepare(request: Request, env: Env, ctx: ExecutionContext, config
 	const mode = cacheMode(request);
 	const fingerprint = await currentFingerprint(env, config, ctx);
 	const key = await cacheKey(route.kind, route.originPath, params, fingerprint);
-	const cached = mode === "use" ? await lookup(env, ctx, route.kind, key, config.cacheTtlSeconds) : null;
+	const cached = mode === "use" ? await lookup(env, ctx, route.kind, key, config.cache) : null;
 	return { ...validated, params, transport, redacted, mode, fingerprint, key, cached };
 }
 
@@ -117,7 +117,7 @@ async function storeAnswer(env: Env, ctx: ExecutionContext, config: Settings, ro
 		key = await cacheKey(route.kind, route.originPath, prepared.params, fingerprint);
 	}
 	const entry = { kind: route.kind, key, route: route.originPath, parameters: canonicalJson(prepared.params), fingerprint };
-	store(env, ctx, { ...entry, body: answer.body, contentType: answer.contentType }, config.cacheTtlSeconds);
+	store(env, ctx, { ...entry, body: answer.body, contentType: answer.contentType }, config.cache);
 }
 
 export async function handleInference(request: Request, env: Env, ctx: ExecutionContext, route: InferenceRoute, obs: Observation): Promise<Response> {

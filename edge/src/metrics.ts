@@ -11,13 +11,14 @@ export interface RequestRecord {
 	method: string;
 	status: number;
 	cache: "HIT" | "MISS" | "BYPASS" | "NONE";
-	cacheTier: "kv" | "d1" | null;
+	cacheTier: "memory" | "kv" | "d1" | null;
 	durationMs: number;
 	colo: string | null;
 	keyId: string | null;
 }
 
-const FLUSH_WINDOW_MS = 25;
+// Long enough to merge the rows of a busy isolate into few D1 batches, short enough to stay unnoticed.
+export const FLUSH_WINDOW_MS = 100;
 const STATEMENTS_PER_BATCH = 200;
 const RETRY_DELAY_MS = 100;
 export const METRICS_RETENTION_DAYS = 7;
@@ -47,8 +48,9 @@ function counterDeltas(records: RequestRecord[]): Map<string, { name: string; la
 	for (const record of records) {
 		const seconds = record.durationMs / 1000;
 		bump(REQUESTS, { endpoint: record.endpoint, status: String(record.status), cache: record.cache }, 1);
-		for (const le of DURATION_BUCKETS_SECONDS) if (seconds <= le) bump(`${DURATION}_bucket`, { endpoint: record.endpoint, le: String(le) }, 1);
-		bump(`${DURATION}_bucket`, { endpoint: record.endpoint, le: "+Inf" }, 1);
+		// Only the smallest bucket that fits is stored; the exposition sums them into cumulative buckets.
+		const le = DURATION_BUCKETS_SECONDS.find((bound) => seconds <= bound);
+		bump(`${DURATION}_bucket`, { endpoint: record.endpoint, le: le === undefined ? "+Inf" : String(le) }, 1);
 		bump(`${DURATION}_sum`, { endpoint: record.endpoint }, seconds);
 		bump(`${DURATION}_count`, { endpoint: record.endpoint }, 1);
 	}
@@ -105,17 +107,31 @@ export async function pruneRequestMetrics(db: D1Database, nowMs = Date.now()): P
 	return result.meta.changes;
 }
 
-function bucketOrder(a: Sample, b: Sample): number {
-	const le = (s: Sample) => (s.labels.le === "+Inf" ? Number.POSITIVE_INFINITY : Number(s.labels.le ?? 0));
-	const { le: _a, ...restA } = a.labels;
-	const { le: _b, ...restB } = b.labels;
-	const group = canonicalJson(restA).localeCompare(canonicalJson(restB));
-	return a.name.localeCompare(b.name) || group || le(a) - le(b);
+/** Turns stored per-bucket counts into Prometheus' cumulative buckets, every bound present, in order. */
+function cumulativeBuckets(rows: Sample[]): Sample[] {
+	const perEndpoint = new Map<string, Map<string, number>>();
+	for (const row of rows) {
+		const counts = perEndpoint.get(row.labels.endpoint) ?? new Map<string, number>();
+		counts.set(row.labels.le, row.value);
+		perEndpoint.set(row.labels.endpoint, counts);
+	}
+	const samples: Sample[] = [];
+	for (const [endpoint, counts] of [...perEndpoint].sort(([a], [b]) => a.localeCompare(b))) {
+		let total = 0;
+		for (const le of [...DURATION_BUCKETS_SECONDS.map(String), "+Inf"]) {
+			total += counts.get(le) ?? 0;
+			samples.push({ name: `${DURATION}_bucket`, labels: { endpoint, le }, value: total });
+		}
+	}
+	return samples;
 }
 
 export async function metricsResponse(db: D1Database): Promise<Response> {
 	const { results } = await db.prepare("SELECT name, labels, value FROM metric_counters").all<{ name: string; labels: string; value: number }>();
-	const samples = results.map((row) => ({ name: row.name, labels: JSON.parse(row.labels) as Record<string, string>, value: row.value }));
-	samples.sort(bucketOrder);
+	const rows = results
+		.map((row) => ({ name: row.name, labels: JSON.parse(row.labels) as Record<string, string>, value: row.value }))
+		.sort((a, b) => a.name.localeCompare(b.name) || canonicalJson(a.labels).localeCompare(canonicalJson(b.labels)));
+	const isBucket = (sample: Sample) => sample.name === `${DURATION}_bucket`;
+	const samples = [...rows.filter((sample) => !isBucket(sample)), ...cumulativeBuckets(rows.filter(isBucket))];
 	return new Response(renderExposition(FAMILIES, samples), { headers: { "content-type": PROMETHEUS_CONTENT_TYPE } });
 }

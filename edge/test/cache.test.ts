@@ -79,6 +79,29 @@ describe("tiers", () => {
 		expect(generations()).toBe(1);
 	});
 
+	it("serves repeated hits from the isolate's memory tier, even after the KV entry is gone", async () => {
+		const memory = { MEMORY_CACHE_ENTRIES: "8" };
+		const body = { prompt: uniquePrompt("memory") };
+		const fresh = await call("/v1/generate", { body, key, env: memory });
+		const freshText = await fresh.text();
+		await env.CACHE.delete(fresh.headers.get("x-cache-key")!);
+		const hit = await call("/v1/generate", { body, key, env: memory });
+		expect(hit.headers.get("x-cache-tier")).toBe("memory");
+		expect(await hit.text()).toBe(freshText);
+		// With the tier off, the same isolate falls through to D1.
+		expect((await call("/v1/generate", { body, key })).headers.get("x-cache-tier")).toBe("d1");
+		expect(generations()).toBe(1);
+	});
+
+	it("bounds the memory tier to its capacity, evicting the least recently used", async () => {
+		const memory = { MEMORY_CACHE_ENTRIES: "2" };
+		const bodies = [1, 2, 3].map((n) => ({ prompt: uniquePrompt(`lru${n}`) }));
+		for (const body of bodies) await call("/v1/generate", { body, key, env: memory });
+		const tier = async (body: object) => (await call("/v1/generate", { body, key, env: memory })).headers.get("x-cache-tier");
+		expect(await tier(bodies[0])).toBe("kv");
+		expect(await tier(bodies[2])).toBe("memory");
+	});
+
 	it("writes both tiers with the configured TTL and the parameters as canonical JSON", async () => {
 		const prompt = uniquePrompt("rows");
 		const response = await call("/v1/embed", { body: { input: prompt }, key });

@@ -3,6 +3,7 @@ import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test"
 import { env } from "cloudflare:workers";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import worker from "../src/index";
+import { FLUSH_WINDOW_MS } from "../src/metrics";
 import { escapeLabelValue, renderExposition } from "../src/prometheus";
 import { installFakeOrigin } from "./fake-origin";
 import { BASE, call, createKey, uniquePrompt } from "./helpers";
@@ -49,7 +50,7 @@ describe("request_metrics rows", () => {
 			worker.fetch(new Request(`${BASE}/health?i=${i}`), env, ctx).then(async (response) => {
 				await response.text();
 				// Spread the finishes over several flush windows.
-				await new Promise((resolve) => setTimeout(resolve, (i % 4) * 20));
+				await new Promise((resolve) => setTimeout(resolve, (i % 4) * FLUSH_WINDOW_MS * 0.6));
 			}),
 		);
 		await Promise.all(requests);
