@@ -41,7 +41,7 @@ CREATE TABLE IF NOT EXISTS request_metrics (
     method      TEXT NOT NULL,
     status      INTEGER NOT NULL,
     cache       TEXT NOT NULL,           -- HIT | MISS | BYPASS | NONE
-    cache_tier  TEXT,                    -- kv | d1 on a HIT
+    cache_tier  TEXT,                    -- memory | kv | d1 on a HIT
     duration_ms INTEGER NOT NULL,
     colo        TEXT,
     key_id      TEXT
