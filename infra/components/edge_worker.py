@@ -1,7 +1,7 @@
 """The Worker as deployed: wrangler's bundle of `edge/`, uploaded with every binding `edge/wrangler.jsonc`
 declares (D1, KV, R2, the Durable Object with its migrations, the rate limiter, plain vars) plus the
-secrets, the same compatibility date/flags, Logpush on, a custom domain for the API hostname and the
-cache-eviction cron.
+secrets, the same compatibility date/flags, Logpush on, a custom domain for the API hostname (and no
+workers.dev address) and the cache-eviction cron.
 
 Bindings are derived from wrangler.jsonc and the program must supply a resource or value for each one:
 a binding added to the Worker but not to infra (or the reverse) stops the deploy instead of shipping a
@@ -157,6 +157,15 @@ class EdgeWorker(pulumi.ComponentResource):
             zone_id=args.zone_id,
             hostname=args.api_hostname,
             service=self.script.script_name,
+            opts=child,
+        )
+        # The API hostname is the only way in: no <script>.<account>.workers.dev address or previews.
+        self.workers_dev = cf.WorkersScriptSubdomain(
+            f"{name}-workers-dev",
+            account_id=args.account_id,
+            script_name=self.script.script_name,
+            enabled=False,
+            previews_enabled=False,
             opts=child,
         )
         crons = wrangler.get("triggers", {}).get("crons", [])

@@ -94,6 +94,9 @@ def test_worker_script_matches_wrangler_and_the_bundle(stack_run, worker_bundle)
     assert stack_run.one(DOMAIN).input("zoneId") == TEST_ZONE_ID
     assert stack_run.one(DOMAIN).input("service") == script.input("scriptName")
     assert [s["cron"] for s in stack_run.one(CRON).input("schedules")] == wrangler["triggers"]["crons"]
+    workers_dev = stack_run.one(f"{CF}/workersScriptSubdomain:WorkersScriptSubdomain")
+    assert workers_dev.input("scriptName") == script.input("scriptName")
+    assert (workers_dev.input("enabled"), workers_dev.input("previewsEnabled")) == (False, False)
 
 
 def test_worker_vars_follow_the_stack(dev_run, prod_run):
