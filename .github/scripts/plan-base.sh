@@ -12,6 +12,7 @@ tree="$out/tree"
 
 mkdir -p "$out"
 git worktree add --detach "$tree" "$base_sha"
+trap 'git worktree remove --force "$tree"' EXIT
 if [ ! -d "$tree/infra/plan" ]; then
   echo "base $base_sha has no offline plan (infra/plan): nothing to compare with"
   exit 0

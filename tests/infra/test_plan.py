@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 from contextlib import redirect_stderr, redirect_stdout
+from dataclasses import replace
 
 import pytest
 
@@ -16,6 +17,16 @@ from infra.plan import evaluate
 from infra.plan.__main__ import EXIT_BAD_INPUT, EXIT_POLICY_BLOCKED, main
 from infra.plan.diff import diff_plans
 from infra.plan.inventory import resource_key
+from infra.policy.enforcement import policy_config
+from infra.policy.evaluate import run_policies
+from infra.policy.model import (
+    ACCESS_APPLICATION,
+    D1_DATABASE,
+    LOGPUSH_JOB,
+    S3_PUBLIC_ACCESS_BLOCK,
+    SECURITY_GROUP,
+)
+from infra.policy.pack import POLICIES
 
 STACKS = ("dev", "prod")
 # The harness's computed secrets (Access client secret, tunnel token, ECR password) share this prefix.
@@ -157,3 +168,46 @@ def test_bad_arguments_are_one_line_errors(args, message):
     code, out, err = cli(*args)
     assert (code, out) == (EXIT_BAD_INPUT, "")
     assert err.startswith("error: ") and message in err
+
+
+@pytest.fixture(scope="module")
+def prod_declared() -> list:
+    return evaluate.evaluate_stack("prod").declared
+
+
+def mutated(declared: list, type_: str, change) -> list:
+    """The program's real resources with every resource of `type_` replaced by `change(resource)`."""
+    return [change(d) if d.type == type_ else d for d in declared]
+
+
+@pytest.mark.parametrize(
+    ("policy_name", "type_", "change"),
+    [
+        (
+            "gpu-hosts-no-inbound",
+            SECURITY_GROUP,
+            lambda d: replace(
+                d, props={**d.props, "ingress": [{"protocol": "tcp", "fromPort": 22, "toPort": 22}]}
+            ),
+        ),
+        ("stateful-resources-protected", D1_DATABASE, lambda d: replace(d, protect=False)),
+        ("logpush-jobs-exist", LOGPUSH_JOB, lambda d: replace(d, props={**d.props, "enabled": False})),
+        (
+            "s3-buckets-encrypted-and-private",
+            S3_PUBLIC_ACCESS_BLOCK,
+            lambda d: replace(d, props={**d.props, "blockPublicPolicy": False}),
+        ),
+        (
+            "access-applications-have-policies",
+            ACCESS_APPLICATION,
+            lambda d: replace(d, props={**d.props, "policies": []}),
+        ),
+    ],
+)
+def test_the_pack_checks_the_programs_real_resources(prod_declared, policy_name, type_, change):
+    """Each guardrail bites on a one-property change of the real prod program (so passing is not vacuous)."""
+    [policy] = [p for p in POLICIES if p.name == policy_name]
+    config = policy_config("prod", "mandatory")
+    before = run_policies(prod_declared, [policy], config)
+    after = run_policies(mutated(prod_declared, type_, change), [policy], config)
+    assert before == [] and after and all(v.blocking for v in after)
