@@ -6,15 +6,12 @@ import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import worker from "../src/index";
 import { PROMOTE_AFTER_HITS } from "../src/cache";
 import { cacheKey, canonicalJson } from "../src/cachekey";
-import { FINGERPRINT, installFakeOrigin, type FakeOrigin } from "./fake-origin";
-import { call, createKey, uniquePrompt } from "./helpers";
+import { FINGERPRINT, type FakeOrigin } from "./fake-origin";
+import { call, freshOriginAndKey, uniquePrompt } from "./helpers";
 
 let origin: FakeOrigin;
 let key: string;
-beforeEach(async () => {
-	origin = installFakeOrigin();
-	key = await createKey();
-});
+beforeEach(async () => ({ origin, key } = await freshOriginAndKey()));
 afterEach(() => vi.restoreAllMocks());
 
 const generations = () => origin.callsTo("/v1/generate").length;

@@ -4,8 +4,8 @@ import { env } from "cloudflare:workers";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import patterns from "../../dlp-patterns.json";
 import { applyDlp, passesLuhn } from "../src/dlp";
-import { installFakeOrigin, type FakeOrigin } from "./fake-origin";
-import { call, createKey, uniquePrompt } from "./helpers";
+import type { FakeOrigin } from "./fake-origin";
+import { call, freshOriginAndKey, uniquePrompt } from "./helpers";
 
 const SSN = "123-45-6789";
 const VISA = "4111 1111 1111 1111"; // passes Luhn
@@ -13,10 +13,7 @@ const NOT_A_CARD = "4111 1111 1111 1112"; // fails Luhn
 
 let origin: FakeOrigin;
 let key: string;
-beforeEach(async () => {
-	origin = installFakeOrigin();
-	key = await createKey();
-});
+beforeEach(async () => ({ origin, key } = await freshOriginAndKey()));
 afterEach(() => vi.restoreAllMocks());
 
 describe("dlp-patterns.json", () => {

@@ -3,6 +3,7 @@ import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test"
 import { env } from "cloudflare:workers";
 import worker from "../src/index";
 import { sha256Hex } from "../src/cachekey";
+import { installFakeOrigin, type FakeOrigin } from "./fake-origin";
 
 export const BASE = "https://edge.test";
 
@@ -53,4 +54,9 @@ export async function createKey(options: { revoked?: boolean; kvOnly?: boolean; 
 /** A prompt no other test uses, so cache state never leaks between tests. */
 export function uniquePrompt(label: string): string {
 	return `${label} ${crypto.randomUUID()}`;
+}
+
+/** The usual per-test fixture: a fresh fake origin behind fetch and a fresh API key. */
+export async function freshOriginAndKey(): Promise<{ origin: FakeOrigin; key: string }> {
+	return { origin: installFakeOrigin(), key: await createKey() };
 }

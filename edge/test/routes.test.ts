@@ -1,14 +1,11 @@
 // Every route answers in its documented shape, through the fake origin.
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { FINGERPRINT, installFakeOrigin, type FakeOrigin } from "./fake-origin";
-import { call, createKey, uniquePrompt } from "./helpers";
+import { FINGERPRINT, type FakeOrigin } from "./fake-origin";
+import { call, freshOriginAndKey, uniquePrompt } from "./helpers";
 
 let origin: FakeOrigin;
 let key: string;
-beforeEach(async () => {
-	origin = installFakeOrigin();
-	key = await createKey();
-});
+beforeEach(async () => ({ origin, key } = await freshOriginAndKey()));
 afterEach(() => vi.restoreAllMocks());
 
 describe("routes", () => {

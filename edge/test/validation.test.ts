@@ -1,15 +1,12 @@
 // Bad input always gets a JSON 4xx naming the problem, never a 500, and never reaches the origin or the cache.
 import { env } from "cloudflare:workers";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { installFakeOrigin, type FakeOrigin } from "./fake-origin";
-import { call, createKey } from "./helpers";
+import type { FakeOrigin } from "./fake-origin";
+import { call, freshOriginAndKey } from "./helpers";
 
 let origin: FakeOrigin;
 let key: string;
-beforeEach(async () => {
-	origin = installFakeOrigin();
-	key = await createKey();
-});
+beforeEach(async () => ({ origin, key } = await freshOriginAndKey()));
 afterEach(() => vi.restoreAllMocks());
 
 const JSON_TYPE = { "content-type": "application/json" };
