@@ -68,7 +68,8 @@ def watch(stack: LocalStack) -> NoReturn:
         for service in (stack.runtime, stack.worker):
             if not service.running:
                 raise HarnessError(
-                    f"{service.name} stopped unexpectedly; log: {service.log_path}\n{log_tail(service.log_path)}"
+                    f"{service.name} stopped unexpectedly; log: {service.log_path}\n"
+                    f"{log_tail(service.log_path)}"
                 )
         time.sleep(1)
 

@@ -6,6 +6,7 @@ Only the standard library: it must work before anything optional is installed.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -13,7 +14,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 LOG_TAIL_LINES = 30
@@ -88,9 +89,7 @@ def run_step(
         stdout = "(stdout withheld: it holds a secret)\n" if stdout_is_secret else done.stdout
         log.write(f"$ {' '.join(argv)}\n{stdout}{done.stderr}\n[exit {done.returncode}]\n")
     if done.returncode != 0:
-        raise HarnessError(
-            f"{name} failed (exit {done.returncode}); log: {log_path}\n{log_tail(log_path)}"
-        )
+        raise HarnessError(f"{name} failed (exit {done.returncode}); log: {log_path}\n{log_tail(log_path)}")
     return done.stdout
 
 
@@ -146,14 +145,8 @@ class Service:
                     f"{self.name}: command not found: {self.argv[0]} (run `make setup` first)"
                 ) from None
 
-    def wait_ready(
-        self,
-        url: str,
-        *,
-        timeout_s: float,
-        is_ready: Callable[[int], bool] = lambda status: status == 200,
-    ) -> None:
-        """Poll `url` until `is_ready(status)`; fail early, with the log, if the process exits."""
+    def wait_ready(self, url: str, *, timeout_s: float) -> None:
+        """Poll `url` until it answers 200; fail early, with the log, if the process exits."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if not self.running:
@@ -163,7 +156,7 @@ class Service:
                     f"{log_tail(self.log_path)}"
                 )
             status = http_status(url)
-            if status is not None and is_ready(status):
+            if status == 200:
                 return
             time.sleep(0.25)
         raise HarnessError(
@@ -204,10 +197,8 @@ def http_status(url: str, timeout_s: float = 2) -> int | None:
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(pgid, sig)
-    except ProcessLookupError:
-        pass
 
 
 def _merged_env(extra: Mapping[str, str] | None) -> dict[str, str]:

@@ -9,6 +9,13 @@ from dataclasses import dataclass, field
 
 import httpx
 
+# What `wrangler dev`'s own proxy answers (503, text/plain) when its connection to workerd fails under a
+# POST: the proxy retries GET/HEAD itself but not POST. Such a request is sent again and counted in
+# `Outcome.dev_proxy_retries`, so callers can check that it happened rarely and cost the Worker nothing
+# (e.g. by counting D1 request_metrics rows): an answer from the Worker itself is never retried.
+DEV_PROXY_DROPPED = b"Your worker restarted mid-request"
+DEV_PROXY_MAX_RETRIES = 3
+
 
 @dataclass(frozen=True)
 class PlannedRequest:
@@ -24,6 +31,7 @@ class Outcome:
     content: bytes
     headers: dict[str, str]
     error: str | None = None
+    dev_proxy_retries: int = 0
 
 
 def send_all(
@@ -38,17 +46,25 @@ async def _send_all(
 ) -> tuple[list[Outcome], float]:
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     gate = asyncio.Semaphore(concurrency)
-    async with httpx.AsyncClient(base_url=base_url, timeout=timeout_s, limits=limits, trust_env=False) as client:
+    async with httpx.AsyncClient(
+        base_url=base_url, timeout=timeout_s, limits=limits, trust_env=False
+    ) as client:
 
         async def send(request: PlannedRequest) -> Outcome:
             async with gate:
                 started = time.perf_counter()
-                try:
-                    response = await client.post(request.path, json=request.body, headers=request.headers)
-                except httpx.HTTPError as exc:
-                    return Outcome(0, time.perf_counter() - started, b"", {}, f"{type(exc).__name__}: {exc}")
+                for retries in range(DEV_PROXY_MAX_RETRIES + 1):
+                    try:
+                        response = await client.post(request.path, json=request.body, headers=request.headers)
+                    except httpx.HTTPError as exc:
+                        error = f"{type(exc).__name__}: {exc}"
+                        return Outcome(0, time.perf_counter() - started, b"", {}, error, retries)
+                    dropped = response.status_code == 503 and response.content.startswith(DEV_PROXY_DROPPED)
+                    if not dropped or retries == DEV_PROXY_MAX_RETRIES:
+                        break
+                latency = time.perf_counter() - started
                 return Outcome(
-                    response.status_code, time.perf_counter() - started, response.content, dict(response.headers)
+                    response.status_code, latency, response.content, dict(response.headers), None, retries
                 )
 
         started = time.perf_counter()

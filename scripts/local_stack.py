@@ -33,6 +33,9 @@ class StackConfig:
     runtime_port: int
     worker_port: int
     inspector_port: int
+    # True: serve a bundle of the Worker built once at start, so edits under edge/ during a test or bench
+    # run cannot make wrangler reload it mid-request. False (`make dev`): reload on every edit.
+    frozen_worker: bool = False
     runtime_ready_timeout_s: float = 180
     worker_ready_timeout_s: float = 120
 
@@ -43,6 +46,7 @@ class LocalStack:
         self.persist_dir = config.state_dir / "wrangler"
         self.logs_dir = config.state_dir / "logs"
         self.dev_vars_path = config.state_dir / "dev.vars"
+        self.worker_bundle_dir = config.state_dir / "worker-bundle"
         self.runtime_url = f"http://{HOST}:{config.runtime_port}"
         self.worker_url = f"http://{HOST}:{config.worker_port}"
         self.secrets = self._load_or_create_secrets()
@@ -56,12 +60,24 @@ class LocalStack:
         self.worker = Service(
             "worker (wrangler dev)",
             [
-                str(WRANGLER), "dev", "--local",
-                "--persist-to", str(self.persist_dir),
-                "--env-file", str(self.dev_vars_path),
-                "--ip", HOST, "--port", str(config.worker_port),
-                "--inspector-port", str(config.inspector_port),
-                "--var", f"ORIGIN_URL:{self.runtime_url}",
+                str(WRANGLER),
+                "dev",
+                "--config",
+                str(EDGE_DIR / "wrangler.jsonc"),
+                *([str(self.worker_bundle_dir / "index.js"), "--no-bundle"] if config.frozen_worker else []),
+                "--local",
+                "--persist-to",
+                str(self.persist_dir),
+                "--env-file",
+                str(self.dev_vars_path),
+                "--ip",
+                HOST,
+                "--port",
+                str(config.worker_port),
+                "--inspector-port",
+                str(config.inspector_port),
+                "--var",
+                f"ORIGIN_URL:{self.runtime_url}",
                 "--show-interactive-dev-session=false",
             ],
             log_path=self.logs_dir / "worker.log",
@@ -82,36 +98,59 @@ class LocalStack:
             raise HarnessError(f"{WRANGLER} is missing: run `make setup` (npm ci in edge/) first")
         self._wrangler_step(
             "apply schema.sql to the local D1",
-            ["d1", "execute", "DB", "--local", "--persist-to", str(self.persist_dir), "--file", str(SCHEMA_SQL)],
+            [
+                "d1",
+                "execute",
+                "DB",
+                "--local",
+                "--persist-to",
+                str(self.persist_dir),
+                "--file",
+                str(SCHEMA_SQL),
+            ],
         )
 
     def create_api_key(self, name: str) -> str:
-        """A new API key in the local stores; the CLI prints the key on its last stdout line."""
-        stdout = run_step(
-            f"create local API key {name!r}",
-            ["node", str(KEYS_CLI), "create", "--name", name, "--local", "--persist-to", str(self.persist_dir)],
-            log_path=self.logs_dir / "steps.log",
-            cwd=EDGE_DIR,
-            env=self._wrangler_env(),
-            stdout_is_secret=True,
+        """A new API key in the local stores; the CLI prints the key alone on its last stdout line."""
+        stdout = self._keys_cli(
+            f"create local API key {name!r}", ["create", "--name", name], stdout_is_secret=True
         )
         lines = stdout.strip().splitlines()
         if not lines:
             raise HarnessError(f"the key CLI printed no key; log: {self.logs_dir / 'steps.log'}")
         return lines[-1].strip()
 
+    def revoke_api_key(self, name: str) -> None:
+        """Revokes every local key called `name` (the CLI revokes by id; names are what callers know)."""
+        keys = json.loads(self._keys_cli("list local API keys", ["list", "--json"]))
+        ids = [key["id"] for key in keys if key["name"] == name]
+        if not ids:
+            raise HarnessError(f"no local API key named {name!r}")
+        for key_id in ids:
+            self._keys_cli(f"revoke local API key {key_id}", ["revoke", "--id", key_id])
+
     def d1_query(self, sql: str) -> list[dict]:
         """Rows of one SQL statement run against the local D1 (works while the Worker is running)."""
         stdout = self._wrangler_step(
             "query the local D1",
-            ["d1", "execute", "DB", "--local", "--persist-to", str(self.persist_dir), "--json", "--command", sql],
+            [
+                "d1",
+                "execute",
+                "DB",
+                "--local",
+                "--persist-to",
+                str(self.persist_dir),
+                "--json",
+                "--command",
+                sql,
+            ],
         )
         return [row for result in json.loads(stdout) for row in result["results"]]
 
     # -- running ---------------------------------------------------------------------------------
 
     def start(self, announce: Callable[[str], None] = lambda _message: None) -> None:
-        """Everything `make dev`, the e2e tests and the bench need, in order; stops what it started on failure."""
+        """What `make dev`, the e2e tests and the bench need, in order; stops what it started on failure."""
         self.check_ports()
         announce(f"applying schema.sql to the local D1 in {self.persist_dir}")
         self.apply_schema()
@@ -129,13 +168,12 @@ class LocalStack:
         self.runtime.wait_ready(f"{self.runtime_url}/readyz", timeout_s=self.config.runtime_ready_timeout_s)
 
     def start_worker(self) -> None:
+        if self.config.frozen_worker:
+            self._wrangler_step(
+                "bundle the Worker", ["deploy", "--dry-run", "--outdir", str(self.worker_bundle_dir)]
+            )
         self.worker.start()
-        # Any answer below 500 means workerd is serving the Worker's code (a 404 or 401 included).
-        self.worker.wait_ready(
-            f"{self.worker_url}/health",
-            timeout_s=self.config.worker_ready_timeout_s,
-            is_ready=lambda status: status < 500,
-        )
+        self.worker.wait_ready(f"{self.worker_url}/health", timeout_s=self.config.worker_ready_timeout_s)
 
     def stop(self) -> None:
         """Worker first, so nothing is sent to a runtime that is going away."""
@@ -158,10 +196,24 @@ class LocalStack:
         self.dev_vars_path.write_text("".join(f"{name}={value}\n" for name, value in values.items()))
         return values
 
+    def _keys_cli(self, name: str, args: list[str], stdout_is_secret: bool = False) -> str:
+        return run_step(
+            name,
+            ["node", str(KEYS_CLI), *args, "--local", "--persist-to", str(self.persist_dir)],
+            log_path=self.logs_dir / "steps.log",
+            cwd=EDGE_DIR,
+            env=self._wrangler_env(),
+            stdout_is_secret=stdout_is_secret,
+        )
+
     def _wrangler_env(self) -> dict[str, str]:
         return {**OFFLINE_ENV, "WRANGLER_LOG_PATH": str(self.logs_dir / "wrangler")}
 
     def _wrangler_step(self, name: str, args: list[str]) -> str:
         return run_step(
-            name, [str(WRANGLER), *args], log_path=self.logs_dir / "steps.log", cwd=EDGE_DIR, env=self._wrangler_env()
+            name,
+            [str(WRANGLER), *args],
+            log_path=self.logs_dir / "steps.log",
+            cwd=EDGE_DIR,
+            env=self._wrangler_env(),
         )

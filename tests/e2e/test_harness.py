@@ -17,7 +17,8 @@ SERVER_WITH_CHILD = textwrap.dedent(
     import http.server, subprocess, sys
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
     print(f"CHILD_PID={child.pid}", flush=True)
-    http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), http.server.SimpleHTTPRequestHandler).serve_forever()
+    handler = http.server.SimpleHTTPRequestHandler
+    http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), handler).serve_forever()
     """
 )
 
@@ -75,7 +76,9 @@ def test_service_waits_for_readiness_and_stop_ends_the_whole_group(tmp_path):
 
 def test_service_that_dies_early_fails_fast_with_its_log(tmp_path):
     service = Service(
-        "doomed", [sys.executable, "-c", "print('cannot load model'); raise SystemExit(3)"], log_path=tmp_path / "d.log"
+        "doomed",
+        [sys.executable, "-c", "print('cannot load model'); raise SystemExit(3)"],
+        log_path=tmp_path / "d.log",
     )
     service.start()
     started = time.monotonic()
@@ -86,7 +89,9 @@ def test_service_that_dies_early_fails_fast_with_its_log(tmp_path):
 
 
 def test_service_that_never_gets_ready_times_out(tmp_path):
-    service = Service("sleeper", [sys.executable, "-c", "import time; time.sleep(60)"], log_path=tmp_path / "s.log")
+    service = Service(
+        "sleeper", [sys.executable, "-c", "import time; time.sleep(60)"], log_path=tmp_path / "s.log"
+    )
     service.start()
     try:
         with pytest.raises(HarnessError, match="sleeper was not ready .* within 1 s"):
@@ -96,10 +101,12 @@ def test_service_that_never_gets_ready_times_out(tmp_path):
 
 
 def test_service_ignoring_sigterm_is_killed_after_the_grace_period(tmp_path):
-    ignores_term = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('up', flush=True); time.sleep(60)"
-    service = Service("stubborn", [sys.executable, "-c", ignores_term], log_path=tmp_path / "x.log")
+    ignores_term = (
+        "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('up'); time.sleep(60)"
+    )
+    service = Service("stubborn", [sys.executable, "-u", "-c", ignores_term], log_path=tmp_path / "x.log")
     service.start()
-    while "up" not in (tmp_path / "x.log").read_text():
+    while "\nup\n" not in (tmp_path / "x.log").read_text():
         time.sleep(0.05)
     pid = service.pid
 
@@ -112,10 +119,19 @@ def test_service_ignoring_sigterm_is_killed_after_the_grace_period(tmp_path):
 
 def test_failed_step_names_itself_and_shows_the_log(tmp_path):
     with pytest.raises(HarnessError, match=r"apply schema failed \(exit 2\)(.|\n)*near \"TABLEE\""):
-        run_step("apply schema", ["sh", "-c", 'echo \'near "TABLEE": syntax error\' >&2; exit 2'], log_path=tmp_path / "l")
+        run_step(
+            "apply schema",
+            ["sh", "-c", "echo 'near \"TABLEE\": syntax error' >&2; exit 2"],
+            log_path=tmp_path / "l",
+        )
 
 
 def test_secret_stdout_stays_out_of_the_log(tmp_path):
     log = tmp_path / "steps.log"
-    assert run_step("make key", ["sh", "-c", "echo sk-local-$((100 + 23))"], log_path=log, stdout_is_secret=True).strip() == "sk-local-123"
+    assert (
+        run_step(
+            "make key", ["sh", "-c", "echo sk-local-$((100 + 23))"], log_path=log, stdout_is_secret=True
+        ).strip()
+        == "sk-local-123"
+    )
     assert "sk-local-123" not in log.read_text()

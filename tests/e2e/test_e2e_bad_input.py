@@ -1,0 +1,108 @@
+"""Hostile and broken requests through the real path: always a JSON 4xx, never a 5xx, and the Worker keeps
+serving afterwards."""
+
+import json
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+HUGE_PROMPT = "lorem ipsum " * 200_000  # ~2.4 MB: over any sane body limit
+
+# (name, method, path, raw body, content type)
+BROKEN_REQUESTS = [
+    ("malformed json", "POST", "/v1/generate", b'{"prompt": "hi"', "application/json"),
+    ("empty body", "POST", "/v1/generate", b"", "application/json"),
+    ("json array", "POST", "/v1/generate", b'["hi"]', "application/json"),
+    ("json string", "POST", "/v1/generate", b'"hi"', "application/json"),
+    ("not json content type", "POST", "/v1/generate", b"prompt=hi", "application/x-www-form-urlencoded"),
+    ("invalid utf-8", "POST", "/v1/generate", b'{"prompt": "\xff\xfe\xfd"}', "application/json"),
+    ("missing prompt", "POST", "/v1/generate", b"{}", "application/json"),
+    ("empty prompt", "POST", "/v1/generate", b'{"prompt": ""}', "application/json"),
+    ("prompt is a number", "POST", "/v1/generate", b'{"prompt": 42}', "application/json"),
+    ("prompt is null", "POST", "/v1/generate", b'{"prompt": null}', "application/json"),
+    ("prompt is a list", "POST", "/v1/generate", b'{"prompt": ["a", "b"]}', "application/json"),
+    (
+        "max_tokens negative",
+        "POST",
+        "/v1/generate",
+        b'{"prompt": "hi", "max_tokens": -1}',
+        "application/json",
+    ),
+    ("max_tokens zero", "POST", "/v1/generate", b'{"prompt": "hi", "max_tokens": 0}', "application/json"),
+    ("max_tokens huge", "POST", "/v1/generate", b'{"prompt": "hi", "max_tokens": 1e12}', "application/json"),
+    (
+        "max_tokens string",
+        "POST",
+        "/v1/generate",
+        b'{"prompt": "hi", "max_tokens": "ten"}',
+        "application/json",
+    ),
+    (
+        "max_tokens fraction",
+        "POST",
+        "/v1/generate",
+        b'{"prompt": "hi", "max_tokens": 1.5}',
+        "application/json",
+    ),
+    ("seed string", "POST", "/v1/generate", b'{"prompt": "hi", "seed": "x"}', "application/json"),
+    ("stop number", "POST", "/v1/generate", b'{"prompt": "hi", "stop": 5}', "application/json"),
+    ("huge body", "POST", "/v1/generate", json.dumps({"prompt": HUGE_PROMPT}).encode(), "application/json"),
+    ("embed input number", "POST", "/v1/embed", b'{"input": 5}', "application/json"),
+    ("embed input list of numbers", "POST", "/v1/embed", b'{"input": [1, 2]}', "application/json"),
+    ("embed empty list", "POST", "/v1/embed", b'{"input": []}', "application/json"),
+    ("embed missing input", "POST", "/v1/embed", b'{"text": "hi"}', "application/json"),
+    ("GET on generate", "GET", "/v1/generate", None, None),
+    ("PUT on generate", "PUT", "/v1/generate", b'{"prompt": "hi"}', "application/json"),
+    ("DELETE on embed", "DELETE", "/v1/embed", None, None),
+    ("unknown route", "POST", "/v1/does-not-exist", b'{"prompt": "hi"}', "application/json"),
+]
+
+# Valid JSON with unusual text: the Worker may answer or refuse, but as JSON and never with a 5xx.
+ODD_UNICODE_PROMPTS = {
+    "lone surrogate": '{"prompt": "\\ud800 alone", "max_tokens": 1}',
+    "nul character": '{"prompt": "a\\u0000b", "max_tokens": 1}',
+    "right-to-left override": '{"prompt": "\u202egnirts desrever", "max_tokens": 1}',
+    "emoji zwj sequence": '{"prompt": "\U0001f469\u200d\U0001f4bb\u200d\U0001f52c", "max_tokens": 1}',
+    "combining marks": '{"prompt": "Z\u0351\u036b\u0343\u036a\u0302\u036b\u033d\u034f", "max_tokens": 1}',
+    "byte order mark": '{"prompt": "\ufeffhello", "max_tokens": 1}',
+}
+
+
+def assert_json_error(response, expected_range):
+    assert response.status_code in expected_range, (response.status_code, response.text[:300])
+    assert response.headers["content-type"].startswith("application/json"), response.headers
+    return response.json()
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "raw", "content_type"),
+    [case[1:] for case in BROKEN_REQUESTS],
+    ids=[case[0] for case in BROKEN_REQUESTS],
+)
+def test_broken_request_gets_a_json_4xx(worker, method, path, raw, content_type):
+    headers = {"Content-Type": content_type} if content_type else {}
+    response = worker.request(method, path, content=raw, headers=headers)
+
+    body = assert_json_error(response, range(400, 500))
+    assert "error" in body
+
+
+@pytest.mark.parametrize("raw", list(ODD_UNICODE_PROMPTS.values()), ids=list(ODD_UNICODE_PROMPTS))
+def test_odd_unicode_never_breaks_the_path(worker, raw):
+    response = worker.post("/v1/generate", content=raw.encode(), headers={"Content-Type": "application/json"})
+
+    body = assert_json_error(response, [200, *range(400, 500)])
+    assert ("text" in body) if response.status_code == 200 else ("error" in body)
+
+
+def test_worker_still_serves_after_the_corpus(worker, unique_prompt):
+    for _, method, path, raw, content_type in BROKEN_REQUESTS:
+        worker.request(
+            method, path, content=raw, headers={"Content-Type": content_type} if content_type else {}
+        )
+
+    response = worker.post("/v1/generate", json={"prompt": unique_prompt("resilience"), "max_tokens": 4})
+
+    assert response.status_code == 200, response.text
+    assert response.json()["text"]
