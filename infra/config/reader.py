@@ -142,8 +142,8 @@ class ConfigReader:
         return tuple(items)
 
     def secret(self, name: str, *, example: str) -> pulumi.Output[str]:
-        """A required secret; it only ever exists as a secret `Output`."""
-        value = self._config.get_secret(name)
-        if value is None:
+        """A required secret; it only ever exists as a secret `Output`. The plain value is looked at
+        only to refuse an empty one (it would deploy a Worker or runtime with a blank credential)."""
+        if self._raw(name) is None:
             raise ConfigError(self.key(name), "is required but not set", example, secret=True)
-        return value
+        return self._config.require_secret(name)

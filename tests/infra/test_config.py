@@ -82,8 +82,11 @@ def test_missing_required_values_name_their_key(key):
 
 
 @pytest.mark.parametrize("key", sorted(TEST_SECRETS))
-def test_missing_secrets_show_a_secret_config_set(key):
-    message = config_error("prod", without=(key,))
+@pytest.mark.parametrize("how", ["missing", "blank"])
+def test_missing_secrets_show_a_secret_config_set(key, how):
+    message = config_error(
+        "prod", **({"without": (key,)} if how == "missing" else {"overrides": {key: "  "}})
+    )
     assert message.startswith(f"config {key}: is required but not set")
     assert f"pulumi config set --secret {key} " in message
 
