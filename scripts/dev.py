@@ -29,14 +29,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def stop_on_sigterm() -> None:
-    """SIGTERM/SIGHUP take the same clean path as Ctrl-C."""
+def stop_on_signals() -> None:
+    """Ctrl-C, SIGTERM and SIGHUP all take the clean path. SIGINT is set too because a shell starts
+    background jobs with it ignored, and Python then never turns it into KeyboardInterrupt."""
 
     def interrupt(signum: int, _frame: object) -> None:
         raise KeyboardInterrupt(signal.Signals(signum).name)
 
-    signal.signal(signal.SIGTERM, interrupt)
-    signal.signal(signal.SIGHUP, interrupt)
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, interrupt)
 
 
 def local_api_key(stack: LocalStack, had_state: bool) -> str:
@@ -76,7 +77,7 @@ def watch(stack: LocalStack) -> NoReturn:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    stop_on_sigterm()
+    stop_on_signals()
     stack = LocalStack(
         StackConfig(
             state_dir=args.state_dir.resolve(),
