@@ -25,5 +25,12 @@ def parse_jsonc(text: str) -> Any:
     return json.loads(_TRAILING_COMMA.sub(r"\1", without_comments))
 
 
+class WranglerConfigError(ValueError):
+    pass
+
+
 def load_wrangler_config(path: Path = WRANGLER_CONFIG) -> dict[str, Any]:
-    return parse_jsonc(path.read_text())
+    try:
+        return parse_jsonc(path.read_text())
+    except ValueError as error:
+        raise WranglerConfigError(f"{path} is not valid JSONC: {error}") from None
