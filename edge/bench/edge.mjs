@@ -206,7 +206,7 @@ async function main() {
 				p50_latency_ratio: round(hit.p50_ms / baseline.p50_ms),
 				throughput_ratio: round(baseline.throughput_rps / hit.throughput_rps),
 				target: HIT_RATIO_TARGET,
-				meets_target: hit.p50_ms / baseline.p50_ms <= HIT_RATIO_TARGET,
+				meets_target: hit.p50_ms / baseline.p50_ms <= HIT_RATIO_TARGET && baseline.throughput_rps / hit.throughput_rps <= HIT_RATIO_TARGET,
 			},
 			miss: {
 				origin_delay_ms: ORIGIN_DELAY_MS,
