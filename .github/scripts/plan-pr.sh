@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Usage: plan-pr.sh BASE_PLANS_DIR OUT_DIR
-# For every stack: the plan file (OUT_DIR/<stack>.json), the policy pack's verdict and the diff against
-# the base's plan, gathered into OUT_DIR/comment.md. A stack whose mandatory policies fail is listed in
+# For every stack: the plan file (OUT_DIR/<stack>.json), the diff against the base's plan and the policy
+# pack's verdict, gathered into OUT_DIR/comment.md. A stack whose mandatory policies fail is listed in
 # OUT_DIR/blocked (a later step fails the job, after the comment is posted).
 set -euo pipefail
 
@@ -11,7 +11,7 @@ py=.venv/bin/python
 mkdir -p "$out"
 : > "$out/blocked"
 
-fence() { printf '\n```%s\n' "$1"; cat "$2"; printf '```\n'; }
+fence() { printf '\n```text\n'; cat "$1"; printf '```\n'; }
 
 {
   echo "### Offline plan"
@@ -20,27 +20,30 @@ fence() { printf '\n```%s\n' "$1"; cat "$2"; printf '```\n'; }
     stack=${stack_file#Pulumi.}
     stack=${stack%.yaml}
     "$py" -m infra.plan --stack "$stack" --json > "$out/$stack.json"
-    policy_status=0
-    "$py" -m infra.plan --stack "$stack" --policy > "$out/$stack.txt" || policy_status=$?
-    if [ "$policy_status" -eq 3 ]; then
-      echo "$stack" >> "$out/blocked"
-    elif [ "$policy_status" -ne 0 ]; then
-      cat "$out/$stack.txt" >&2
-      exit "$policy_status"
+    args=(--stack "$stack" --policy)
+    if [ -f "$base/$stack.json" ]; then
+      args+=(--diff "$base/$stack.json")
     fi
+    status=0
+    "$py" -m infra.plan "${args[@]}" > "$out/$stack.txt" || status=$?
+    if [ "$status" -eq 3 ]; then
+      echo "$stack" >> "$out/blocked"
+    elif [ "$status" -ne 0 ]; then
+      exit "$status"
+    fi
+    sed -n '/^Policy pack/,$p' "$out/$stack.txt" > "$out/$stack.policy.txt"
     echo
     echo "#### $stack"
     if [ -f "$base/$stack.json" ]; then
-      "$py" -m infra.plan --stack "$stack" --diff "$base/$stack.json" > "$out/$stack.diff.txt"
+      sed '/^Policy pack/,$d' "$out/$stack.txt" > "$out/$stack.diff.txt"
       echo "<details open><summary>$(head -n 1 "$out/$stack.diff.txt")</summary>"
-      fence text "$out/$stack.diff.txt"
+      fence "$out/$stack.diff.txt"
       echo "</details>"
     else
-      echo "No base plan of $stack to compare with."
+      echo "No base plan of $stack to compare with (the full plan is in the \`offline-plan\` artifact)."
     fi
-    sed -n '/^Policy pack/,$p' "$out/$stack.txt" > "$out/$stack.policy.txt"
     echo "<details><summary>$(head -n 1 "$out/$stack.policy.txt")</summary>"
-    fence text "$out/$stack.policy.txt"
+    fence "$out/$stack.policy.txt"
     echo "</details>"
   done
 } > "$out/comment.md"
