@@ -132,12 +132,14 @@ export async function handleInference(request: Request, env: Env, ctx: Execution
 	if (prepared.stream) return passThroughStream(env, target, route, prepared, obs);
 
 	const originBody = JSON.stringify({ ...prepared.params, ...prepared.transport });
-	const answer =
+	const flight =
 		prepared.mode === "use"
-			? await coalescedAnswer(env, ctx, prepared.key, target, route.originPath, originBody).answer
-			: await fetchAnswer(env, target, route.originPath, originBody);
+			? coalescedAnswer(env, ctx, prepared.key, target, route.originPath, originBody)
+			: { answer: fetchAnswer(env, target, route.originPath, originBody), leader: true };
+	const answer = await flight.answer;
 	obs.cache = prepared.mode === "use" ? "MISS" : "BYPASS";
-	if (answer.status === 200 && prepared.mode !== "no-store") await storeAnswer(env, ctx, config, route, prepared, answer);
+	// Only the request that made the origin call stores the answer: one write per key, not one per waiter.
+	if (answer.status === 200 && prepared.mode !== "no-store" && flight.leader) await storeAnswer(env, ctx, config, route, prepared, answer);
 	const headers = answerHeaders(answer.contentType, obs.cache, prepared, answer.fingerprint);
 	if (answer.retryAfter) headers.set("retry-after", answer.retryAfter);
 	return new Response(answer.body, { status: answer.status, headers });

@@ -24,6 +24,22 @@ describe("coalescing", () => {
 		expect(origin.callsTo("/v1/generate")).toHaveLength(1);
 	});
 
+	it("stores the shared answer once, not once per waiter", async () => {
+		const puts: string[] = [];
+		const CACHE = new Proxy(env.CACHE, {
+			get: (target, prop) => {
+				if (prop === "put") return (name: string, ...rest: unknown[]) => (puts.push(name), target.put(name, ...(rest as [string])));
+				const value = Reflect.get(target, prop);
+				return typeof value === "function" ? value.bind(target) : value;
+			},
+		});
+		const body = { prompt: uniquePrompt("one write") };
+		await Promise.all(Array.from({ length: CONCURRENT }, () => call("/v1/generate", { body, key, env: { CACHE } })));
+		expect(puts.filter((name) => name.startsWith("gen:"))).toHaveLength(1);
+		const rows = await env.DB.prepare("SELECT COUNT(*) AS n FROM generation_cache WHERE parameters = ?").bind(JSON.stringify(body)).first<{ n: number }>();
+		expect(rows?.n).toBe(1);
+	});
+
 	it("keeps different requests apart", async () => {
 		const bodies = [{ prompt: uniquePrompt("a") }, { prompt: uniquePrompt("b") }, { prompt: uniquePrompt("a"), seed: 1 }];
 		const responses = await Promise.all(bodies.flatMap((body) => [call("/v1/generate", { body, key }), call("/v1/generate", { body, key })]));
