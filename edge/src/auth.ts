@@ -15,11 +15,8 @@ export interface ApiKeyRecord {
 export const API_KEY_PREFIX = "apikey:";
 
 export function presentedKey(request: Request): string | null {
-	const authorization = request.headers.get("authorization");
-	if (authorization) {
-		const match = /^Bearer\s+(\S+)\s*$/i.exec(authorization);
-		return match ? match[1] : null;
-	}
+	const bearer = /^Bearer\s+(\S+)\s*$/i.exec(request.headers.get("authorization") ?? "");
+	if (bearer) return bearer[1];
 	const header = request.headers.get("x-api-key")?.trim();
 	return header ? header : null;
 }

@@ -33,6 +33,8 @@ describe("authentication", () => {
 		const key = await createKey();
 		expect((await generate({ key })).status).toBe(200);
 		expect((await generate({ headers: { "x-api-key": key } })).status).toBe(200);
+		// Another scheme in Authorization (e.g. a proxy's Basic credentials) leaves X-API-Key usable.
+		expect((await generate({ headers: { authorization: "Basic dXNlcjpwYXNz", "x-api-key": key } })).status).toBe(200);
 	});
 
 	it("stores only the key's hash", async () => {
