@@ -24,6 +24,7 @@ from infra.plan.render import render_diff, render_plan, render_violations
 from infra.policy.enforcement import policy_config, stack_enforcement_level
 from infra.policy.evaluate import run_policies
 from infra.policy.pack import POLICIES
+from infra.policy.rules.stack_outputs import no_secret_in_plain_outputs
 from infra.worker_bundle import WorkerBundleError
 
 EXIT_BAD_INPUT = 1
@@ -77,6 +78,13 @@ def base_source(other: str) -> Callable[[], dict[str, Any]]:
     raise PlanError(f"--diff {other}: neither a plan file nor a stack (stacks: {', '.join(stack_names())})")
 
 
+def plan_policy_config(stack: str, level: str) -> dict[str, dict[str, Any]]:
+    """The stack's policy config, plus: this inventory keeps secret markers, so outputs can be checked."""
+    config = policy_config(stack, level)
+    config[no_secret_in_plain_outputs.name]["secretsVisible"] = True
+    return config
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
@@ -91,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_BAD_INPUT
 
     result = diff_plans(base, head.plan) if base else head.plan
-    violations = run_policies(head.declared, POLICIES, policy_config(args.stack, level)) if level else []
+    violations = run_policies(head.declared, POLICIES, plan_policy_config(args.stack, level)) if level else []
     if args.json:
         if level:
             result = {

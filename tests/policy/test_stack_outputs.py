@@ -4,6 +4,8 @@ from infra.policy.model import STACK, WORKERS_SCRIPT
 from infra.policy.rules.stack_outputs import no_secret_in_plain_outputs
 from tests.policy.conftest import res, violations
 
+VISIBLE = {"secretsVisible": True}  # the offline plan keeps secret markers
+
 TOKEN = "origin-bearer-0123456789abcdef"
 SERVICE_TOKEN = "cloudflare:index/zeroTrustAccessServiceToken:ZeroTrustAccessServiceToken"
 
@@ -27,12 +29,15 @@ def stack(**outputs):
 
 def test_plain_outputs_without_secrets_pass():
     outputs = stack(apiUrl="https://api.example.com", environment="production", originToken=Secret(TOKEN))
-    assert violations(no_secret_in_plain_outputs, worker(), outputs) == []
+    assert violations(no_secret_in_plain_outputs, worker(), outputs, config=VISIBLE) == []
 
 
 def test_a_secret_binding_value_in_a_plain_output_fails():
     [message] = violations(
-        no_secret_in_plain_outputs, worker(), stack(debug={"headers": [f"Authorization: Bearer {TOKEN}"]})
+        no_secret_in_plain_outputs,
+        worker(),
+        stack(debug={"headers": [f"Authorization: Bearer {TOKEN}"]}),
+        config=VISIBLE,
     )
     assert "stack output 'debug'" in message
 
@@ -42,6 +47,12 @@ def test_a_provider_generated_secret_in_a_plain_output_fails():
         SERVICE_TOKEN, "worker-token", {"name": "worker", "clientSecret": "generated-client-secret-42"}
     )
     [message] = violations(
-        no_secret_in_plain_outputs, token, stack(clientSecret="generated-client-secret-42")
+        no_secret_in_plain_outputs, token, stack(clientSecret="generated-client-secret-42"), config=VISIBLE
     )
     assert "'clientSecret'" in message
+
+
+def test_under_the_engine_where_secrets_arrive_unwrapped_the_check_stands_aside():
+    # A properly secret output looks plain there; blocking it would stop every deploy that exports one.
+    assert violations(no_secret_in_plain_outputs, worker(), stack(originToken=TOKEN)) == []
+    assert violations(no_secret_in_plain_outputs, worker(), stack(originToken=TOKEN), config=VISIBLE) != []

@@ -18,8 +18,9 @@ REQUIRED_SECRET_BINDINGS = ("CF_ACCESS_CLIENT_ID", "CF_ACCESS_CLIENT_SECRET", "O
 SECRET_BINDING_TYPES = ("secret_text", "secrets_store_secret")
 PLAIN_BINDING_TYPES = ("plain_text", "json")
 # A word of the name (MAX_TOKENS_LIMIT is a number, ORIGIN_TOKEN a credential).
-SECRET_LOOKING_NAME = re.compile(r"(^|_)(TOKEN|SECRET|PASSWORD|PRIVATE_KEY|API_KEY|CREDENTIALS?)(_|$)",
-                                 re.IGNORECASE)
+SECRET_LOOKING_NAME = re.compile(
+    r"(^|_)(TOKEN|SECRET|PASSWORD|PRIVATE_KEY|API_KEY|CREDENTIALS?)(_|$)", re.IGNORECASE
+)
 
 
 def validate(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
