@@ -5,9 +5,11 @@ Same model, prompts, greedy settings and thread count for three ways of running 
   runtime          this project's service (`python -m runtime`), OpenAI routes over loopback HTTP;
   llama_cpp_server llama-cpp-python's own server (`python -m llama_cpp.server`), the same routes.
 The machine is shared, so measurements are interleaved (request by request at one client, round by
-round at eight) and every system sees the same background load. Serving overhead = how much lower the
-runtime's throughput is than in-process at one client. Targets: overhead <= 5%; runtime throughput >=
-llama_cpp.server's at 1 and 8 concurrent clients.
+round at eight) and every system sees the same background load; CPU time per token/embedding (of the
+server process, or of the calling thread in-process) is reported too, as it hardly depends on that load.
+Serving overhead = how much lower the runtime's throughput is than in-process at one client (and how
+much more CPU it spends). Targets: overhead <= 5%; runtime throughput >= llama_cpp.server's at 1 and 8
+concurrent clients.
 """
 
 import argparse
@@ -46,6 +48,26 @@ CLIENTS = 8
 
 # call(index) -> (units produced: tokens or embeddings, the answer text for comparisons)
 Call = Callable[[int], tuple[int, str]]
+CpuClock = Callable[[], float]
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def process_cpu_clock(pid: int) -> CpuClock:
+    """CPU seconds (user + system) a process has used so far, from /proc."""
+
+    def seconds() -> float:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+
+    return seconds
+
+
+class System:
+    """One way of running the model: how to call it and how to read the CPU time it spends."""
+
+    def __init__(self, call: Call, cpu_clock: CpuClock):
+        self.call = call
+        self.cpu_clock = cpu_clock
 
 
 class Tally:
@@ -55,6 +77,7 @@ class Tally:
         self.latencies: list[float] = []
         self.units = 0
         self.wall_s = 0.0
+        self.cpu_s = 0.0
         self.answers: list[str] = []
 
     def figures(self, unit: str) -> dict:
@@ -69,6 +92,7 @@ class Tally:
             f"{unit}_per_s": round(self.units / self.wall_s, 2),
             "latency_ms_p50": at(0.5),
             "latency_ms_p95": at(0.95),
+            f"cpu_ms_per_{unit.rstrip('s')}": round(self.cpu_s / self.units * 1000, 2),
         }
 
 
@@ -80,31 +104,56 @@ def timed(call: Call, index: int, tally: Tally) -> None:
     tally.answers.append(answer)
 
 
-def one_client(systems: dict[str, Call], jobs: int) -> dict[str, Tally]:
+def one_client(systems: dict[str, System], jobs: int) -> dict[str, Tally]:
     """Each job on every system in turn, so drift in the machine's load hits all of them alike."""
     tallies = {name: Tally() for name in systems}
     for index in range(jobs):
-        for name, call in systems.items():
-            timed(call, index, tallies[name])
+        for name, system in systems.items():
+            cpu_before = system.cpu_clock()
+            timed(system.call, index, tallies[name])
+            tallies[name].cpu_s += system.cpu_clock() - cpu_before
     for tally in tallies.values():
         tally.wall_s = sum(tally.latencies)
     return tallies
 
 
-def many_clients(systems: dict[str, Call], jobs: int, rounds: int) -> dict[str, Tally]:
+def many_clients(systems: dict[str, System], jobs: int, rounds: int) -> dict[str, Tally]:
     """`rounds` rounds; in each, every system in turn gets `jobs` requests from CLIENTS threads."""
     tallies = {name: Tally() for name in systems}
     for _ in range(rounds):
-        for name, call in systems.items():
-            started = time.perf_counter()
+        for name, system in systems.items():
+            tally = tallies[name]
+            started, cpu_before = time.perf_counter(), system.cpu_clock()
             with ThreadPoolExecutor(max_workers=CLIENTS) as pool:
-                list(pool.map(lambda index, c=call, t=tallies[name]: timed(c, index, t), range(jobs)))
-            tallies[name].wall_s += time.perf_counter() - started
+                list(pool.map(lambda index, c=system.call, t=tally: timed(c, index, t), range(jobs)))
+            tally.wall_s += time.perf_counter() - started
+            tally.cpu_s += system.cpu_clock() - cpu_before
     return tallies
 
 
-def in_process_generation(model_path: str, args: argparse.Namespace) -> Call:
-    llama = llama_cpp.Llama(model_path, n_ctx=args.n_ctx, n_threads=args.threads, verbose=False)
+def on_own_thread(work: Call) -> System:
+    """Run in-process calls on one dedicated thread, as the runtime runs its model.
+
+    Measured here: llama.cpp calls made from Python's main thread took several times longer in wall
+    time (not in CPU time) than the same calls from another thread, which would flatter the servers.
+    """
+    pool = ThreadPoolExecutor(max_workers=1)
+    cpu_s = [0.0]
+
+    def measured(index: int) -> tuple[int, str]:
+        started = time.thread_time()
+        try:
+            return work(index)
+        finally:
+            cpu_s[0] += time.thread_time() - started
+
+    return System(lambda index: pool.submit(measured, index).result(), lambda: cpu_s[0])
+
+
+def in_process_generation(model_path: str, args: argparse.Namespace) -> System:
+    llama = llama_cpp.Llama(
+        model_path, n_ctx=args.n_ctx, n_threads=args.threads, n_threads_batch=args.threads, verbose=False
+    )
 
     def generate(index: int) -> tuple[int, str]:
         llama.reset()
@@ -113,20 +162,21 @@ def in_process_generation(model_path: str, args: argparse.Namespace) -> Call:
         )
         return answer["usage"]["completion_tokens"], answer["choices"][0]["text"]
 
-    return generate
+    # With one llama.cpp thread the work runs on the calling thread: its CPU clock is the cost.
+    return on_own_thread(generate)
 
 
-def in_process_embedding(model_path: str, args: argparse.Namespace) -> Call:
+def in_process_embedding(model_path: str, args: argparse.Namespace) -> System:
     engine = EmbeddingEngine(model_path, LlamaOptions(args.n_ctx, 0, args.threads, seed=42))
     never = threading.Event()
 
     def embed(index: int) -> tuple[int, str]:
         return 1, json.dumps(engine.embed([TEXTS[index % len(TEXTS)]], never)[0].tolist())
 
-    return embed
+    return on_own_thread(embed)
 
 
-def http_generation(base_url: str, args: argparse.Namespace) -> Call:
+def http_generation(base_url: str, pid: int, args: argparse.Namespace) -> System:
     http = httpx.Client(base_url=base_url, timeout=600, limits=httpx.Limits(max_connections=CLIENTS))
     model = http.get("/v1/models").json()["data"][0]["id"]
 
@@ -142,10 +192,10 @@ def http_generation(base_url: str, args: argparse.Namespace) -> Call:
         data = answer.json()
         return data["usage"]["completion_tokens"], data["choices"][0]["text"]
 
-    return generate
+    return System(generate, process_cpu_clock(pid))
 
 
-def http_embedding(base_url: str) -> Call:
+def http_embedding(base_url: str, pid: int) -> System:
     http = httpx.Client(base_url=base_url, timeout=600, limits=httpx.Limits(max_connections=CLIENTS))
     model = http.get("/v1/models").json()["data"][0]["id"]
 
@@ -157,19 +207,20 @@ def http_embedding(base_url: str) -> Call:
         answer.raise_for_status()
         return 1, ""
 
-    return embed
+    return System(embed, process_cpu_clock(pid))
 
 
 @contextmanager
 def served(
     name: str, argv_for_port: Callable[[int], list[str]], ready_path: str, logs: Path
-) -> Iterator[str]:
+) -> Iterator[tuple[str, int]]:
+    """(base URL, pid) of a server process started for the measurement."""
     port = free_port()
     service = Service(name, argv_for_port(port), log_path=logs / f"{name}.log")
     service.start()
     try:
         service.wait_ready(f"http://127.0.0.1:{port}{ready_path}", timeout_s=300)
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://127.0.0.1:{port}", service.pid
     finally:
         service.stop()
 
@@ -209,15 +260,17 @@ def llama_cpp_server_argv(
         str(args.n_ctx),
         "--n_threads",
         str(args.threads),
+        "--n_threads_batch",
+        str(args.threads),
         "--verbose",
         "false",
         *extra,
     ]
 
 
-def measure(systems: dict[str, Call], jobs: int, args: argparse.Namespace, unit: str) -> dict[str, dict]:
-    for call in systems.values():
-        call(0)  # warm-up
+def measure(systems: dict[str, System], jobs: int, args: argparse.Namespace, unit: str) -> dict[str, dict]:
+    for system in systems.values():
+        system.call(0)  # warm-up
     single = one_client(systems, jobs)
     concurrent = many_clients({k: v for k, v in systems.items() if k != "in_process"}, CLIENTS, args.rounds)
     figures = {name: {"c1": tally.figures(unit)} for name, tally in single.items()}
@@ -240,22 +293,23 @@ def main() -> None:
         "--threads",
         type=int,
         default=max(1, (os.cpu_count() or 2) // 2),
-        help="llama.cpp threads, the same for all three (llama-cpp-python's default)",
+        help="llama.cpp threads (generation and prompt batches), the same for all three",
     )
     args = parser.parse_args()
 
     model_path = str(resolve_model(RuntimeSettings(_env_file=None)).path)
     with tempfile.TemporaryDirectory(prefix="bench-runtime-") as logs_dir:
         logs = Path(logs_dir)
-        with served("runtime", runtime_argv(model_path, args), "/readyz", logs) as runtime_url:
-            with served(
-                "llama_cpp_server", llama_cpp_server_argv(model_path, args), "/v1/models", logs
-            ) as server_url:
+        with served("runtime", runtime_argv(model_path, args), "/readyz", logs) as (runtime_url, runtime_pid):
+            with served("llama_cpp_server", llama_cpp_server_argv(model_path, args), "/v1/models", logs) as (
+                server_url,
+                server_pid,
+            ):
                 generation = measure(
                     {
                         "in_process": in_process_generation(model_path, args),
-                        "runtime": http_generation(runtime_url, args),
-                        "llama_cpp_server": http_generation(server_url, args),
+                        "runtime": http_generation(runtime_url, runtime_pid, args),
+                        "llama_cpp_server": http_generation(server_url, server_pid, args),
                     },
                     len(PROMPTS),
                     args,
@@ -268,12 +322,12 @@ def main() -> None:
                 llama_cpp_server_argv(model_path, args, "--embedding", "true"),
                 "/v1/models",
                 logs,
-            ) as server_url:
+            ) as (server_url, server_pid):
                 embedding = measure(
                     {
                         "in_process": in_process_embedding(model_path, args),
-                        "runtime": http_embedding(runtime_url),
-                        "llama_cpp_server": http_embedding(server_url),
+                        "runtime": http_embedding(runtime_url, runtime_pid),
+                        "llama_cpp_server": http_embedding(server_url, server_pid),
                     },
                     len(TEXTS),
                     args,
@@ -300,6 +354,18 @@ def main() -> None:
             embedding["in_process"]["c1"]["embeddings_per_s"], embedding["runtime"]["c1"]["embeddings_per_s"]
         ),
     }
+    extra_cpu = {
+        kind: round(
+            (figures["runtime"]["c1"][key] - figures["in_process"]["c1"][key])
+            / figures["in_process"]["c1"][key]
+            * 100,
+            2,
+        )
+        for kind, figures, key in (
+            ("generation", generation, "cpu_ms_per_token"),
+            ("embeddings", embedding, "cpu_ms_per_embedding"),
+        )
+    }
     report = {
         "bench": "runtime",
         "machine": {
@@ -321,6 +387,7 @@ def main() -> None:
         "generation": generation,
         "embeddings": embedding,
         "serving_overhead_percent": overhead,
+        "serving_extra_cpu_percent": extra_cpu,
         "runtime_vs_llama_cpp_server_throughput_ratio": ratio,
         "same_text_as_in_process": {
             name: answers[name] == answers["in_process"] for name in ("runtime", "llama_cpp_server")

@@ -48,6 +48,7 @@ class GenerationEngine:
             n_ctx=options.n_ctx,
             n_gpu_layers=options.n_gpu_layers,
             n_threads=options.n_threads,
+            n_threads_batch=options.n_threads,
             seed=options.seed,
             verbose=False,
         )
@@ -124,6 +125,7 @@ class EmbeddingEngine:
             n_ubatch=options.n_ctx,
             n_gpu_layers=options.n_gpu_layers,
             n_threads=options.n_threads,
+            n_threads_batch=options.n_threads,
             seed=options.seed,
             verbose=False,
         )
