@@ -40,7 +40,7 @@ test-python:
 
 lint: setup
 	$(VENV)/bin/ruff check runtime infra tests bench scripts
-	cd edge && npx tsc --noEmit
+	cd edge && npx tsc --noEmit && npx tsc --noEmit -p test
 
 bench: setup
 	$(PY) -m bench.runtime
