@@ -34,6 +34,13 @@ class Outcome:
     dev_proxy_retries: int = 0
 
 
+def bearer_client(base_url: str, token: str) -> httpx.Client:
+    """A client that sends `Authorization: Bearer <token>` (an API key, or the runtime's origin token)."""
+    return httpx.Client(
+        base_url=base_url, headers={"Authorization": f"Bearer {token}"}, timeout=120, trust_env=False
+    )
+
+
 def send_all(
     base_url: str, planned: Sequence[PlannedRequest], *, concurrency: int, timeout_s: float = 120
 ) -> tuple[list[Outcome], float]:

@@ -96,19 +96,7 @@ class LocalStack:
         """Idempotent (`schema.sql` only creates what is missing), so it runs on every start."""
         if not WRANGLER.exists():
             raise HarnessError(f"{WRANGLER} is missing: run `make setup` (npm ci in edge/) first")
-        self._wrangler_step(
-            "apply schema.sql to the local D1",
-            [
-                "d1",
-                "execute",
-                "DB",
-                "--local",
-                "--persist-to",
-                str(self.persist_dir),
-                "--file",
-                str(SCHEMA_SQL),
-            ],
-        )
+        self._d1_execute("apply schema.sql to the local D1", "--file", str(SCHEMA_SQL))
 
     def create_api_key(self, name: str) -> str:
         """A new API key in the local stores; the CLI prints the key alone on its last stdout line."""
@@ -131,20 +119,7 @@ class LocalStack:
 
     def d1_query(self, sql: str) -> list[dict]:
         """Rows of one SQL statement run against the local D1 (works while the Worker is running)."""
-        stdout = self._wrangler_step(
-            "query the local D1",
-            [
-                "d1",
-                "execute",
-                "DB",
-                "--local",
-                "--persist-to",
-                str(self.persist_dir),
-                "--json",
-                "--command",
-                sql,
-            ],
-        )
+        stdout = self._d1_execute("query the local D1", "--json", "--command", sql)
         return [row for result in json.loads(stdout) for row in result["results"]]
 
     # -- running ---------------------------------------------------------------------------------
@@ -208,6 +183,11 @@ class LocalStack:
 
     def _wrangler_env(self) -> dict[str, str]:
         return {**OFFLINE_ENV, "WRANGLER_LOG_PATH": str(self.logs_dir / "wrangler")}
+
+    def _d1_execute(self, name: str, *args: str) -> str:
+        return self._wrangler_step(
+            name, ["d1", "execute", "DB", "--local", "--persist-to", str(self.persist_dir), *args]
+        )
 
     def _wrangler_step(self, name: str, args: list[str]) -> str:
         return run_step(
