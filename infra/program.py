@@ -145,7 +145,8 @@ def export_cloudflare(edge: CloudflareEdge, cfg: StackConfig) -> None:
     pulumi.export("modelSha256", edge.model.sha256)
     pulumi.export("modelUrl", edge.model.url)
     pulumi.export("accessApplicationAud", edge.zero_trust.application.aud)
-    pulumi.export("accessServiceTokenClientId", edge.zero_trust.service_token.client_id)
+    # Bound to the Worker as a secret, so it is exported as one: half of a credential is not a plain value.
+    pulumi.export("accessServiceTokenClientId", pulumi.Output.secret(edge.zero_trust.service_token.client_id))
     pulumi.export("dlpProfileId", edge.zero_trust.dlp_profile.id)
     pulumi.export("tunnelId", edge.tunnel.tunnel.id)
     pulumi.export("tunnelToken", edge.tunnel.token)

@@ -133,7 +133,7 @@ def test_no_secret_appears_in_plain_text_anywhere(stack_run):
     needles = [*TEST_SECRETS.values(), "SECRET-access-client-secret-", "SECRET-tunnel-token-"]
     for resource in stack_run.resources:
         assert plaintext_leaks(resource.inputs, needles) == [], resource.name
-    assert stack_run.secret_outputs == {"tunnelToken"}
+    assert stack_run.secret_outputs == {"accessServiceTokenClientId", "tunnelToken"}
     public = {
         name: value for name, value in stack_run.outputs.items() if name not in stack_run.secret_outputs
     }
