@@ -31,16 +31,17 @@ def test_answer_is_identical_direct_miss_and_hit(runtime, worker, unique_prompt,
     assert miss.json()["fingerprint"] == direct.headers["x-model-fingerprint"]
 
 
-def test_stream_replayed_from_cache_has_the_same_text(worker, unique_prompt):
+def test_streams_carry_the_same_text_on_a_miss_and_replayed_from_the_cache(worker, unique_prompt):
     body = {"prompt": unique_prompt("sundials"), "max_tokens": 12}
+
+    streamed_miss = worker.post("/v1/generate", json={**body, "stream": True})  # passed through, not stored
     fresh = worker.post("/v1/generate", json=body)
-    assert fresh.status_code == 200, fresh.text
+    streamed_hit = worker.post("/v1/generate", json={**body, "stream": True})  # replayed from the cache
 
-    streamed = worker.post("/v1/generate", json={**body, "stream": True})
-
-    assert streamed.status_code == 200, streamed.text
-    assert streamed.headers["content-type"].startswith("text/event-stream")
-    assert streamed_text(streamed.text) == fresh.json()["text"]
+    assert [streamed_miss.status_code, fresh.status_code, streamed_hit.status_code] == [200] * 3, fresh.text
+    assert (streamed_miss.headers["x-cache"], streamed_hit.headers["x-cache"]) == ("MISS", "HIT")
+    assert streamed_hit.headers["content-type"].startswith("text/event-stream")
+    assert streamed_text(streamed_miss.text) == fresh.json()["text"] == streamed_text(streamed_hit.text)
 
 
 def streamed_text(event_stream: str) -> str:
