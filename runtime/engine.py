@@ -40,18 +40,23 @@ class Generation:
     completion_tokens: int
 
 
+def _load(model_path: str, options: LlamaOptions, **extra: object) -> llama_cpp.Llama:
+    return llama_cpp.Llama(
+        model_path=model_path,
+        n_ctx=options.n_ctx,
+        n_gpu_layers=options.n_gpu_layers,
+        n_threads=options.n_threads,
+        n_threads_batch=options.n_threads,
+        seed=options.seed,
+        verbose=False,
+        **extra,
+    )
+
+
 class GenerationEngine:
     def __init__(self, model_path: str, options: LlamaOptions):
         self.n_ctx = options.n_ctx
-        self._llama = llama_cpp.Llama(
-            model_path=model_path,
-            n_ctx=options.n_ctx,
-            n_gpu_layers=options.n_gpu_layers,
-            n_threads=options.n_threads,
-            n_threads_batch=options.n_threads,
-            seed=options.seed,
-            verbose=False,
-        )
+        self._llama = _load(model_path, options)
         # Requests are queued per model already; the lock also guards against two apps sharing an engine.
         self._lock = threading.Lock()
         self._chat_prompt = chat_prompt_builder(self._llama)
@@ -116,18 +121,13 @@ class EmbeddingEngine:
     def __init__(self, model_path: str, options: LlamaOptions):
         # One sequence must fit one micro-batch for mean pooling, so the batch sizes equal the context.
         self.n_ctx = options.n_ctx
-        self._llama = llama_cpp.Llama(
-            model_path=model_path,
+        self._llama = _load(
+            model_path,
+            options,
             embedding=True,
             pooling_type=llama_cpp.LLAMA_POOLING_TYPE_MEAN,
-            n_ctx=options.n_ctx,
             n_batch=options.n_ctx,
             n_ubatch=options.n_ctx,
-            n_gpu_layers=options.n_gpu_layers,
-            n_threads=options.n_threads,
-            n_threads_batch=options.n_threads,
-            seed=options.seed,
-            verbose=False,
         )
         self.dim = self._llama.n_embd()
         self._lock = threading.Lock()

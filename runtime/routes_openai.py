@@ -4,6 +4,7 @@ import base64
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
+from typing import TypeVar
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
@@ -23,6 +24,7 @@ from runtime.sse import event, event_stream
 from runtime.state import runtime_state
 
 router = APIRouter()
+Body = TypeVar("Body", CompletionRequest, ChatCompletionRequest, EmbeddingsRequest)
 
 
 def _check_model(service: InferenceService, requested: str) -> None:
@@ -31,6 +33,15 @@ def _check_model(service: InferenceService, requested: str) -> None:
         raise ApiError(
             404, "model_not_found", f"model: {requested!r} is not served here; use {served!r}", field="model"
         )
+
+
+async def _accept(request: Request, schema: type[Body]) -> tuple[Body, InferenceService]:
+    """The checked body of an OpenAI request and the service, once the model named in it is ours."""
+    state = runtime_state(request)
+    body = await read_json(request, schema, state.settings.max_body_bytes)
+    service = state.require_service()
+    _check_model(service, body.model)
+    return body, service
 
 
 def _usage(result: Generation) -> dict[str, int]:
@@ -100,10 +111,7 @@ async def list_models(request: Request):
 
 @router.post("/v1/completions")
 async def completions(request: Request):
-    state = runtime_state(request)
-    body = await read_json(request, CompletionRequest, state.settings.max_body_bytes)
-    service = state.require_service()
-    _check_model(service, body.model)
+    body, service = await _accept(request, CompletionRequest)
     limits = DecodingLimits(body.max_tokens, body.stop, body.seed)
     decoding = await service.prompt_decoding(body.prompt[0], limits, prompt_field="prompt")
     envelope = _Envelope(service, "cmpl", "text_completion")
@@ -126,10 +134,7 @@ async def completions(request: Request):
 
 @router.post("/v1/chat/completions")
 async def chat_completions(request: Request):
-    state = runtime_state(request)
-    body = await read_json(request, ChatCompletionRequest, state.settings.max_body_bytes)
-    service = state.require_service()
-    _check_model(service, body.model)
+    body, service = await _accept(request, ChatCompletionRequest)
     if body.max_completion_tokens is not None:
         limits = DecodingLimits(body.max_completion_tokens, body.stop, body.seed, "max_completion_tokens")
     else:
@@ -164,10 +169,7 @@ async def chat_completions(request: Request):
 
 @router.post("/v1/embeddings")
 async def embeddings(request: Request):
-    state = runtime_state(request)
-    body = await read_json(request, EmbeddingsRequest, state.settings.max_body_bytes)
-    service = state.require_service()
-    _check_model(service, body.model)
+    body, service = await _accept(request, EmbeddingsRequest)
     token_count = await service.count_embedding_tokens(body.input, "input")
     vectors = await service.embed(body.input, token_count)
 
