@@ -9,14 +9,9 @@ import httpx
 from scripts.harness import Service, free_port
 
 
-def run_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+def run_cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "runtime", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        check=False,
+        [sys.executable, "-m", "runtime", *args], capture_output=True, text=True, timeout=120, check=False
     )
 
 
