@@ -5,36 +5,44 @@ import time
 import httpx
 import pytest
 
+from infra.wrangler_config import load_wrangler_config
 from scripts.load import PlannedRequest, send_all
 
 pytestmark = pytest.mark.e2e
 
-RATE_LIMIT = 600  # edge/wrangler.jsonc ratelimits[0].simple: 600 requests per 60 s window, per key
-RATE_WINDOW_S = 60
+_LIMITER = next(
+    rule["simple"] for rule in load_wrangler_config()["ratelimits"] if rule["name"] == "RATE_LIMITER"
+)
+RATE_LIMIT, RATE_WINDOW_S = _LIMITER["limit"], _LIMITER["period"]  # per API key
 SSN = "123-45-6789"
 LUHN_VALID_CARD = "4111 1111 1111 1111"
 LUHN_INVALID_CARD = "4111 1111 1111 1112"
 
 
-def test_missing_or_unknown_key_is_401_json(stack, unique_prompt):
+@pytest.fixture(scope="module")
+def keyless(stack):
+    """A client of the Worker that sends no key unless a test adds one."""
+    with httpx.Client(base_url=stack.worker_url, timeout=60, trust_env=False) as client:
+        yield client
+
+
+def test_missing_or_unknown_key_is_401_json(keyless, unique_prompt):
     body = {"prompt": unique_prompt("locks"), "max_tokens": 2}
-    with httpx.Client(base_url=stack.worker_url, timeout=60, trust_env=False) as anonymous:
-        missing = anonymous.post("/v1/generate", json=body)
-        unknown = anonymous.post(
-            "/v1/generate", json=body, headers={"Authorization": "Bearer sk_not_a_real_key"}
-        )
-        malformed = anonymous.post("/v1/generate", json=body, headers={"Authorization": "Basic Zm9vOmJhcg=="})
+
+    missing = keyless.post("/v1/generate", json=body)
+    unknown = keyless.post("/v1/generate", json=body, headers={"Authorization": "Bearer sk_not_a_real_key"})
+    malformed = keyless.post("/v1/generate", json=body, headers={"Authorization": "Basic Zm9vOmJhcg=="})
 
     for response in (missing, unknown, malformed):
         assert response.status_code == 401, response.text
         assert response.json()["error"]["type"] == "unauthorized"
 
 
-def test_key_works_in_either_header(stack, api_key, unique_prompt):
+def test_key_works_in_either_header(keyless, api_key, unique_prompt):
     body = {"prompt": unique_prompt("keys"), "max_tokens": 2}
-    with httpx.Client(base_url=stack.worker_url, timeout=60, trust_env=False) as client:
-        by_bearer = client.post("/v1/generate", json=body, headers={"Authorization": f"Bearer {api_key}"})
-        by_x_api_key = client.post("/v1/generate", json=body, headers={"X-API-Key": api_key})
+
+    by_bearer = keyless.post("/v1/generate", json=body, headers={"Authorization": f"Bearer {api_key}"})
+    by_x_api_key = keyless.post("/v1/generate", json=body, headers={"X-API-Key": api_key})
 
     assert (by_bearer.status_code, by_x_api_key.status_code) == (200, 200), (
         by_bearer.text,
@@ -43,13 +51,13 @@ def test_key_works_in_either_header(stack, api_key, unique_prompt):
     assert by_x_api_key.content == by_bearer.content
 
 
-def test_revoked_key_is_403(stack, unique_prompt):
+def test_revoked_key_is_403(stack, keyless, unique_prompt):
     key = stack.create_api_key("e2e-revoked")
     body = {"prompt": unique_prompt("revocation"), "max_tokens": 2}
-    with httpx.Client(base_url=stack.worker_url, timeout=60, trust_env=False) as client:
-        before = client.post("/v1/generate", json=body, headers={"X-API-Key": key})
-        stack.revoke_api_key("e2e-revoked")
-        after = client.post("/v1/generate", json=body, headers={"X-API-Key": key})
+
+    before = keyless.post("/v1/generate", json=body, headers={"X-API-Key": key})
+    stack.revoke_api_key("e2e-revoked")
+    after = keyless.post("/v1/generate", json=body, headers={"X-API-Key": key})
 
     assert before.status_code == 200, before.text
     assert after.status_code == 403, after.text
