@@ -7,10 +7,12 @@ Only the standard library: it must work before anything optional is installed.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -18,6 +20,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 LOG_TAIL_LINES = 30
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 class HarnessError(RuntimeError):
@@ -139,6 +142,7 @@ class Service:
                     stdout=log,
                     stderr=subprocess.STDOUT,
                     start_new_session=True,
+                    preexec_fn=_terminate_with_parent if sys.platform == "linux" else None,
                 )
             except FileNotFoundError:
                 raise HarnessError(
@@ -194,6 +198,12 @@ def http_status(url: str, timeout_s: float = 2) -> int | None:
         return exc.code
     except (urllib.error.URLError, OSError):
         return None
+
+
+def _terminate_with_parent() -> None:
+    """Runs in the child before exec: the kernel sends it SIGTERM if the harness dies without calling
+    stop() (SIGKILL, out of memory), so no orphaned runtime or wrangler keeps holding a port."""
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> None:

@@ -3,6 +3,7 @@
 import os
 import signal
 import socket
+import subprocess
 import sys
 import textwrap
 import time
@@ -10,6 +11,7 @@ import time
 import pytest
 
 from scripts.harness import HarnessError, Service, ensure_port_free, free_port, run_step
+from scripts.local_stack import REPO_ROOT
 
 # A tiny HTTP server that also starts a child holding its own socket, like wrangler starting workerd.
 SERVER_WITH_CHILD = textwrap.dedent(
@@ -135,3 +137,36 @@ def test_secret_stdout_stays_out_of_the_log(tmp_path):
         == "sk-local-123"
     )
     assert "sk-local-123" not in log.read_text()
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the parent-death signal is Linux's prctl")
+def test_services_end_when_the_harness_is_killed_outright(tmp_path):
+    port = free_port()
+    harness = textwrap.dedent(
+        f"""
+        import sys, time
+        from pathlib import Path
+        from scripts.harness import Service
+        service = Service("toy", [sys.executable, "-m", "http.server", "--bind", "127.0.0.1", "{port}"],
+                          log_path=Path(r"{tmp_path}") / "toy.log")
+        service.start()
+        service.wait_ready("http://127.0.0.1:{port}/", timeout_s=20)
+        print(f"SERVICE_PID={{service.pid}}", flush=True)
+        time.sleep(600)
+        """
+    )
+    parent = subprocess.Popen(
+        [sys.executable, "-c", harness], stdout=subprocess.PIPE, text=True, cwd=REPO_ROOT
+    )
+    service_pid = int(parent.stdout.readline().strip().removeprefix("SERVICE_PID="))
+    assert alive(service_pid)
+
+    parent.kill()  # SIGKILL: no finally, no stop()
+    parent.wait()
+
+    for _ in range(50):
+        if not alive(service_pid):
+            break
+        time.sleep(0.1)
+    assert not alive(service_pid), "the service outlived its harness"
+    ensure_port_free(port, "the toy server")
