@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from runtime.body import read_json
+from runtime.disconnect import while_connected
 from runtime.engine import Generation
 from runtime.fingerprint import HEADER
 from runtime.schemas import EmbedRequest, GenerateRequest
@@ -31,7 +32,7 @@ async def generate(request: Request):
     model, fingerprint = service.models.model.name, service.models.fingerprint.value
     if body.stream:
         return event_stream(_generate_events(service.stream(decoding), model, fingerprint), fingerprint)
-    result = await service.generate(decoding)
+    result = await while_connected(request, service.generate(decoding))
     answer = {
         "text": result.text,
         "finish_reason": result.finish_reason,
@@ -65,7 +66,7 @@ async def embed(request: Request):
     body = await read_json(request, EmbedRequest, state.settings.max_body_bytes)
     service = state.require_service()
     token_count = await service.count_embedding_tokens(body.input, "input")
-    vectors = await service.embed(body.input, token_count)
+    vectors = await while_connected(request, service.embed(body.input, token_count))
     fingerprint = service.models.fingerprint.value
     answer = {
         "embeddings": [vector.tolist() for vector in vectors],

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from runtime.body import read_json
+from runtime.disconnect import while_connected
 from runtime.engine import Generation
 from runtime.errors import ApiError
 from runtime.fingerprint import HEADER
@@ -127,7 +128,7 @@ async def completions(request: Request):
             usage=_usage_chunk(body, envelope),
         )
         return event_stream(events, envelope.fingerprint)
-    result = await service.generate(decoding)
+    result = await while_connected(request, service.generate(decoding))
     answer = envelope.wrap(choices=[choice(result.text, result.finish_reason)], usage=_usage(result))
     return JSONResponse(answer, headers={HEADER: envelope.fingerprint})
 
@@ -158,7 +159,7 @@ async def chat_completions(request: Request):
             first=delta({"role": "assistant", "content": ""}, None),
         )
         return event_stream(events, chunk.fingerprint)
-    result = await service.generate(decoding)
+    result = await while_connected(request, service.generate(decoding))
     message = {"role": "assistant", "content": result.text}
     answer = envelope.wrap(
         choices=[{"index": 0, "message": message, "logprobs": None, "finish_reason": result.finish_reason}],
@@ -171,7 +172,7 @@ async def chat_completions(request: Request):
 async def embeddings(request: Request):
     body, service = await _accept(request, EmbeddingsRequest)
     token_count = await service.count_embedding_tokens(body.input, "input")
-    vectors = await service.embed(body.input, token_count)
+    vectors = await while_connected(request, service.embed(body.input, token_count))
 
     def encode(vector) -> list[float] | str:
         if body.encoding_format == "base64":  # little-endian float32, what the openai client decodes

@@ -96,6 +96,19 @@ def test_full_queue_answers_429_and_a_disconnect_frees_the_model(app_factory):
         assert metric_value(metrics, "runtime_generated_tokens_total") < 200
 
 
+def test_a_client_that_gives_up_on_a_plain_request_frees_the_model(app_factory):
+    with serve(app_factory()) as url, httpx.Client(base_url=url, timeout=120) as http:
+        wait_ready(url)
+        with pytest.raises(httpx.ReadTimeout):  # like the edge's origin timeout
+            httpx.post(f"{url}/v1/generate", json={**LONG, "stream": False}, timeout=1.0)
+        assert http.post("/v1/generate", json={"prompt": "Hello", "max_tokens": 4}).status_code == 200
+        metrics = http.get("/metrics").text
+    assert metric_value(metrics, "runtime_cancelled_total", 'kind="generate"') == 1
+    assert metric_value(metrics, "runtime_generated_tokens_total") < 200
+    labels = 'method="POST",route="/v1/generate",status="499"'
+    assert metric_value(metrics, "runtime_requests_total", labels) == 1
+
+
 @pytest.fixture(scope="module")
 def guarded_url(app_factory):
     with serve(app_factory(auth_token="s3cret-token")) as url:
