@@ -1,6 +1,7 @@
 """`python -m runtime` as a process: refuses bad settings and bad models, serves the bundled model."""
 
 import hashlib
+import os
 import subprocess
 import sys
 
@@ -46,3 +47,25 @@ def test_serves_the_bundled_model_on_the_given_port(tmp_path):
         assert answer.status_code == 200 and answer.json()["usage"]["completion_tokens"] <= 3
     finally:
         service.stop()
+
+
+def test_prefetch_prints_the_verified_path_or_refuses(tmp_path):
+    model = tmp_path / "model.gguf"
+    model.write_bytes(b"weights")
+    digest = hashlib.sha256(b"weights").hexdigest()
+
+    def prefetch(sha256: str) -> subprocess.CompletedProcess:
+        env = {**os.environ, "RUNTIME_MODEL_PATH": str(model), "RUNTIME_MODEL_SHA256": sha256}
+        return subprocess.run(
+            [sys.executable, "-m", "runtime.prefetch"],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+            check=False,
+        )
+
+    good = prefetch(digest)
+    assert good.returncode == 0 and good.stdout.strip() == str(model)
+    bad = prefetch("2" * 64)
+    assert bad.returncode == 1 and digest in bad.stderr and "2" * 64 in bad.stderr

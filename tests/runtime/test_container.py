@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from scripts.harness import free_port
+
 CONTAINER = Path(__file__).resolve().parents[2] / "container"
 DOCKERFILES = sorted(CONTAINER.glob("Dockerfile*"))
 
@@ -115,3 +117,21 @@ def test_entrypoint_warns_when_falling_back_to_the_task_role(fake_python):
 def test_entrypoint_runs_another_command_when_given_one(fake_python, tmp_path):
     result, record = run_entrypoint(fake_python, "sh", "-c", "echo other-command")
     assert result.stdout.strip() == "other-command" and record == ""
+
+
+def run_healthcheck(port: int) -> subprocess.CompletedProcess:
+    env = {"PATH": "/usr/bin:/bin", "RUNTIME_PORT": str(port)}
+    return subprocess.run(
+        [sys.executable, str(CONTAINER / "healthcheck.py")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+
+
+def test_healthcheck_passes_on_a_ready_runtime_and_fails_without_one(base_url):
+    assert run_healthcheck(int(base_url.rsplit(":", 1)[1])).returncode == 0
+    down = run_healthcheck(free_port())
+    assert down.returncode == 1 and "/readyz" in down.stderr
