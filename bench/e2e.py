@@ -23,7 +23,7 @@ from pathlib import Path
 import httpx
 
 from scripts.harness import free_port
-from scripts.load import PlannedRequest, bearer_client, send_all
+from scripts.load import PlannedRequest, local_client, send_all
 from scripts.local_stack import LocalStack, StackConfig
 
 MAX_TOKENS = 8
@@ -56,8 +56,8 @@ def measure(stack: LocalStack, misses: int, hits: int, throughput_requests: int)
         for index in range(misses)
     ]
     with (
-        bearer_client(stack.worker_url, stack.create_api_key("bench-latency")) as worker,
-        bearer_client(stack.runtime_url, stack.secrets["ORIGIN_TOKEN"]) as runtime,
+        local_client(stack.worker_url, stack.create_api_key("bench-latency")) as worker,
+        local_client(stack.runtime_url, stack.secrets["ORIGIN_TOKEN"]) as runtime,
     ):
         miss_latencies = [timed_post(worker, "/v1/generate", body, "MISS") for body in bodies]
         direct_latencies = [timed_post(runtime, "/v1/generate", body, None) for body in bodies]

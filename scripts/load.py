@@ -9,12 +9,30 @@ from dataclasses import dataclass, field
 
 import httpx
 
-# What `wrangler dev`'s own proxy answers (503, text/plain) when its connection to workerd fails under a
-# POST: the proxy retries GET/HEAD itself but not POST. Such a request is sent again and counted in
-# `Outcome.dev_proxy_retries`, so callers can check that it happened rarely and cost the Worker nothing
-# (e.g. by counting D1 request_metrics rows): an answer from the Worker itself is never retried.
+# What `wrangler dev`'s own proxy answers (503, text/plain) when its fetch to workerd fails under a POST
+# (seen after the Worker answered an over-long body early, and rarely under heavy concurrency): the proxy
+# retries GET/HEAD itself but not POST. Such a request is sent again (counted in
+# `Outcome.dev_proxy_retries`), so callers can check that it happened rarely and cost the Worker nothing
+# (e.g. by counting D1 request_metrics rows). An answer from the Worker itself is never retried.
 DEV_PROXY_DROPPED = b"Your worker restarted mid-request"
 DEV_PROXY_MAX_RETRIES = 3
+
+
+def dropped_by_dev_proxy(response: httpx.Response) -> bool:
+    return response.status_code == 503 and response.content.startswith(DEV_PROXY_DROPPED)
+
+
+class DevProxyRetryTransport(httpx.HTTPTransport):
+    """`send_all`'s resend policy for a plain client (see DEV_PROXY_DROPPED)."""
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        for _ in range(DEV_PROXY_MAX_RETRIES):
+            response = super().handle_request(request)
+            response.read()
+            if not dropped_by_dev_proxy(response):
+                return response
+            response.close()
+        return super().handle_request(request)
 
 
 @dataclass(frozen=True)
@@ -34,10 +52,15 @@ class Outcome:
     dev_proxy_retries: int = 0
 
 
-def bearer_client(base_url: str, token: str) -> httpx.Client:
-    """A client that sends `Authorization: Bearer <token>` (an API key, or the runtime's origin token)."""
+def local_client(base_url: str, token: str | None = None) -> httpx.Client:
+    """A client of the local stack; with `token` it sends `Authorization: Bearer <token>` (an API key,
+    or the runtime's origin token)."""
     return httpx.Client(
-        base_url=base_url, headers={"Authorization": f"Bearer {token}"}, timeout=120, trust_env=False
+        base_url=base_url,
+        headers={"Authorization": f"Bearer {token}"} if token else {},
+        timeout=120,
+        trust_env=False,
+        transport=DevProxyRetryTransport(),
     )
 
 
@@ -66,8 +89,7 @@ async def _send_all(
                     except httpx.HTTPError as exc:
                         error = f"{type(exc).__name__}: {exc}"
                         return Outcome(0, time.perf_counter() - started, b"", {}, error, retries)
-                    dropped = response.status_code == 503 and response.content.startswith(DEV_PROXY_DROPPED)
-                    if not dropped or retries == DEV_PROXY_MAX_RETRIES:
+                    if not dropped_by_dev_proxy(response) or retries == DEV_PROXY_MAX_RETRIES:
                         break
                 latency = time.perf_counter() - started
                 return Outcome(

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from scripts.harness import free_port
-from scripts.load import bearer_client
+from scripts.load import local_client
 from scripts.local_stack import LocalStack, StackConfig
 
 INFERENCES_METRIC = re.compile(r'^runtime_inferences_total\{kind="(\w+)"\} ([0-9.e+]+)$', re.MULTILINE)
@@ -47,14 +47,14 @@ def api_key(stack: LocalStack) -> str:
 @pytest.fixture(scope="session")
 def worker(stack: LocalStack, api_key: str) -> Iterator[httpx.Client]:
     """A client of the Worker carrying a valid API key."""
-    with bearer_client(stack.worker_url, api_key) as client:
+    with local_client(stack.worker_url, api_key) as client:
         yield client
 
 
 @pytest.fixture(scope="session")
 def runtime(stack: LocalStack) -> Iterator[httpx.Client]:
     """A client of the runtime itself, with the bearer token the Worker uses."""
-    with bearer_client(stack.runtime_url, stack.secrets["ORIGIN_TOKEN"]) as client:
+    with local_client(stack.runtime_url, stack.secrets["ORIGIN_TOKEN"]) as client:
         yield client
 
 

@@ -2,11 +2,10 @@
 
 import time
 
-import httpx
 import pytest
 
 from infra.wrangler_config import load_wrangler_config
-from scripts.load import PlannedRequest, send_all
+from scripts.load import PlannedRequest, local_client, send_all
 
 pytestmark = pytest.mark.e2e
 
@@ -22,7 +21,7 @@ LUHN_INVALID_CARD = "4111 1111 1111 1112"
 @pytest.fixture(scope="module")
 def keyless(stack):
     """A client of the Worker that sends no key unless a test adds one."""
-    with httpx.Client(base_url=stack.worker_url, timeout=60, trust_env=False) as client:
+    with local_client(stack.worker_url) as client:
         yield client
 
 
