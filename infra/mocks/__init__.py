@@ -15,6 +15,7 @@ declared. Used by tests/infra (through its conftest) and by the offline plan (`p
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import json
@@ -193,6 +194,7 @@ class PulumiRun:
 def run_pulumi(build: Callable[[], Any], *, stack: str, config: dict[str, str],
                secret_keys: Iterable[str] = ()) -> PulumiRun:
     """Run `build` (the program, or a component under test) as stack `stack` under the mocks."""
+    _ensure_event_loop()
     pulumi.runtime.set_all_config(dict(config), secret_keys=list(secret_keys))
     settings.ROOT.set(None)  # a fresh root Stack per run, so exports do not leak between runs
     mocks = RecordingMocks()
@@ -213,6 +215,18 @@ def run_pulumi(build: Callable[[], Any], *, stack: str, config: dict[str, str],
         if _sync_await(output.is_secret()):
             secret.add(name)
     return PulumiRun(monitor.recorded, resolved, secret, mocks.invocations)
+
+
+def _ensure_event_loop() -> None:
+    """Pulumi drives the program on the thread's current event loop. `asyncio.run()` elsewhere in the
+    same process (the e2e load client, say) leaves the thread with none, so set a fresh one then."""
+    policy = asyncio.get_event_loop_policy()
+    try:
+        loop = policy.get_event_loop()
+    except RuntimeError:
+        loop = None
+    if loop is None or loop.is_closed():
+        policy.set_event_loop(policy.new_event_loop())
 
 
 def stack_config(stack: str, overrides: dict[str, str] | None = None,
