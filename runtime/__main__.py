@@ -11,6 +11,8 @@ from runtime.app import app_for_model
 from runtime.model_source import ModelSourceError, resolve_model
 from runtime.settings import RuntimeSettings, describe_settings_error
 
+IDLE_CONNECTION_TIMEOUT_S = 60
+
 # Flags for the settings one changes by hand; everything else is environment only (docs/runtime.md).
 _FLAGS = {
     "host": str,
@@ -50,7 +52,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"runtime: {error}", file=sys.stderr)
         return 1
     app = app_for_model(settings, model)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level=log_level, access_log=False)
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=log_level,
+        access_log=False,
+        # uvicorn closes idle connections after 5 s, often just as the Worker (or cloudflared) reuses
+        # one; a minute keeps pooled connections alive between bursts, as load balancers usually do.
+        timeout_keep_alive=IDLE_CONNECTION_TIMEOUT_S,
+    )
     return 0
 
 

@@ -1,7 +1,7 @@
 // Calls to the inference runtime behind Cloudflare Tunnel: Access service-token and bearer headers from
-// secrets, a timeout per attempt, failover to the next origin. Each origin is tried at most once per
-// call: the runtime's routes are deterministic and side-effect free, so failing over is safe, while
-// retrying a timed-out origin would only pile more work onto it.
+// secrets, a timeout per attempt, failover to the next origin. The runtime's routes are deterministic
+// and side-effect free, so failing over is safe. A timed-out origin is not called again (that would only
+// pile more work onto it); a connection lost before any answer is resent once (see sendOnce).
 import { breakerFor } from "./breaker";
 import { secret } from "./config";
 import { HttpError } from "./errors";
@@ -47,6 +47,20 @@ function originHeaders(env: Env, hasBody: boolean): Headers {
 }
 
 /**
+ * An idle kept-alive connection can be closed by the origin just as it is reused, and the request then
+ * fails before any answer. Sending it again on a fresh connection is safe here; an aborted (timed-out)
+ * attempt is not resent.
+ */
+async function sendOnce(url: string, init: RequestInit): Promise<Response> {
+	try {
+		return await fetch(url, init);
+	} catch (error) {
+		if (init.signal?.aborted) throw error;
+		return await fetch(url, init);
+	}
+}
+
+/**
  * Sends one request with failover. `consume` runs inside the per-attempt timeout (read the whole body
  * for a JSON answer; return at once for a stream, whose body then outlives the timer).
  */
@@ -67,7 +81,7 @@ export async function callOrigin<T>(
 		const controller = new AbortController();
 		const timer = setTimeout(() => controller.abort(), target.timeoutMs);
 		try {
-			const response = await fetch(base + path, {
+			const response = await sendOnce(base + path, {
 				method: init.method,
 				headers: originHeaders(env, init.body !== undefined),
 				body: init.body,

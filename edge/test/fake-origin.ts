@@ -17,6 +17,8 @@ export interface HostBehaviour {
 	/** "down": connection refused; a number: answer every call with that status. */
 	fail?: "down" | number;
 	delayMs?: number;
+	/** How many of the next calls lose their connection before any answer (a stale keep-alive). */
+	dropConnections?: number;
 }
 
 type Json = Record<string, any>;
@@ -105,6 +107,10 @@ export class FakeOrigin {
 		const behaviour = this.hosts.get(url.host) ?? {};
 		if (behaviour.delayMs) await delay(behaviour.delayMs, init?.signal ?? null);
 		if (behaviour.fail === "down") throw new TypeError("Network connection lost.");
+		if (behaviour.dropConnections) {
+			behaviour.dropConnections -= 1;
+			throw new TypeError("Network connection lost.");
+		}
 		if (typeof behaviour.fail === "number") return new Response("origin failure", { status: behaviour.fail });
 		return this.answer(url.pathname, request.method, text ? JSON.parse(text) : null);
 	}

@@ -45,6 +45,15 @@ describe("failover", () => {
 		expect(origin.callsTo("/v1/generate", fallback)).toHaveLength(1);
 	});
 
+	it("resends once on the same origin when a connection is lost before any answer", async () => {
+		expect((await generate(uniquePrompt("warm"))).status).toBe(200); // learns the fingerprint first
+		origin.set(primary, { dropConnections: 1 });
+		const response = await generate(uniquePrompt("stale"));
+		expect(response.status).toBe(200);
+		expect(origin.callsTo("/v1/generate", primary)).toHaveLength(3);
+		expect(origin.callsTo("/v1/generate", fallback)).toHaveLength(0);
+	});
+
 	it("does not fail over on the runtime's own 4xx", async () => {
 		const response = await generate("origin says no");
 		expect(response.status).toBe(400);
