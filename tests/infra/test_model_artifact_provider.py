@@ -5,34 +5,18 @@ from __future__ import annotations
 
 import hashlib
 
-import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
 from infra.components.model_artifact import ModelObjectProvider, stored_sha256
+from tests.conftest import moto_s3_client
 
 BUCKET = "steadytext-test-models"
 KEY = "models/tiny.gguf"
 
 
-@pytest.fixture(scope="module")
-def s3_endpoint():
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
 @pytest.fixture
-def s3(s3_endpoint):
-    client = boto3.client(
-        "s3",
-        endpoint_url=s3_endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="test-key",
-        aws_secret_access_key="test-secret",
-    )
+def s3(moto_s3_endpoint):
+    client = moto_s3_client(moto_s3_endpoint)
     client.create_bucket(Bucket=BUCKET)
     yield client
     for item in client.list_objects_v2(Bucket=BUCKET).get("Contents", []):
@@ -63,14 +47,14 @@ def body(s3) -> bytes:
     return s3.get_object(Bucket=BUCKET, Key=KEY)["Body"].read()
 
 
-def test_create_uploads_the_file_with_its_digest(s3, s3_endpoint, tmp_path):
+def test_create_uploads_the_file_with_its_digest(s3, moto_s3_endpoint, tmp_path):
     path, sha = model(tmp_path, b"GGUF" + b"\x01" * 4096)
-    result = ModelObjectProvider().create(props(s3_endpoint, path, sha))
+    result = ModelObjectProvider().create(props(moto_s3_endpoint, path, sha))
     assert body(s3) == path.read_bytes()
     assert stored_sha256(s3, BUCKET, KEY) == sha
     assert result.id == f"{BUCKET}/{KEY}"
     assert result.outs == {
-        "endpoint": s3_endpoint,
+        "endpoint": moto_s3_endpoint,
         "bucket": BUCKET,
         "key": KEY,
         "sha256": sha,
@@ -78,20 +62,20 @@ def test_create_uploads_the_file_with_its_digest(s3, s3_endpoint, tmp_path):
     }
 
 
-def test_the_same_digest_is_not_uploaded_again(s3, s3_endpoint, tmp_path):
+def test_the_same_digest_is_not_uploaded_again(s3, moto_s3_endpoint, tmp_path):
     path, sha = model(tmp_path, b"GGUF" + b"\x02" * 4096)
     # An object already carrying this digest (its bytes differ, so a re-upload would show).
     s3.put_object(Bucket=BUCKET, Key=KEY, Body=b"already there", Metadata={"sha256": sha})
-    ModelObjectProvider().create(props(s3_endpoint, path, sha))
+    ModelObjectProvider().create(props(moto_s3_endpoint, path, sha))
     assert body(s3) == b"already there"
 
 
-def test_a_new_digest_replaces_the_object(s3, s3_endpoint, tmp_path):
+def test_a_new_digest_replaces_the_object(s3, moto_s3_endpoint, tmp_path):
     provider = ModelObjectProvider()
     old_path, old_sha = model(tmp_path, b"GGUF old")
-    created = provider.create(props(s3_endpoint, old_path, old_sha))
+    created = provider.create(props(moto_s3_endpoint, old_path, old_sha))
     new_path, new_sha = model(tmp_path, b"GGUF new model bytes")
-    news = props(s3_endpoint, new_path, new_sha)
+    news = props(moto_s3_endpoint, new_path, new_sha)
     diff = provider.diff(created.id, created.outs, news)
     assert diff.changes is True and diff.replaces == []
     provider.update(created.id, created.outs, news)
@@ -99,12 +83,12 @@ def test_a_new_digest_replaces_the_object(s3, s3_endpoint, tmp_path):
     assert stored_sha256(s3, BUCKET, KEY) == new_sha
 
 
-def test_diff_is_quiet_for_the_same_model_and_replaces_on_a_new_key(s3_endpoint, tmp_path):
+def test_diff_is_quiet_for_the_same_model_and_replaces_on_a_new_key(moto_s3_endpoint, tmp_path):
     path, sha = model(tmp_path, b"GGUF same")
-    olds = {"endpoint": s3_endpoint, "bucket": BUCKET, "key": KEY, "sha256": sha, "size": 9}
+    olds = {"endpoint": moto_s3_endpoint, "bucket": BUCKET, "key": KEY, "sha256": sha, "size": 9}
     provider = ModelObjectProvider()
-    assert provider.diff("id", olds, props(s3_endpoint, path, sha)).changes is False
-    moved = provider.diff("id", olds, {**props(s3_endpoint, path, sha), "key": "models/other.gguf"})
+    assert provider.diff("id", olds, props(moto_s3_endpoint, path, sha)).changes is False
+    moved = provider.diff("id", olds, {**props(moto_s3_endpoint, path, sha), "key": "models/other.gguf"})
     assert moved.changes is True and moved.replaces == ["key"]
 
 

@@ -3,11 +3,10 @@
 import hashlib
 import os
 
-import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
 from runtime.model_source import ModelSourceError, resolve_model, sha256_of
+from tests.conftest import moto_s3_client
 from tests.runtime.conftest import runtime_settings
 
 BUNDLED_SHA = "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"
@@ -40,25 +39,14 @@ def test_missing_local_path_is_refused(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def s3_endpoint():
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
-    )
+def s3_endpoint(moto_s3_endpoint):
+    s3 = moto_s3_client(moto_s3_endpoint)
     s3.create_bucket(Bucket="models")
     s3.put_object(Bucket="models", Key="good/model.gguf", Body=PAYLOAD)
     corrupted = bytearray(PAYLOAD)
     corrupted[len(corrupted) // 2] ^= 0xFF
     s3.put_object(Bucket="models", Key="corrupted/model.gguf", Body=bytes(corrupted))
-    yield endpoint
-    server.stop()
+    return moto_s3_endpoint
 
 
 @pytest.fixture()
