@@ -34,7 +34,12 @@ class DevProxyRetryTransport(httpx.HTTPTransport):
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         for _ in range(DEV_PROXY_MAX_RETRIES):
-            response = super().handle_request(request)
+            try:
+                response = super().handle_request(request)
+            except httpx.RemoteProtocolError as exc:
+                if _closed_without_answer(exc):
+                    continue
+                raise
             response.read()
             if not dropped_by_dev_proxy(response):
                 return response
