@@ -15,7 +15,7 @@ import httpx
 # `Outcome.dev_proxy_retries`), so callers can check that it happened rarely and cost the Worker nothing
 # (e.g. by counting D1 request_metrics rows). An answer from the Worker itself is never retried. Under
 # 32-concurrent load on 2 cores the local server also, rarely, closes a connection without sending any
-# answer; `send_all` resends that too, under the same count and the same proof.
+# answer; both clients resend that too (`send_all` under the same count and the same proof).
 DEV_PROXY_DROPPED = b"Your worker restarted mid-request"
 DEV_PROXY_MAX_RETRIES = 3
 
