@@ -1,7 +1,7 @@
 // Calls to the inference runtime behind Cloudflare Tunnel: Access service-token and bearer headers from
 // secrets, a timeout per attempt, failover to the next origin. The runtime's routes are deterministic
 // and side-effect free, so failing over is safe. A timed-out origin is not called again (that would only
-// pile more work onto it); a connection lost before any answer is resent once (see sendOnce).
+// pile more work onto it); a connection lost before any answer is resent once (see fetchReconnectingOnce).
 import { breakerFor } from "./breaker";
 import { secret } from "./config";
 import { HttpError } from "./errors";
@@ -51,7 +51,7 @@ function originHeaders(env: Env, hasBody: boolean): Headers {
  * fails before any answer. Sending it again on a fresh connection is safe here; an aborted (timed-out)
  * attempt is not resent.
  */
-async function sendOnce(url: string, init: RequestInit): Promise<Response> {
+async function fetchReconnectingOnce(url: string, init: RequestInit): Promise<Response> {
 	try {
 		return await fetch(url, init);
 	} catch (error) {
@@ -81,7 +81,7 @@ export async function callOrigin<T>(
 		const controller = new AbortController();
 		const timer = setTimeout(() => controller.abort(), target.timeoutMs);
 		try {
-			const response = await sendOnce(base + path, {
+			const response = await fetchReconnectingOnce(base + path, {
 				method: init.method,
 				headers: originHeaders(env, init.body !== undefined),
 				body: init.body,
