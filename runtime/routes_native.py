@@ -13,6 +13,7 @@ from runtime.schemas import EmbedRequest, GenerateRequest
 from runtime.service import DecodingLimits
 from runtime.sse import event, event_stream
 from runtime.state import runtime_state
+from runtime.tenant import tenant_of
 
 router = APIRouter()
 
@@ -30,9 +31,11 @@ async def generate(request: Request):
         body.prompt, DecodingLimits(body.max_tokens, body.stop, body.seed)
     )
     model, fingerprint = service.models.model.name, service.models.fingerprint.value
+    tenant = tenant_of(request)
     if body.stream:
-        return event_stream(_generate_events(service.stream(decoding), model, fingerprint), fingerprint)
-    result = await while_connected(request, service.generate(decoding))
+        events = _generate_events(service.stream(decoding, tenant), model, fingerprint)
+        return event_stream(events, fingerprint)
+    result = await while_connected(request, service.generate(decoding, tenant))
     answer = {
         "text": result.text,
         "finish_reason": result.finish_reason,
@@ -66,7 +69,7 @@ async def embed(request: Request):
     body = await read_json(request, EmbedRequest, state.settings.max_body_bytes)
     service = state.require_service()
     token_count = await service.count_embedding_tokens(body.input, "input")
-    vectors = await while_connected(request, service.embed(body.input, token_count))
+    vectors = await while_connected(request, service.embed(body.input, token_count, tenant_of(request)))
     fingerprint = service.models.fingerprint.value
     answer = {
         "embeddings": [vector.tolist() for vector in vectors],

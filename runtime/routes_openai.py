@@ -23,6 +23,7 @@ from runtime.schemas import (
 from runtime.service import DecodingLimits, InferenceService
 from runtime.sse import event, event_stream
 from runtime.state import runtime_state
+from runtime.tenant import tenant_of
 
 router = APIRouter()
 Body = TypeVar("Body", CompletionRequest, ChatCompletionRequest, EmbeddingsRequest)
@@ -116,19 +117,20 @@ async def completions(request: Request):
     limits = DecodingLimits(body.max_tokens, body.stop, body.seed)
     decoding = await service.prompt_decoding(body.prompt[0], limits, prompt_field="prompt")
     envelope = _Envelope(service, "cmpl", "text_completion")
+    tenant = tenant_of(request)
 
     def choice(text: str, finish_reason: str | None) -> dict:
         return {"index": 0, "text": text, "logprobs": None, "finish_reason": finish_reason}
 
     if body.stream:
         events = _stream_events(
-            service.stream(decoding),
+            service.stream(decoding, tenant),
             piece=lambda text: envelope.wrap(choices=[choice(text, None)]),
             finish=lambda reason: envelope.wrap(choices=[choice("", reason)]),
             usage=_usage_chunk(body, envelope),
         )
         return event_stream(events, envelope.fingerprint)
-    result = await while_connected(request, service.generate(decoding))
+    result = await while_connected(request, service.generate(decoding, tenant))
     answer = envelope.wrap(choices=[choice(result.text, result.finish_reason)], usage=_usage(result))
     return JSONResponse(answer, headers={HEADER: envelope.fingerprint})
 
@@ -143,6 +145,7 @@ async def chat_completions(request: Request):
     messages = [message.model_dump(exclude_none=True) for message in body.messages]
     decoding = await service.chat_decoding(messages, limits)
     envelope = _Envelope(service, "chatcmpl", "chat.completion")
+    tenant = tenant_of(request)
 
     if body.stream:
         chunk = _Envelope(service, "chatcmpl", "chat.completion.chunk")
@@ -152,14 +155,14 @@ async def chat_completions(request: Request):
             return chunk.wrap(choices=[choice])
 
         events = _stream_events(
-            service.stream(decoding),
+            service.stream(decoding, tenant),
             piece=lambda text: delta({"content": text}, None),
             finish=lambda reason: delta({}, reason),
             usage=_usage_chunk(body, chunk),
             first=delta({"role": "assistant", "content": ""}, None),
         )
         return event_stream(events, chunk.fingerprint)
-    result = await while_connected(request, service.generate(decoding))
+    result = await while_connected(request, service.generate(decoding, tenant))
     message = {"role": "assistant", "content": result.text}
     answer = envelope.wrap(
         choices=[{"index": 0, "message": message, "logprobs": None, "finish_reason": result.finish_reason}],
@@ -172,7 +175,7 @@ async def chat_completions(request: Request):
 async def embeddings(request: Request):
     body, service = await _accept(request, EmbeddingsRequest)
     token_count = await service.count_embedding_tokens(body.input, "input")
-    vectors = await while_connected(request, service.embed(body.input, token_count))
+    vectors = await while_connected(request, service.embed(body.input, token_count, tenant_of(request)))
 
     def encode(vector) -> list[float] | str:
         if body.encoding_format == "base64":  # little-endian float32, what the openai client decodes

@@ -53,4 +53,5 @@ async def status(request: Request):
         },
         "decoding": GREEDY,
         "queue_size": settings.queue_size,
+        "queue_size_per_tenant": settings.tenant_queue_size,
     }

@@ -1,4 +1,4 @@
-"""Inference requests between HTTP and the engines: limits, the per-model queues, streaming, metrics."""
+"""Inference requests between HTTP and the engines: limits, the per-model fair queues, streaming, metrics."""
 
 import asyncio
 import threading
@@ -14,7 +14,7 @@ from runtime.errors import ApiError, invalid_field
 from runtime.metrics import RuntimeMetrics
 from runtime.models import LoadedModels
 from runtime.settings import RuntimeSettings
-from runtime.worker import Job, ModelWorker, QueueFull
+from runtime.worker import Job, ModelWorker, QueueFull, WorkerStopped
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,12 @@ class InferenceService:
         self._settings = settings
         self._metrics = metrics
         self._workers = {
-            kind: ModelWorker(kind, settings.queue_size, metrics.queue_depth.labels(model=kind).set)
+            kind: ModelWorker(
+                kind,
+                settings.queue_size,
+                settings.tenant_queue_size,
+                metrics.queue_depth.labels(model=kind).set,
+            )
             for kind in ("generate", "embed")
         }
 
@@ -95,14 +100,23 @@ class InferenceService:
 
     # --- running on the model threads ---
 
-    def _submit(self, kind: str, work: Callable[[threading.Event], Any]) -> Job:
+    def _submit(self, kind: str, work: Callable[[threading.Event], Any], tenant: str) -> Job:
         try:
-            return self._workers[kind].submit(work)
+            return self._workers[kind].submit(work, tenant)
         except QueueFull as full:
             self._metrics.rejected.labels(model=kind).inc()
+            if full.tenant_share_full:
+                message = (
+                    f"this tenant already has {self._settings.tenant_queue_size} requests waiting "
+                    f"(RUNTIME_QUEUE_SIZE_PER_TENANT); retry in {full.retry_after_seconds}s"
+                )
+            else:
+                message = str(full)
             raise ApiError(
-                429, "queue_full", str(full), headers={"Retry-After": str(full.retry_after_seconds)}
+                429, "queue_full", message, headers={"Retry-After": str(full.retry_after_seconds)}
             ) from None
+        except WorkerStopped as stopped:
+            raise ApiError(503, "shutting_down", str(stopped)) from None
 
     def _generate_on_thread(
         self, request: DecodingRequest, cancelled: threading.Event, on_text: Callable[[str], None]
@@ -122,16 +136,16 @@ class InferenceService:
         self._metrics.generated_tokens.inc(result.completion_tokens)
         return result
 
-    async def generate(self, request: DecodingRequest) -> Generation:
+    async def generate(self, request: DecodingRequest, tenant: str) -> Generation:
         job = self._submit(
-            "generate", lambda cancelled: self._generate_on_thread(request, cancelled, _ignore)
+            "generate", lambda cancelled: self._generate_on_thread(request, cancelled, _ignore), tenant
         )
         try:
             return await job.future
         finally:
             job.cancel()  # a no-op once finished; frees the model if this request was abandoned
 
-    def stream(self, request: DecodingRequest) -> AsyncIterator[str | Generation]:
+    def stream(self, request: DecodingRequest, tenant: str) -> AsyncIterator[str | Generation]:
         """Queue the request now (so a full queue is a 429 before any byte is sent), then follow it."""
         loop = asyncio.get_running_loop()
         pieces: asyncio.Queue[str] = asyncio.Queue()
@@ -140,7 +154,7 @@ class InferenceService:
             loop.call_soon_threadsafe(pieces.put_nowait, piece)
 
         job = self._submit(
-            "generate", lambda cancelled: self._generate_on_thread(request, cancelled, on_text)
+            "generate", lambda cancelled: self._generate_on_thread(request, cancelled, on_text), tenant
         )
         return _follow(job, pieces)
 
@@ -152,8 +166,8 @@ class InferenceService:
         finally:
             self._metrics.inference_seconds.labels(kind="embed").observe(time.perf_counter() - started)
 
-    async def embed(self, texts: list[str], token_count: int) -> list[np.ndarray]:
-        job = self._submit("embed", lambda cancelled: self._embed_on_thread(texts, cancelled))
+    async def embed(self, texts: list[str], token_count: int, tenant: str) -> list[np.ndarray]:
+        job = self._submit("embed", lambda cancelled: self._embed_on_thread(texts, cancelled), tenant)
         self._metrics.prompt_tokens.labels(kind="embed").inc(token_count)
         try:
             return await job.future

@@ -32,6 +32,8 @@ class RuntimeSettings(BaseSettings):
     default_max_tokens: int = Field(128, ge=1)
     default_seed: int = Field(42, ge=0, le=2**32 - 1)
     queue_size: int = Field(16, ge=1)
+    # How many of `queue_size` one tenant (X-Steadytext-Tenant) may fill; None = half of them.
+    queue_size_per_tenant: int | None = Field(None, ge=1)
     max_body_bytes: int = Field(1_048_576, ge=1024)
     auth_token: SecretStr | None = None
 
@@ -67,7 +69,16 @@ class RuntimeSettings(BaseSettings):
             raise ValueError("RUNTIME_MODEL_URL needs RUNTIME_MODEL_SHA256 to verify the download")
         if self.default_max_tokens > self.max_tokens_cap:
             raise ValueError("RUNTIME_DEFAULT_MAX_TOKENS must not exceed RUNTIME_MAX_TOKENS_CAP")
+        if self.queue_size_per_tenant is not None and self.queue_size_per_tenant > self.queue_size:
+            raise ValueError("RUNTIME_QUEUE_SIZE_PER_TENANT must not exceed RUNTIME_QUEUE_SIZE")
         return self
+
+    @property
+    def tenant_queue_size(self) -> int:
+        """Requests one tenant may have waiting per model, so one key never fills the whole queue."""
+        if self.queue_size_per_tenant is not None:
+            return self.queue_size_per_tenant
+        return max(1, self.queue_size // 2)
 
     @property
     def s3_location(self) -> tuple[str, str]:

@@ -42,6 +42,21 @@ def test_environment_variables_are_read(monkeypatch):
     assert "zq-secret-77" not in repr(settings)  # a secret never shows up in logs
 
 
+@pytest.mark.parametrize(
+    ("env", "tenant_queue_size"),
+    [
+        ({}, 8),
+        ({"RUNTIME_QUEUE_SIZE": "1"}, 1),
+        ({"RUNTIME_QUEUE_SIZE": "5"}, 2),
+        ({"RUNTIME_QUEUE_SIZE": "5", "RUNTIME_QUEUE_SIZE_PER_TENANT": "5"}, 5),
+    ],
+)
+def test_one_tenant_may_fill_half_the_queue_unless_told_otherwise(monkeypatch, env, tenant_queue_size):
+    for name in ("RUNTIME_QUEUE_SIZE", "RUNTIME_QUEUE_SIZE_PER_TENANT"):
+        monkeypatch.delenv(name, raising=False)
+    assert settings_from_env(monkeypatch, **env).tenant_queue_size == tenant_queue_size
+
+
 def test_empty_variables_count_as_unset(monkeypatch):
     settings = settings_from_env(monkeypatch, RUNTIME_MODEL_URL="", RUNTIME_AUTH_TOKEN="")
     assert settings.model_url is None and settings.auth_token is None
@@ -54,6 +69,8 @@ def test_empty_variables_count_as_unset(monkeypatch):
         ({"RUNTIME_PORT": "eighty"}, "RUNTIME_PORT"),
         ({"RUNTIME_N_CTX": "8"}, "RUNTIME_N_CTX"),
         ({"RUNTIME_QUEUE_SIZE": "0"}, "RUNTIME_QUEUE_SIZE"),
+        ({"RUNTIME_QUEUE_SIZE_PER_TENANT": "0"}, "RUNTIME_QUEUE_SIZE_PER_TENANT"),
+        ({"RUNTIME_QUEUE_SIZE": "4", "RUNTIME_QUEUE_SIZE_PER_TENANT": "5"}, "RUNTIME_QUEUE_SIZE_PER_TENANT"),
         ({"RUNTIME_MODEL_SHA256": "abc"}, "RUNTIME_MODEL_SHA256"),
         (
             {"RUNTIME_MODEL_URL": "https://example.com/model.gguf", "RUNTIME_MODEL_SHA256": SHA},
