@@ -1,5 +1,8 @@
 """Every kind of bad input answers a 4xx JSON error naming the problem, and the runtime keeps serving."""
 
+import logging
+from collections.abc import Iterator
+
 import pytest
 
 MODEL = "gemma-3-270m-q4_k_m"
@@ -100,3 +103,66 @@ def test_unknown_route_and_wrong_method_are_json_errors(client):
 
 def test_still_serving_after_the_bad_inputs(client):
     assert client.post("/v1/generate", json={"prompt": "hi", "max_tokens": 2}).status_code == 200
+
+
+@pytest.fixture()
+def logged(caplog) -> Iterator[list[logging.LogRecord]]:
+    """Every record the runtime and uvicorn log meanwhile (uvicorn's own logger does not propagate)."""
+    records: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    handler = Keep(level=logging.DEBUG)
+    loggers = [logging.getLogger(), logging.getLogger("uvicorn")]
+    for logger in loggers:
+        logger.addHandler(handler)
+    try:
+        yield records
+    finally:
+        for logger in loggers:
+            logger.removeHandler(handler)
+
+
+def nested(depth: int, innermost: str = '"x"') -> str:
+    return "[" * depth + innermost + "]" * depth
+
+
+# Bodies nested deeper than 32 levels (the body itself is level 1), wherever the nesting is.
+TOO_DEEP = {
+    "33 levels in stop": f'{{"prompt": "hi", "stop": {nested(32)}}}',
+    "objects in an unknown field": '{"prompt": "hi", "extra": ' + '{"a": ' * 40 + "1" + "}" * 40 + "}",
+    "100k levels": f'{{"prompt": "hi", "stop": {nested(100_000)}}}',
+    "100k unclosed": '{"prompt": "hi", "stop": ' + "[" * 100_000,
+    "a bare 100k-deep array": nested(100_000, "1"),
+}
+
+
+@pytest.mark.parametrize("route", ["/v1/generate", "/v1/chat/completions", "/v1/embeddings"])
+@pytest.mark.parametrize("raw", TOO_DEEP.values(), ids=TOO_DEEP.keys())
+def test_deeply_nested_json_is_a_400_naming_the_limit(client, logged, route, raw):
+    response = client.post(route, content=raw.encode(), headers={"content-type": "application/json"})
+    assert response.status_code == 400, response.text[:300]
+    error = response.json()["error"]
+    assert error["type"] == "invalid_json" and "32 levels" in error["message"]
+    assert [record for record in logged if record.exc_info or record.levelno >= logging.ERROR] == []
+
+
+def test_nesting_up_to_the_limit_reaches_validation(client):
+    response = client.post("/v1/generate", content=f'{{"prompt": "hi", "stop": {nested(31)}}}'.encode())
+    assert response.status_code == 400
+    assert response.json()["error"]["field"].startswith("stop")  # refused by the schema, not the depth
+
+
+def test_brackets_inside_strings_do_not_count(client):
+    prompt = "[{" * 500 + ' \\" ' + "]}" * 500
+    response = client.post("/v1/generate", content=f'{{"prompt": "{prompt}", "max_tokens": 1}}'.encode())
+    assert response.status_code == 200, response.text[:300]
+
+
+def test_a_number_too_long_to_convert_is_a_400(client, logged):
+    response = client.post("/v1/generate", content=b'{"prompt": "hi", "max_tokens": ' + b"9" * 5000 + b"}")
+    assert response.status_code == 400
+    assert response.json()["error"]["type"] == "invalid_json"
+    assert [record for record in logged if record.exc_info or record.levelno >= logging.ERROR] == []
