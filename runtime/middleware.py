@@ -9,6 +9,12 @@ from runtime.errors import ApiError
 from runtime.metrics import RuntimeMetrics
 
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz"})
+# Metric labels come from these fixed sets, never from what a client sends: any other method is
+# `other`, any path no route matched is `unmatched` (a new series per client input would let anyone
+# grow the metrics without bound).
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+OTHER_METHOD = "other"
+UNMATCHED_ROUTE = "unmatched"
 
 
 class BearerAuthMiddleware:
@@ -36,7 +42,7 @@ class BearerAuthMiddleware:
 
 
 class MetricsMiddleware:
-    """Counts requests by route template (bounded labels) and status; times them to the last byte."""
+    """Counts requests by route template, method and status (all bounded); times them to the last byte."""
 
     def __init__(self, app: ASGIApp, metrics: RuntimeMetrics):
         self._app = app
@@ -58,7 +64,8 @@ class MetricsMiddleware:
         try:
             await self._app(scope, receive, send_and_record)
         finally:
-            route = scope.get("route")
-            label = getattr(route, "path", "unmatched")
-            self._metrics.requests.labels(route=label, method=scope["method"], status=str(status)).inc()
-            self._metrics.request_seconds.labels(route=label).observe(time.perf_counter() - started)
+            # The matched route's template (`/v1/x/{id}`), never the path the client sent.
+            route = getattr(scope.get("route"), "path", UNMATCHED_ROUTE)
+            method = scope["method"] if scope["method"] in KNOWN_METHODS else OTHER_METHOD
+            self._metrics.requests.labels(route=route, method=method, status=str(status)).inc()
+            self._metrics.request_seconds.labels(route=route).observe(time.perf_counter() - started)

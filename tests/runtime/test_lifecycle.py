@@ -1,5 +1,6 @@
 """Readiness, the bounded queue, client disconnects, bearer auth and metrics, each on its own app."""
 
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -168,3 +169,30 @@ def test_status_describes_the_runtime(client):
     assert status["backend"] == "cpu"
     assert status["versions"]["llama_cpp_python"] == "0.3.36"
     assert status["defaults"] == {"seed": 42, "max_tokens": 16, "max_tokens_cap": 256}
+
+
+def test_metric_labels_stay_bounded_whatever_clients_send(app_factory):
+    odd_methods = ["FOO", "PROPFIND", "PURGE", "X-" + "A" * 40, "BREW"]
+    odd_paths = ["/nope", "/v1/generate/extra", "/%2e%2e/etc/passwd", "/v1/" + "z" * 200, "/metrics/../v1"]
+    with serve(app_factory()) as url, httpx.Client(base_url=url, timeout=120) as http:
+        wait_ready(url)
+        for method in odd_methods:
+            for path in ["/v1/generate", "/metrics", *odd_paths]:
+                assert http.request(method, path).status_code in (404, 405)
+        for path in odd_paths:
+            assert http.get(path).status_code == 404
+            assert http.post(path, json={"prompt": "hi"}).status_code == 404
+        text = http.get("/metrics").text
+    series = [line for line in text.splitlines() if line.startswith("runtime_requests_total{")]
+    labels = [dict(re.findall(r'(\w+)="([^"]*)"', line)) for line in series]
+    assert {label["method"] for label in labels} == {"other", "GET", "POST"}
+    assert {label["route"] for label in labels} == {"unmatched", "/v1/generate", "/metrics", "/readyz"}
+    # All odd methods on one route and status share one series.
+    other_on_generate = 'method="other",route="/v1/generate",status="405"'
+    assert metric_value(text, "runtime_requests_total", other_on_generate) == len(odd_methods)
+    histograms = {
+        match
+        for line in text.splitlines()
+        for match in re.findall(r'^runtime_request_duration_seconds_count\{route="([^"]*)"', line)
+    }
+    assert histograms == {"unmatched", "/v1/generate", "/metrics", "/readyz"}
