@@ -62,6 +62,8 @@ class GenerationEngine:
         self._chat_prompt = chat_prompt_builder(self._llama)
 
     def tokenize_prompt(self, prompt: str) -> list[int]:
+        # A raw prompt is the caller's whole input, so its special-token text is parsed (as llama.cpp's
+        # server does): there is no turn of anyone else's in it to forge. Chat content is text (chat.py).
         return self._llama.tokenize(prompt.encode("utf-8"), add_bos=True, special=True)
 
     def tokenize_chat(self, messages: Messages) -> list[int]:
