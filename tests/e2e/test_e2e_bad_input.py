@@ -106,3 +106,26 @@ def test_worker_still_serves_after_the_corpus(worker, unique_prompt):
 
     assert response.status_code == 200, response.text
     assert response.json()["text"]
+
+
+DEEP_BODIES = {
+    "33 levels": '{"prompt": "hi", "stop": ' + "[" * 32 + '"x"' + "]" * 32 + "}",
+    "100k levels": '{"prompt": "hi", "stop": ' + "[" * 100_000 + "]" * 100_000 + "}",
+    "100k unclosed": '{"prompt": "hi", "extra": ' + '{"a": ' * 100_000,
+}
+
+
+@pytest.mark.parametrize("raw", DEEP_BODIES.values(), ids=DEEP_BODIES.keys())
+def test_the_runtime_refuses_deep_json_without_a_traceback(stack, runtime, raw):
+    log = stack.runtime.log_path
+    logged_before = log.stat().st_size
+
+    response = runtime.post(
+        "/v1/generate", content=raw.encode(), headers={"Content-Type": "application/json"}
+    )
+
+    body = assert_json_error(response, [400])
+    assert "32 levels" in body["error"]["message"]
+    with log.open("rb") as text:
+        text.seek(logged_before)
+        assert b"Traceback" not in text.read()
