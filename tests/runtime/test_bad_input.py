@@ -5,6 +5,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from runtime.body import nesting_depth
+
 MODEL = "gemma-3-270m-q4_k_m"
 
 # (route, JSON body, status, field named in the error)
@@ -166,3 +168,20 @@ def test_a_number_too_long_to_convert_is_a_400(client, logged):
     assert response.status_code == 400
     assert response.json()["error"]["type"] == "invalid_json"
     assert [record for record in logged if record.exc_info or record.levelno >= logging.ERROR] == []
+
+
+@pytest.mark.parametrize(
+    ("raw", "depth"),
+    [
+        (b"1", 0),
+        (b"{}", 1),
+        (b'{"a": [1, [2, {"b": null}]]}', 4),
+        (b'{"a": "[[[\\"[[{{"}', 1),  # brackets and an escaped quote inside a string
+        (b'["\\\\", [[]]]', 3),  # an escaped backslash ends before the closing quote
+        (b"[" * 100_000, 100_000),
+        (b'["unterminated [[[[', 1),
+        (b"]]][[", 0),
+    ],
+)
+def test_nesting_depth_is_measured_without_parsing(raw, depth):
+    assert nesting_depth(raw) == depth
