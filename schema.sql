@@ -1,13 +1,17 @@
--- steadytext-edge D1 schema: the single source applied by the Worker tests, by `make dev`
--- (`wrangler d1 execute --local --file schema.sql`) and by infra. Idempotent: safe to apply again.
+-- steadytext-edge D1 schema as it stands after every migration: the one place to read it. It is not
+-- applied anywhere: the numbered files in migrations/ are (by the deploy, `make dev` and the tests; see
+-- docs/interfaces.md), and tests/infra/test_d1_migrations.py proves that applying them all to SQLite gives
+-- exactly this schema (d1_migrations, where the runners record what they applied, is left out). A change
+-- to the schema is a new migration plus the same change here.
 -- Times are unix seconds unless the column name says `_ms`.
 
--- Generation answers, keyed by sha256(canonical request + model fingerprint). `body` is the origin's
--- response body verbatim, so a cached answer is byte-identical to a fresh one.
-CREATE TABLE IF NOT EXISTS generation_cache (
+-- Origin answers of every kind, keyed by sha256(canonical request + model fingerprint) with a kind prefix
+-- (gen:v1: | emb:v1:, edge/src/cachekey.ts). `body` is the origin's response body verbatim, so a cached
+-- answer is byte-identical to a fresh one. No prompt text is stored. A row expires at
+-- min(last access + CACHE_TTL_SECONDS, created_at + CACHE_MAX_AGE_SECONDS).
+CREATE TABLE IF NOT EXISTS answer_cache (
     cache_key    TEXT PRIMARY KEY,
     route        TEXT NOT NULL,
-    parameters   TEXT NOT NULL,          -- canonical JSON of the DLP-checked request parameters
     fingerprint  TEXT NOT NULL,
     body         TEXT NOT NULL,
     content_type TEXT NOT NULL,
@@ -16,22 +20,8 @@ CREATE TABLE IF NOT EXISTS generation_cache (
     expires_at   INTEGER NOT NULL,
     access_count INTEGER NOT NULL DEFAULT 0
 );
-CREATE INDEX IF NOT EXISTS idx_generation_cache_expires ON generation_cache (expires_at);
-
--- Embedding answers: same shape as generation_cache.
-CREATE TABLE IF NOT EXISTS embedding_cache (
-    cache_key    TEXT PRIMARY KEY,
-    route        TEXT NOT NULL,
-    parameters   TEXT NOT NULL,
-    fingerprint  TEXT NOT NULL,
-    body         TEXT NOT NULL,
-    content_type TEXT NOT NULL,
-    created_at   INTEGER NOT NULL,
-    accessed_at  INTEGER NOT NULL,
-    expires_at   INTEGER NOT NULL,
-    access_count INTEGER NOT NULL DEFAULT 0
-);
-CREATE INDEX IF NOT EXISTS idx_embedding_cache_expires ON embedding_cache (expires_at);
+CREATE INDEX IF NOT EXISTS idx_answer_cache_expires ON answer_cache (expires_at);
+CREATE INDEX IF NOT EXISTS idx_answer_cache_created ON answer_cache (created_at);
 
 -- One row per request the Worker answered, written in micro-batches off the hot path.
 CREATE TABLE IF NOT EXISTS request_metrics (

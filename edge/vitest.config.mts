@@ -1,12 +1,16 @@
 // Two projects: the Worker tests run inside workerd (vitest-pool-workers) with local D1/KV/R2/DO and the
 // rate-limit simulator, the origin faked at the network boundary (globalThis.fetch, test/fake-origin.ts);
 // the Node tests drive the key CLI against wrangler's local stores and a fake Cloudflare API.
-import { readFileSync } from "node:fs";
-import { cloudflareTest } from "@cloudflare/vitest-pool-workers";
-import { unstable_splitSqlQuery } from "wrangler";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-pool-workers";
+import { unstable_readConfig } from "wrangler";
 import { defineConfig } from "vitest/config";
 
-const schemaPath = new URL("../schema.sql", import.meta.url);
+// The D1 migrations, from the folder wrangler.jsonc names (test/setup.ts applies them as the chanfana template does).
+const edgeDir = path.dirname(fileURLToPath(import.meta.url));
+const database = unstable_readConfig({ config: path.join(edgeDir, "wrangler.jsonc") }).d1_databases.find((db) => db.binding === "DB");
+const migrations = await readD1Migrations(path.resolve(edgeDir, database!.migrations_dir!));
 
 export default defineConfig({
 	test: {
@@ -18,7 +22,7 @@ export default defineConfig({
 						wrangler: { configPath: "./wrangler.jsonc" },
 						miniflare: {
 							bindings: {
-								SCHEMA_QUERIES: unstable_splitSqlQuery(readFileSync(schemaPath, "utf8")),
+								D1_MIGRATIONS: migrations,
 								ORIGIN_URL: "http://origin-primary.test",
 								ORIGIN_FALLBACK_URL: "http://origin-fallback.test",
 								ORIGIN_TIMEOUT_MS: "2000",
@@ -31,6 +35,8 @@ export default defineConfig({
 							},
 							// A tight limiter for the 429 test; the Worker's own RATE_LIMITER keeps wrangler.jsonc's limit.
 							ratelimits: { TIGHT_RATE_LIMITER: { simple: { limit: 3, period: 60 } } },
+							// A second, unmigrated database for the upgrade test (test/migrations.test.ts).
+							d1Databases: { UPGRADE_DB: "upgrade-test-db" },
 						},
 					}),
 				],

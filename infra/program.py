@@ -49,6 +49,7 @@ def worker_vars(cfg: StackConfig) -> dict[str, str]:
         "ORIGIN_FALLBACK_URL": worker.origin_fallback_url,
         "DLP_POLICY": worker.dlp_policy,
         "CACHE_TTL_SECONDS": str(worker.cache_ttl_seconds),
+        "CACHE_MAX_AGE_SECONDS": str(worker.cache_max_age_seconds),
         "MEMORY_CACHE_ENTRIES": str(worker.memory_cache_entries),
         "MAX_TOKENS_LIMIT": str(worker.max_tokens_limit),
         "MAX_BODY_BYTES": str(worker.max_body_bytes),

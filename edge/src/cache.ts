@@ -2,8 +2,12 @@
 // (persistent, counts accesses and promotes frequently read rows back into KV). Bodies are stored verbatim with their content type, so a
 // replayed answer is byte-identical to the fresh one. Writes are write-behind through ctx.waitUntil and
 // a failing write is logged, never surfaced to the client.
-import type { Kind } from "./cachekey";
+//
+// Privacy at rest: D1 holds the answer and its key (a SHA-256), never the prompt. Every answer has a hard
+// maximum age from when it was stored: a hit refreshes the TTL and may promote the row into KV, but never
+// past created_at + maxAgeSeconds, so a popular prompt's answer does not live for ever.
 import { recall, remember } from "./memorycache";
+import { bumpCounter, SKIPPED_CACHE_WRITES } from "./metrics";
 
 export interface CachedAnswer {
 	body: string;
@@ -13,17 +17,17 @@ export interface CachedAnswer {
 }
 
 export interface CachePolicy {
+	/** Life of an answer after its last use (KV TTL; D1 expiry after a hit). */
 	ttlSeconds: number;
+	/** Hard limit on an answer's life from when it was stored (never below ttlSeconds). */
+	maxAgeSeconds: number;
 	/** Capacity of the isolate's memory tier (0 turns it off). */
 	memoryEntries: number;
 }
 
 export interface CacheEntry {
-	kind: Kind;
 	key: string;
 	route: string;
-	/** Canonical JSON of the parameters (already DLP-checked). */
-	parameters: string;
 	fingerprint: string;
 	body: string;
 	contentType: string;
@@ -36,13 +40,33 @@ interface KvMetadata {
 
 /** A D1 row read this many times is copied back into KV. */
 export const PROMOTE_AFTER_HITS = 2;
+// KV rejects an expirationTtl below 60 s; an answer with less life left is not promoted.
+const KV_MIN_TTL_SECONDS = 60;
+// D1's limit on a row (and on one string). An answer over it skips the D1 tier instead of failing the write;
+// the margin covers the row's integers and record header.
+export const D1_MAX_ROW_BYTES = 2_000_000;
+const D1_ROW_MARGIN_BYTES = 1024;
+// KV's limit on one value.
+export const KV_MAX_VALUE_BYTES = 25 * 1024 * 1024;
 
-const TABLE: Record<Kind, string> = { generate: "generation_cache", embed: "embedding_cache" };
+/** Expired rows deleted per statement, and statements per cron run: each DELETE stays short (D1 runs
+ * one write at a time), and a large backlog drains over several runs instead of one long one. */
+export const EVICTION_CHUNK_ROWS = 500;
+export const EVICTION_MAX_CHUNKS = 20;
 
 const nowSeconds = (): number => Math.floor(Date.now() / 1000);
+const encoder = new TextEncoder();
 
 function logFailure(what: string): (error: Error) => void {
 	return (error) => console.error(`cache: ${what} failed:`, error.message);
+}
+
+/** Whether `texts` fit in `limit` bytes of UTF-8; encodes only when the UTF-16 length leaves doubt. */
+function fitsIn(limit: number, ...texts: string[]): boolean {
+	const units = texts.reduce((sum, text) => sum + text.length, 0);
+	if (units * 3 <= limit) return true; // a UTF-16 code unit is at most 3 bytes of UTF-8
+	if (units > limit) return false; // and at least 1
+	return texts.reduce((sum, text) => sum + encoder.encode(text).byteLength, 0) <= limit;
 }
 
 // Async wrappers turn a binding's synchronous throw into a rejection that the write-behind catches.
@@ -65,12 +89,23 @@ async function lookupKv(env: Env, key: string): Promise<CachedAnswer | null> {
 	}
 }
 
-async function lookupD1(env: Env, ctx: ExecutionContext, kind: Kind, key: string, ttlSeconds: number): Promise<CachedAnswer | null> {
-	const table = TABLE[kind];
-	let row: { body: string; content_type: string; fingerprint: string; access_count: number } | null;
+interface AnswerRow {
+	body: string;
+	content_type: string;
+	fingerprint: string;
+	access_count: number;
+	created_at: number;
+}
+
+async function lookupD1(env: Env, ctx: ExecutionContext, key: string, policy: CachePolicy): Promise<CachedAnswer | null> {
+	const now = nowSeconds();
+	let row: AnswerRow | null;
 	try {
-		row = await env.DB.prepare(`SELECT body, content_type, fingerprint, access_count FROM ${table} WHERE cache_key = ? AND expires_at > ? LIMIT 1`)
-			.bind(key, nowSeconds())
+		// The created_at bound also retires rows stored under a longer maximum age than today's.
+		row = await env.DB.prepare(
+			"SELECT body, content_type, fingerprint, access_count, created_at FROM answer_cache WHERE cache_key = ? AND expires_at > ? AND created_at > ? LIMIT 1",
+		)
+			.bind(key, now, now - policy.maxAgeSeconds)
 			.first();
 	} catch (error) {
 		logFailure("D1 read")(error as Error);
@@ -78,59 +113,78 @@ async function lookupD1(env: Env, ctx: ExecutionContext, kind: Kind, key: string
 	}
 	if (!row) return null;
 	const answer: CachedAnswer = { body: row.body, contentType: row.content_type, fingerprint: row.fingerprint, tier: "d1" };
-	const now = nowSeconds();
-	const touch = runD1(env, `UPDATE ${table} SET access_count = access_count + 1, accessed_at = ?, expires_at = ? WHERE cache_key = ?`, now, now + ttlSeconds, key).catch(
-		logFailure("D1 access update"),
-	);
+	const touch = runD1(
+		env,
+		"UPDATE answer_cache SET access_count = access_count + 1, accessed_at = ?, expires_at = MIN(?, created_at + ?) WHERE cache_key = ?",
+		now,
+		now + policy.ttlSeconds,
+		policy.maxAgeSeconds,
+		key,
+	).catch(logFailure("D1 access update"));
+	const kvTtl = Math.min(policy.ttlSeconds, row.created_at + policy.maxAgeSeconds - now);
 	const promote =
-		row.access_count + 1 >= PROMOTE_AFTER_HITS
-			? putKv(env, key, row.body, { contentType: row.content_type, fingerprint: row.fingerprint }, ttlSeconds).catch(
-					logFailure("KV promotion"),
-				)
+		row.access_count + 1 >= PROMOTE_AFTER_HITS && kvTtl >= KV_MIN_TTL_SECONDS
+			? putKv(env, key, row.body, { contentType: row.content_type, fingerprint: row.fingerprint }, kvTtl).catch(logFailure("KV promotion"))
 			: Promise.resolve();
 	ctx.waitUntil(Promise.all([touch, promote]));
 	return answer;
 }
 
-export async function lookup(env: Env, ctx: ExecutionContext, kind: Kind, key: string, policy: CachePolicy): Promise<CachedAnswer | null> {
+export async function lookup(env: Env, ctx: ExecutionContext, key: string, policy: CachePolicy): Promise<CachedAnswer | null> {
 	const inMemory = recall(key, policy.memoryEntries);
 	if (inMemory) return { ...inMemory, tier: "memory" };
-	const found = (await lookupKv(env, key)) ?? (await lookupD1(env, ctx, kind, key, policy.ttlSeconds));
+	const found = (await lookupKv(env, key)) ?? (await lookupD1(env, ctx, key, policy));
 	if (found) remember(key, { body: found.body, contentType: found.contentType, fingerprint: found.fingerprint }, policy.memoryEntries);
 	return found;
 }
 
-/** Write-behind to both tiers. The D1 upsert keeps access_count and created_at of an existing row. */
+/** Counted, not logged as a failure: an answer too large for a tier is expected, and served all the same. */
+function skipTier(env: Env, tier: "kv" | "d1"): Promise<void> {
+	return bumpCounter(env.DB, SKIPPED_CACHE_WRITES, { tier }).catch(logFailure(`counting a skipped ${tier} write`));
+}
+
+/** Write-behind to every tier the answer fits in. A store is a new answer: its row starts a new life. */
 export function store(env: Env, ctx: ExecutionContext, entry: CacheEntry, policy: CachePolicy): void {
 	const { ttlSeconds } = policy;
 	const now = nowSeconds();
 	remember(entry.key, { body: entry.body, contentType: entry.contentType, fingerprint: entry.fingerprint }, policy.memoryEntries);
-	const kv = putKv(env, entry.key, entry.body, { contentType: entry.contentType, fingerprint: entry.fingerprint }, ttlSeconds).catch(
-		logFailure("KV write"),
-	);
-	const d1 = runD1(
-		env,
-		`INSERT INTO ${TABLE[entry.kind]} (cache_key, route, parameters, fingerprint, body, content_type, created_at, accessed_at, expires_at, access_count)
-		 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0)
-		 ON CONFLICT (cache_key) DO UPDATE SET body = excluded.body, content_type = excluded.content_type,
-		   fingerprint = excluded.fingerprint, accessed_at = excluded.accessed_at, expires_at = excluded.expires_at`,
-		entry.key,
-		entry.route,
-		entry.parameters,
-		entry.fingerprint,
-		entry.body,
-		entry.contentType,
-		now,
-		now,
-		now + ttlSeconds,
-	).catch(logFailure("D1 write"));
+	const kv = fitsIn(KV_MAX_VALUE_BYTES, entry.body)
+		? putKv(env, entry.key, entry.body, { contentType: entry.contentType, fingerprint: entry.fingerprint }, ttlSeconds).catch(logFailure("KV write"))
+		: skipTier(env, "kv");
+	const d1 = fitsIn(D1_MAX_ROW_BYTES - D1_ROW_MARGIN_BYTES, entry.key, entry.route, entry.fingerprint, entry.body, entry.contentType)
+		? runD1(
+				env,
+				`INSERT OR REPLACE INTO answer_cache (cache_key, route, fingerprint, body, content_type, created_at, accessed_at, expires_at, access_count)
+				 VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0)`,
+				entry.key,
+				entry.route,
+				entry.fingerprint,
+				entry.body,
+				entry.contentType,
+				now,
+				now,
+				now + ttlSeconds,
+			).catch(logFailure("D1 write"))
+		: skipTier(env, "d1");
 	ctx.waitUntil(Promise.all([kv, d1]));
 }
 
-/** Deletes expired rows from both cache tables (KV entries expire by themselves). */
-export async function evictExpired(db: D1Database, nowS = nowSeconds()): Promise<Record<Kind, number>> {
-	const [generate, embed] = await db.batch(
-		(Object.values(TABLE) as string[]).map((table) => db.prepare(`DELETE FROM ${table} WHERE expires_at <= ?`).bind(nowS)),
+/** Deletes D1 rows past their expiry or their maximum age (KV entries expire by themselves), in chunks of
+ * `chunkRows`, at most `maxChunks` per call; returns how many rows went. */
+export async function evictExpired(
+	db: D1Database,
+	maxAgeSeconds: number,
+	nowS = nowSeconds(),
+	{ chunkRows = EVICTION_CHUNK_ROWS, maxChunks = EVICTION_MAX_CHUNKS } = {},
+): Promise<number> {
+	const chunk = db.prepare(
+		"DELETE FROM answer_cache WHERE rowid IN (SELECT rowid FROM answer_cache WHERE expires_at <= ? OR created_at <= ? LIMIT ?)",
 	);
-	return { generate: generate.meta.changes, embed: embed.meta.changes };
+	let deleted = 0;
+	for (let run = 0; run < maxChunks; run++) {
+		const { meta } = await chunk.bind(nowS, nowS - maxAgeSeconds, chunkRows).run();
+		deleted += meta.changes;
+		if (meta.changes < chunkRows) break;
+	}
+	return deleted;
 }

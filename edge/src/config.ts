@@ -56,6 +56,16 @@ function originUrl(env: Env, name: "ORIGIN_URL" | "ORIGIN_FALLBACK_URL"): string
 	return url.toString().replace(/\/+$/, "");
 }
 
+/** The cache's settings alone, so the cron's eviction does not depend on the request path's vars. */
+export function cachePolicy(env: Env): CachePolicy {
+	const ttlSeconds = integerVar(env, "CACHE_TTL_SECONDS", MIN_CACHE_TTL_SECONDS);
+	const maxAgeSeconds = integerVar(env, "CACHE_MAX_AGE_SECONDS", MIN_CACHE_TTL_SECONDS);
+	if (maxAgeSeconds < ttlSeconds) {
+		throw configError(`CACHE_MAX_AGE_SECONDS (${maxAgeSeconds}) must be >= CACHE_TTL_SECONDS (${ttlSeconds})`);
+	}
+	return { ttlSeconds, maxAgeSeconds, memoryEntries: integerVar(env, "MEMORY_CACHE_ENTRIES", 0) };
+}
+
 function parseSettings(env: Env): Settings {
 	const primary = originUrl(env, "ORIGIN_URL");
 	if (primary === null) throw configError("ORIGIN_URL is required");
@@ -68,7 +78,7 @@ function parseSettings(env: Env): Settings {
 	return {
 		originUrls: fallback ? [primary, fallback] : [primary],
 		dlpPolicy,
-		cache: { ttlSeconds: integerVar(env, "CACHE_TTL_SECONDS", MIN_CACHE_TTL_SECONDS), memoryEntries: integerVar(env, "MEMORY_CACHE_ENTRIES", 0) },
+		cache: cachePolicy(env),
 		maxTokensLimit: integerVar(env, "MAX_TOKENS_LIMIT"),
 		maxBodyBytes: integerVar(env, "MAX_BODY_BYTES"),
 		originTimeoutMs: integerVar(env, "ORIGIN_TIMEOUT_MS"),

@@ -1,5 +1,6 @@
 // steadytext-edge Worker: the entry points. See docs/edge.md for the API and configuration.
 import { evictExpired } from "./cache";
+import { cachePolicy } from "./config";
 import { toErrorResponse } from "./errors";
 import type { Observation } from "./inference";
 import { pruneRequestMetrics, recordRequest } from "./metrics";
@@ -32,7 +33,7 @@ export default {
 	},
 
 	async scheduled(_controller, env): Promise<void> {
-		const [evicted, pruned] = await Promise.all([evictExpired(env.DB), pruneRequestMetrics(env.DB)]);
-		console.log(`scheduled: evicted ${evicted.generate} generation and ${evicted.embed} embedding rows, pruned ${pruned} metric rows`);
+		const [evicted, pruned] = await Promise.all([evictExpired(env.DB, cachePolicy(env).maxAgeSeconds), pruneRequestMetrics(env.DB)]);
+		console.log(`scheduled: evicted ${evicted} cached answers, pruned ${pruned} metric rows`);
 	},
 } satisfies ExportedHandler<Env>;

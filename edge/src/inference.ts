@@ -3,7 +3,7 @@
 // hit → replay; miss → single-flight origin call → write-behind to KV and D1.
 import { authenticate, hashPresentedKey } from "./auth";
 import { lookup, store, type CachedAnswer } from "./cache";
-import { cacheKey, canonicalJson, type Kind } from "./cachekey";
+import { cacheKey, type Kind } from "./cachekey";
 import { coalescedAnswer } from "./coalesce";
 import { settings, type Settings } from "./config";
 import { applyDlp } from "./dlp";
@@ -61,7 +61,7 @@ async function prepare(request: Request, env: Env, ctx: ExecutionContext, config
 	const mode = cacheMode(request);
 	const fingerprint = await currentFingerprint(env, config, ctx);
 	const key = await cacheKey(route.kind, route.originPath, params, fingerprint);
-	const cached = mode === "use" ? await lookup(env, ctx, route.kind, key, config.cache) : null;
+	const cached = mode === "use" ? await lookup(env, ctx, key, config.cache) : null;
 	return { ...validated, params, transport, redacted, mode, fingerprint, key, cached };
 }
 
@@ -116,8 +116,7 @@ async function storeAnswer(env: Env, ctx: ExecutionContext, config: Settings, ro
 		rememberFingerprint(env, config, ctx, fingerprint);
 		key = await cacheKey(route.kind, route.originPath, prepared.params, fingerprint);
 	}
-	const entry = { kind: route.kind, key, route: route.originPath, parameters: canonicalJson(prepared.params), fingerprint };
-	store(env, ctx, { ...entry, body: answer.body, contentType: answer.contentType }, config.cache);
+	store(env, ctx, { key, route: route.originPath, fingerprint, body: answer.body, contentType: answer.contentType }, config.cache);
 }
 
 export async function handleInference(request: Request, env: Env, ctx: ExecutionContext, route: InferenceRoute, obs: Observation): Promise<Response> {

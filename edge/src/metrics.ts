@@ -24,9 +24,17 @@ const RETRY_DELAY_MS = 100;
 export const METRICS_RETENTION_DAYS = 7;
 const DURATION_BUCKETS_SECONDS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 
+/** Answers a cache tier could not hold (cache.ts), labelled by tier. */
+export const SKIPPED_CACHE_WRITES = "steadytext_edge_cache_writes_skipped_total";
+
 export const FAMILIES: Family[] = [
 	{ name: "steadytext_edge_requests_total", type: "counter", help: "Requests answered by the edge Worker, by endpoint, status and cache result." },
 	{ name: "steadytext_edge_request_duration_seconds", type: "histogram", help: "Time from request to response headers at the edge Worker." },
+	{
+		name: SKIPPED_CACHE_WRITES,
+		type: "counter",
+		help: "Answers not written to a cache tier because they exceed its size limit (D1 row 2 MB, KV value 25 MiB), by tier.",
+	},
 ];
 const [REQUESTS, DURATION] = FAMILIES.map((family) => family.name);
 
@@ -57,13 +65,19 @@ function counterDeltas(records: RequestRecord[]): Map<string, { name: string; la
 	return deltas;
 }
 
+const BUMP_COUNTER_SQL =
+	"INSERT INTO metric_counters (name, labels, value) VALUES (?, ?, ?) ON CONFLICT (name, labels) DO UPDATE SET value = value + excluded.value";
+
+/** Adds to one counter on its own, for events outside the request batches (a skipped cache write). */
+export async function bumpCounter(db: D1Database, name: string, labels: Record<string, string>, delta = 1): Promise<void> {
+	await db.prepare(BUMP_COUNTER_SQL).bind(name, canonicalJson(labels), delta).run();
+}
+
 function statements(db: D1Database, records: RequestRecord[]): D1PreparedStatement[] {
 	const insert = db.prepare(
 		"INSERT INTO request_metrics (ts_ms, endpoint, method, status, cache, cache_tier, duration_ms, colo, key_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
 	);
-	const bump = db.prepare(
-		"INSERT INTO metric_counters (name, labels, value) VALUES (?, ?, ?) ON CONFLICT (name, labels) DO UPDATE SET value = value + excluded.value",
-	);
+	const bump = db.prepare(BUMP_COUNTER_SQL);
 	return [
 		...records.map((r) => insert.bind(r.tsMs, r.endpoint, r.method, r.status, r.cache, r.cacheTier, Math.round(r.durationMs), r.colo, r.keyId)),
 		...[...counterDeltas(records).values()].map((d) => bump.bind(d.name, d.labels, d.delta)),

@@ -1,10 +1,11 @@
-// Cache tiers: KV hit, D1 hit + promotion, TTL and eviction, bypass, byte-identical replay, streams,
-// fingerprint changes, and failing cache writes that never fail the request.
+// Cache tiers: KV hit, D1 hit + promotion, TTL, hard maximum age and eviction, answers too large for a
+// tier, bypass, byte-identical replay, streams, fingerprint changes, and failing cache writes that never
+// fail the request.
 import { createScheduledController } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import worker from "../src/index";
-import { PROMOTE_AFTER_HITS } from "../src/cache";
+import { D1_MAX_ROW_BYTES, evictExpired, KV_MAX_VALUE_BYTES, PROMOTE_AFTER_HITS } from "../src/cache";
 import { cacheKey, canonicalJson } from "../src/cachekey";
 import { FINGERPRINT, type FakeOrigin } from "./fake-origin";
 import { call, freshOriginAndKey, uniquePrompt } from "./helpers";
@@ -68,7 +69,7 @@ describe("tiers", () => {
 			const response = await call("/v1/generate", { body, key });
 			expect(response.headers.get("x-cache-tier")).toBe("d1");
 			expect(await response.text()).toBe(fresh);
-			const row = await env.DB.prepare("SELECT access_count FROM generation_cache WHERE cache_key = ?").bind(cacheKeyHeader).first<{ access_count: number }>();
+			const row = await env.DB.prepare("SELECT access_count FROM answer_cache WHERE cache_key = ?").bind(cacheKeyHeader).first<{ access_count: number }>();
 			expect(row?.access_count).toBe(hit);
 			expect(await env.CACHE.get(cacheKeyHeader)).toBe(hit >= PROMOTE_AFTER_HITS ? fresh : null);
 		}
@@ -99,13 +100,17 @@ describe("tiers", () => {
 		expect(await tier(bodies[2])).toBe("memory");
 	});
 
-	it("writes both tiers with the configured TTL and the parameters as canonical JSON", async () => {
+	it("writes both tiers with the configured TTL, and no prompt text to D1", async () => {
 		const prompt = uniquePrompt("rows");
 		const response = await call("/v1/embed", { body: { input: prompt }, key });
 		const cacheKeyHeader = response.headers.get("x-cache-key")!;
 		expect(cacheKeyHeader).toMatch(/^emb:v1:/);
-		const row = await env.DB.prepare("SELECT * FROM embedding_cache WHERE cache_key = ?").bind(cacheKeyHeader).first<Record<string, any>>();
-		expect(row).toMatchObject({ route: "/v1/embed", parameters: canonicalJson({ input: prompt }), fingerprint: FINGERPRINT, access_count: 0 });
+		const row = await env.DB.prepare("SELECT * FROM answer_cache WHERE cache_key = ?").bind(cacheKeyHeader).first<Record<string, any>>();
+		expect(Object.keys(row!).sort()).toEqual(
+			["access_count", "accessed_at", "body", "cache_key", "content_type", "created_at", "expires_at", "fingerprint", "route"],
+		);
+		expect(row).toMatchObject({ route: "/v1/embed", fingerprint: FINGERPRINT, access_count: 0 });
+		expect(JSON.stringify(row)).not.toContain(prompt.split(" ")[1]);
 		expect(row!.expires_at - row!.created_at).toBe(Number(env.CACHE_TTL_SECONDS));
 		const listed = await env.CACHE.list({ prefix: cacheKeyHeader });
 		expect(listed.keys[0].expiration! - row!.created_at).toBeGreaterThanOrEqual(Number(env.CACHE_TTL_SECONDS) - 2);
@@ -117,13 +122,13 @@ describe("tiers", () => {
 		const cacheKeyHeader = (await call("/v1/generate", { body, key })).headers.get("x-cache-key")!;
 		await call("/v1/generate", { body: keep, key });
 		await env.CACHE.delete(cacheKeyHeader);
-		await env.DB.prepare("UPDATE generation_cache SET expires_at = 1 WHERE cache_key = ?").bind(cacheKeyHeader).run();
+		await env.DB.prepare("UPDATE answer_cache SET expires_at = 1 WHERE cache_key = ?").bind(cacheKeyHeader).run();
 		expect((await call("/v1/generate", { body, key, headers: { "cache-control": "no-store" } })).headers.get("x-cache")).toBe("BYPASS");
-		await env.DB.prepare("UPDATE generation_cache SET expires_at = 1 WHERE cache_key = ?").bind(cacheKeyHeader).run();
+		await env.DB.prepare("UPDATE answer_cache SET expires_at = 1 WHERE cache_key = ?").bind(cacheKeyHeader).run();
 		await worker.scheduled(createScheduledController({ cron: "*/15 * * * *" }), env);
-		const keys = (await env.DB.prepare("SELECT parameters FROM generation_cache").all<{ parameters: string }>()).results.map((r) => r.parameters);
-		expect(keys).toContain(canonicalJson(keep));
-		expect(keys).not.toContain(canonicalJson(body));
+		const keys = (await env.DB.prepare("SELECT cache_key FROM answer_cache").all<{ cache_key: string }>()).results.map((r) => r.cache_key);
+		expect(keys).toContain(await cacheKey("generate", "/v1/generate", keep, FINGERPRINT));
+		expect(keys).not.toContain(cacheKeyHeader);
 		expect((await call("/v1/generate", { body, key })).headers.get("x-cache")).toBe("MISS");
 	});
 });
@@ -238,6 +243,141 @@ describe("failing cache writes", () => {
 		expect(response.headers.get("x-cache")).toBe("MISS");
 		expect((await response.json<{ text: string }>()).text).toBe(origin.generatedText(body));
 		expect(await env.CACHE.get(response.headers.get("x-cache-key")!)).toBeNull();
-		expect(await env.DB.prepare("SELECT 1 FROM generation_cache WHERE cache_key = ?").bind(response.headers.get("x-cache-key")).first()).toBeNull();
+		expect(await env.DB.prepare("SELECT 1 FROM answer_cache WHERE cache_key = ?").bind(response.headers.get("x-cache-key")).first()).toBeNull();
+	});
+});
+
+describe("hard maximum age", () => {
+	const maxAge = () => Number(env.CACHE_MAX_AGE_SECONDS);
+	const ttl = () => Number(env.CACHE_TTL_SECONDS);
+	const nowS = () => Math.floor(Date.now() / 1000);
+	const row = (cacheKeyHeader: string) =>
+		env.DB.prepare("SELECT created_at, expires_at FROM answer_cache WHERE cache_key = ?")
+			.bind(cacheKeyHeader)
+			.first<{ created_at: number; expires_at: number }>();
+
+	/** An answer stored in D1 only (its KV copy gone), so the next request reads the D1 tier. */
+	async function inD1Only(label: string) {
+		const body = { prompt: uniquePrompt(label) };
+		const cacheKeyHeader = (await call("/v1/generate", { body, key })).headers.get("x-cache-key")!;
+		await env.CACHE.delete(cacheKeyHeader);
+		return { body, cacheKeyHeader };
+	}
+
+	it("lets a hit extend the expiry by the TTL, but never past created_at + CACHE_MAX_AGE_SECONDS", async () => {
+		const young = await inD1Only("young");
+		const before = nowS();
+		expect((await call("/v1/generate", { body: young.body, key })).headers.get("x-cache-tier")).toBe("d1");
+		expect((await row(young.cacheKeyHeader))!.expires_at).toBeGreaterThanOrEqual(before + ttl());
+
+		const old = await inD1Only("old");
+		const createdAt = nowS() - maxAge() + 100; // 100 s of its maximum age left, far less than a TTL
+		await env.DB.prepare("UPDATE answer_cache SET created_at = ? WHERE cache_key = ?").bind(createdAt, old.cacheKeyHeader).run();
+		for (let hit = 1; hit <= PROMOTE_AFTER_HITS; hit++) {
+			expect((await call("/v1/generate", { body: old.body, key })).headers.get("x-cache-tier")).toBe("d1");
+			expect((await row(old.cacheKeyHeader))!.expires_at).toBe(createdAt + maxAge());
+		}
+		// Promoted into KV for its remaining life only.
+		const [promoted] = (await env.CACHE.list({ prefix: old.cacheKeyHeader })).keys;
+		expect(promoted.expiration).toBeLessThanOrEqual(createdAt + maxAge() + 1);
+	});
+
+	it("never serves an answer past its maximum age, whatever its expiry says, and the cron evicts it", async () => {
+		// As a row stored while CACHE_MAX_AGE_SECONDS was larger looks.
+		const { body, cacheKeyHeader } = await inD1Only("too-old");
+		const makeOld = () =>
+			env.DB.prepare("UPDATE answer_cache SET created_at = ?, expires_at = ? WHERE cache_key = ?").bind(nowS() - maxAge() - 1, nowS() + 3600, cacheKeyHeader).run();
+		await makeOld();
+		expect((await call("/v1/generate", { body, key })).headers.get("x-cache")).toBe("MISS");
+		await env.CACHE.delete(cacheKeyHeader);
+		await makeOld();
+		await worker.scheduled(createScheduledController({ cron: "*/15 * * * *" }), env);
+		expect(await row(cacheKeyHeader)).toBeNull();
+	});
+
+	it("refuses a maximum age below the TTL, naming both vars", async () => {
+		const response = await call("/v1/generate", { body: { prompt: "x" }, key, env: { CACHE_MAX_AGE_SECONDS: "3600", CACHE_TTL_SECONDS: "7200" } });
+		expect(response.status).toBe(500);
+		const { error } = await response.json<{ error: { type: string; message: string } }>();
+		expect(error.type).toBe("configuration_error");
+		expect(error.message).toBe("CACHE_MAX_AGE_SECONDS (3600) must be >= CACHE_TTL_SECONDS (7200)");
+	});
+});
+
+describe("eviction", () => {
+	it("deletes expired and too-old rows in bounded chunks, leaving a backlog to the next run", async () => {
+		const now = Math.floor(Date.now() / 1000);
+		const maxAge = Number(env.CACHE_MAX_AGE_SECONDS);
+		await evictExpired(env.DB, maxAge, now); // whatever earlier tests left expired
+		const insert = env.DB.prepare(
+			"INSERT INTO answer_cache (cache_key, route, fingerprint, body, content_type, created_at, accessed_at, expires_at) VALUES (?, '/v1/generate', ?, '{}', 'application/json', ?, ?, ?)",
+		);
+		const prefix = `gen:v1:evict-${crypto.randomUUID()}`;
+		await env.DB.batch([
+			...[0, 1, 2, 3].map((i) => insert.bind(`${prefix}-expired-${i}`, FINGERPRINT, now - 10, now - 10, now - 1)),
+			...[0, 1, 2].map((i) => insert.bind(`${prefix}-too-old-${i}`, FINGERPRINT, now - maxAge, now, now + 600)),
+			insert.bind(`${prefix}-fresh`, FINGERPRINT, now, now, now + 600),
+		]);
+		const limits = { chunkRows: 3, maxChunks: 2 };
+		expect(await evictExpired(env.DB, maxAge, now, limits)).toBe(6);
+		expect(await evictExpired(env.DB, maxAge, now, limits)).toBe(1);
+		expect(await evictExpired(env.DB, maxAge, now, limits)).toBe(0);
+		const left = await env.DB.prepare("SELECT cache_key FROM answer_cache WHERE cache_key LIKE ?").bind(`${prefix}%`).all<{ cache_key: string }>();
+		expect(left.results.map((r) => r.cache_key)).toEqual([`${prefix}-fresh`]);
+	});
+});
+
+describe("answers too large for a tier", () => {
+	const skipped = async (tier: string) =>
+		(
+			await env.DB.prepare("SELECT value FROM metric_counters WHERE name = 'steadytext_edge_cache_writes_skipped_total' AND labels = ?")
+				.bind(canonicalJson({ tier }))
+				.first<{ value: number }>()
+		)?.value ?? 0;
+	const cacheErrors = (spy: { mock: { calls: unknown[][] } }) => spy.mock.calls.filter((args) => String(args[0]).startsWith("cache:"));
+
+	it("skips D1 for an answer over its row limit, counts it, never logs a failed write, and serves it from KV", async () => {
+		const errors = vi.spyOn(console, "error");
+		const before = await skipped("d1");
+		origin.embeddingDim = 250_000; // ~2.3 MB pretty-printed, like a large batch of real embeddings
+		const body = { input: uniquePrompt("huge") };
+		const fresh = await call("/v1/embed", { body, key });
+		expect(fresh.headers.get("x-cache")).toBe("MISS");
+		const text = await fresh.text();
+		expect(new TextEncoder().encode(text).byteLength).toBeGreaterThan(D1_MAX_ROW_BYTES);
+		const cacheKeyHeader = fresh.headers.get("x-cache-key")!;
+		expect(await env.DB.prepare("SELECT 1 FROM answer_cache WHERE cache_key = ?").bind(cacheKeyHeader).first()).toBeNull();
+		expect(await skipped("d1")).toBe(before + 1);
+		expect(cacheErrors(errors)).toEqual([]);
+
+		const hit = await call("/v1/embed", { body, key });
+		expect([hit.headers.get("x-cache"), hit.headers.get("x-cache-tier")]).toEqual(["HIT", "kv"]);
+		expect(await hit.text()).toBe(text);
+		expect(origin.callsTo("/v1/embed")).toHaveLength(1);
+		const exposition = await (await call("/metrics", { key: "test-metrics-token" })).text();
+		expect(exposition).toContain(`steadytext_edge_cache_writes_skipped_total{tier="d1"} ${before + 1}`);
+	});
+
+	it("skips KV as well for an answer over KV's value limit, and answers it all the same", async () => {
+		const errors = vi.spyOn(console, "error");
+		const before = { kv: await skipped("kv"), d1: await skipped("d1") };
+		origin.embeddingDim = 3_000_000; // ~28 MB pretty-printed
+		const body = { input: uniquePrompt("enormous") };
+		const fresh = await call("/v1/embed", { body, key });
+		expect([fresh.status, fresh.headers.get("x-cache")]).toEqual([200, "MISS"]);
+		expect((await fresh.arrayBuffer()).byteLength).toBeGreaterThan(KV_MAX_VALUE_BYTES);
+		expect(await env.CACHE.get(fresh.headers.get("x-cache-key")!)).toBeNull();
+		expect({ kv: await skipped("kv"), d1: await skipped("d1") }).toEqual({ kv: before.kv + 1, d1: before.d1 + 1 });
+		expect(cacheErrors(errors)).toEqual([]);
+	});
+
+	it("still stores an answer just under the limit in D1", async () => {
+		const errors = vi.spyOn(console, "error");
+		origin.embeddingDim = 170_000; // ~1.6 MB
+		const fresh = await call("/v1/embed", { body: { input: uniquePrompt("large") }, key });
+		const text = await fresh.text();
+		const row = await env.DB.prepare("SELECT body FROM answer_cache WHERE cache_key = ?").bind(fresh.headers.get("x-cache-key")).first<{ body: string }>();
+		expect(row?.body).toBe(text);
+		expect(cacheErrors(errors)).toEqual([]);
 	});
 });

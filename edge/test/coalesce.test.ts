@@ -34,9 +34,9 @@ describe("coalescing", () => {
 			},
 		});
 		const body = { prompt: uniquePrompt("one write") };
-		await Promise.all(Array.from({ length: CONCURRENT }, () => call("/v1/generate", { body, key, env: { CACHE } })));
+		const responses = await Promise.all(Array.from({ length: CONCURRENT }, () => call("/v1/generate", { body, key, env: { CACHE } })));
 		expect(puts.filter((name) => name.startsWith("gen:"))).toHaveLength(1);
-		const rows = await env.DB.prepare("SELECT COUNT(*) AS n FROM generation_cache WHERE parameters = ?").bind(JSON.stringify(body)).first<{ n: number }>();
+		const rows = await env.DB.prepare("SELECT COUNT(*) AS n FROM answer_cache WHERE cache_key = ?").bind(responses[0].headers.get("x-cache-key")).first<{ n: number }>();
 		expect(rows?.n).toBe(1);
 	});
 

@@ -76,7 +76,7 @@ describe("policy block", () => {
 
 	it("never stores a blocked prompt", async () => {
 		await call("/v1/generate", { body: { prompt: `ssn ${SSN}` }, key });
-		const rows = await env.DB.prepare("SELECT parameters FROM generation_cache").all();
+		const rows = await env.DB.prepare("SELECT * FROM answer_cache").all();
 		expect(JSON.stringify(rows.results)).not.toContain(SSN);
 	});
 });
@@ -90,7 +90,7 @@ describe("policy redact", () => {
 		const forwarded = origin.callsTo("/v1/generate")[0].body!;
 		expect(forwarded.prompt).toBe(prompt.replace(SSN, "[REDACTED:us_ssn]"));
 		expect(await response.text()).not.toContain(SSN);
-		const rows = await env.DB.prepare("SELECT parameters, body FROM generation_cache").all();
+		const rows = await env.DB.prepare("SELECT * FROM answer_cache").all();
 		expect(rows.results.length).toBeGreaterThan(0);
 		expect(JSON.stringify(rows.results)).not.toContain(SSN);
 	});

@@ -1,6 +1,7 @@
 declare namespace Cloudflare {
 	interface Env {
-		SCHEMA_QUERIES: string[];
+		D1_MIGRATIONS: import("cloudflare:test").D1Migration[];
 		TIGHT_RATE_LIMITER: RateLimit;
+		UPGRADE_DB: D1Database;
 	}
 }

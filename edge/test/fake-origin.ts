@@ -37,6 +37,8 @@ export class FakeOrigin {
 	readonly calls: OriginCall[] = [];
 	readonly hosts = new Map<string, HostBehaviour>();
 	fingerprint = FINGERPRINT;
+	/** Numbers per embedding vector: raise it for answers of realistic (or excessive) size. */
+	embeddingDim = 4;
 
 	set(host: string, behaviour: HostBehaviour): this {
 		this.hosts.set(host, behaviour);
@@ -75,13 +77,16 @@ export class FakeOrigin {
 		if (body.prompt === "origin says no") return this.json({ error: { type: "invalid_request", message: "prompt too long", field: "prompt" } }, 400);
 		const text = this.generatedText(body);
 		const inputs: string[] = Array.isArray(body.input) ? body.input : [body.input ?? ""];
-		const vectors = inputs.map((input) => [input.length / 100, 0.5, -0.25, 0.125]);
+		const vectors = inputs.map((input) => {
+			const pattern = [input.length / 100, 0.5, -0.25, 0.125];
+			return Array.from({ length: this.embeddingDim }, (_, i) => pattern[i % 4]);
+		});
 		switch (path) {
 			case "/v1/generate":
 				if (body.stream) return this.stream([{ token: text.slice(0, 4) }, { token: text.slice(4) }, { done: true, text, finish_reason: "length", usage, fingerprint }]);
 				return this.json({ text, finish_reason: "length", usage, model: "gemma3-270m", fingerprint });
 			case "/v1/embed":
-				return this.json({ embeddings: vectors, dim: 4, model: "gemma3-270m", fingerprint });
+				return this.json({ embeddings: vectors, dim: this.embeddingDim, model: "gemma3-270m", fingerprint });
 			case "/v1/completions": {
 				const base = { id: "cmpl-1", object: "text_completion", created: 1700000000, model: "gemma3-270m", system_fingerprint: fingerprint };
 				if (body.stream) return this.stream([{ ...base, choices: [{ index: 0, text, finish_reason: "length" }] }], true);

@@ -98,7 +98,7 @@ describe("fields", () => {
 	});
 
 	it("lets nothing through to the origin or the cache", async () => {
-		const count = async () => (await env.DB.prepare("SELECT COUNT(*) AS n FROM generation_cache").first<{ n: number }>())?.n;
+		const count = async () => (await env.DB.prepare("SELECT COUNT(*) AS n FROM answer_cache").first<{ n: number }>())?.n;
 		const before = await count();
 		await call("/v1/generate", { body: { prompt: "" }, key });
 		await call("/v1/generate", { rawBody: "{", headers: JSON_TYPE, key });

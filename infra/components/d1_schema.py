@@ -1,10 +1,11 @@
-"""Applies `schema.sql` to the remote D1 database during `pulumi up`.
+"""Migrates the remote D1 database during `pulumi up` (infra/d1_migrations.py: the numbered files,
+recorded in `d1_migrations` as wrangler records them).
 
-pulumi-cloudflare's `D1Database` manages the database, not its tables, so this dynamic provider sends
-the file through Cloudflare's D1 query API (`POST /accounts/{account}/d1/database/{id}/query`,
-body `{"sql": ...}`; several statements run as one batch). The schema is idempotent
-(`CREATE ... IF NOT EXISTS`) and is re-sent only when the file's sha256 changes; a SQL error fails the
-deploy with D1's own message.
+pulumi-cloudflare's `D1Database` manages the database, not its tables, so this dynamic provider talks to
+Cloudflare's D1 query API (`POST /accounts/{account}/d1/database/{id}/query`, body `{"sql": ...}`;
+several statements run as one batch). It asks D1 which migrations it has recorded and sends only the
+others, each with its record in the same batch; it runs again only when the set of migration files
+changes. A SQL error fails the deploy with D1's own message, and that migration is not recorded.
 """
 
 from __future__ import annotations
@@ -13,13 +14,15 @@ import hashlib
 import json
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pulumi
+from pulumi.dynamic import CheckFailure, CheckResult
 
 from infra.components.digest_provider import DigestProvider
+from infra.d1_migrations import Migration, apply_migrations, migrations_dir, read_migrations
 
 CLOUDFLARE_API = "https://api.cloudflare.com/client/v4"
 
@@ -61,15 +64,39 @@ def run_d1_query(api_base: str, account_id: str, database_id: str, api_token: st
 
 
 class D1SchemaProvider(DigestProvider):
-    """The tables live and die with the D1 database itself, so deleting this resource does nothing."""
+    """Applies the migrations the database has not recorded yet. The tables live and die with the D1
+    database itself, so deleting this resource does nothing."""
 
     location_keys = ("api_base", "account_id", "database_id")
-    digest_key = "sql_sha256"
+    digest_key = "migrations_sha256"
+    # Kept so the next deploy can tell that an applied migration was edited (see `check`).
+    extra_state_keys = ("migration_sha256s",)
+
+    def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
+        """An applied migration is history: editing, renaming or removing it would leave databases that
+        already ran it different from new ones, silently. Refuse at preview, naming the file."""
+        before: dict[str, str] = olds.get("migration_sha256s") or {}
+        after: dict[str, str] = news.get("migration_sha256s") or {}
+        failures = [
+            CheckFailure(
+                "migrations",
+                f"{name} was applied by an earlier deploy and has since been "
+                f"{'changed' if name in after else 'removed or renamed'}; restore it and put the change "
+                "in a new migration",
+            )
+            for name, digest in sorted(before.items())
+            if after.get(name) != digest
+        ]
+        return CheckResult(news, failures)
 
     def apply(self, props: dict[str, Any]) -> None:
-        run_d1_query(
-            props["api_base"], props["account_id"], props["database_id"], props["api_token"], props["sql"]
-        )
+        def query(sql: str) -> list[list[dict]]:
+            results = run_d1_query(
+                props["api_base"], props["account_id"], props["database_id"], props["api_token"], sql
+            )
+            return [result.get("results") or [] for result in results]
+
+        apply_migrations(query, [Migration(m["name"], m["sql"]) for m in props["migrations"]])
 
     def resource_id(self, props: dict[str, Any]) -> str:
         return f"{props['database_id']}/schema"
@@ -79,17 +106,26 @@ class D1SchemaProvider(DigestProvider):
 class D1SchemaArgs:
     account_id: str
     database_id: pulumi.Input[str]
-    schema_file: Path
     api_token: pulumi.Input[str]
+    migrations_dir: Path = field(default_factory=migrations_dir)
     api_base: str = CLOUDFLARE_API
 
 
+def migration_inputs(migrations: list[Migration]) -> dict[str, Any]:
+    """The provider's inputs describing the migrations: their text, and a digest of each and of all."""
+    digests = {migration.name: migration.sha256 for migration in migrations}
+    return {
+        "migrations": [{"name": migration.name, "sql": migration.sql} for migration in migrations],
+        "migration_sha256s": digests,
+        "migrations_sha256": hashlib.sha256(json.dumps(digests, sort_keys=True).encode()).hexdigest(),
+    }
+
+
 class D1Schema(pulumi.dynamic.Resource):
-    sql_sha256: pulumi.Output[str]
+    migrations_sha256: pulumi.Output[str]
     database_id: pulumi.Output[str]
 
     def __init__(self, name: str, args: D1SchemaArgs, opts: pulumi.ResourceOptions | None = None):
-        sql = args.schema_file.read_text()
         super().__init__(
             D1SchemaProvider(),
             name,
@@ -97,8 +133,7 @@ class D1Schema(pulumi.dynamic.Resource):
                 "api_base": args.api_base,
                 "account_id": args.account_id,
                 "database_id": args.database_id,
-                "sql": sql,
-                "sql_sha256": hashlib.sha256(sql.encode()).hexdigest(),
+                **migration_inputs(read_migrations(args.migrations_dir)),
                 "api_token": pulumi.Output.secret(args.api_token),
             },
             opts,

@@ -1,4 +1,4 @@
-"""The Worker's storage: D1 (persistent cache, metrics, API keys) with `schema.sql` applied, a KV
+"""The Worker's storage: D1 (persistent cache, metrics, API keys) migrated to the current schema, a KV
 namespace (hot cache tier) and the R2 bucket for model artifacts.
 
 Everything here holds data, so with `protect` (prod) each resource is protected and retained on
@@ -7,16 +7,15 @@ delete: a mistaken `pulumi destroy` or a replacement cannot wipe the cache or th
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pulumi
 import pulumi_cloudflare as cf
 
-from infra import REPO_ROOT
 from infra.components.d1_schema import CLOUDFLARE_API, D1Schema, D1SchemaArgs
+from infra.d1_migrations import migrations_dir
 
-SCHEMA_FILE = REPO_ROOT / "schema.sql"
 # Model uploads are multipart; parts of an upload that died must not linger (and bill) forever.
 ABORT_INCOMPLETE_UPLOADS_AFTER_SECONDS = 7 * 24 * 3600
 
@@ -27,7 +26,7 @@ class EdgeStorageArgs:
     resource_prefix: str
     protect: bool
     api_token: pulumi.Input[str]
-    schema_file: Path = SCHEMA_FILE
+    migrations_dir: Path = field(default_factory=migrations_dir)
     api_base: str = CLOUDFLARE_API
 
 
@@ -49,7 +48,7 @@ class EdgeStorage(pulumi.ComponentResource):
             D1SchemaArgs(
                 account_id=args.account_id,
                 database_id=self.database.uuid,
-                schema_file=args.schema_file,
+                migrations_dir=args.migrations_dir,
                 api_token=args.api_token,
                 api_base=args.api_base,
             ),
@@ -86,7 +85,7 @@ class EdgeStorage(pulumi.ComponentResource):
         self.register_outputs(
             {
                 "d1_database_id": self.database.uuid,
-                "d1_schema_sha256": self.schema.sql_sha256,
+                "d1_migrations_sha256": self.schema.migrations_sha256,
                 "kv_namespace_id": self.kv_namespace.id,
                 "models_bucket_name": self.models_bucket.name,
             }

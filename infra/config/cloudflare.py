@@ -23,6 +23,7 @@ class WorkerSettings:
 
     dlp_policy: str
     cache_ttl_seconds: int
+    cache_max_age_seconds: int
     memory_cache_entries: int
     max_tokens_limit: int
     max_body_bytes: int
@@ -81,6 +82,18 @@ def _migration_tag(read: ConfigReader) -> str:
     return live
 
 
+def _cache_max_age(read: ConfigReader, ttl_seconds: int) -> int:
+    max_age = read.integer("cacheMaxAgeSeconds", example=604800, minimum=60, maximum=31_536_000)
+    if max_age < ttl_seconds:
+        raise ConfigError(
+            read.key("cacheMaxAgeSeconds"),
+            f"must be at least {read.key('cacheTtlSeconds')} ({ttl_seconds}), got {max_age}: a hit may "
+            "extend an answer's life by the TTL, never past its maximum age",
+            str(ttl_seconds),
+        )
+    return max_age
+
+
 def _worker_settings(read: ConfigReader) -> WorkerSettings:
     fallback = read.optional_string(
         "originFallbackUrl",
@@ -94,9 +107,11 @@ def _worker_settings(read: ConfigReader) -> WorkerSettings:
         pattern=FINGERPRINT,
         shape="the runtime's 32-hex-digit fingerprint",
     )
+    cache_ttl_seconds = read.integer("cacheTtlSeconds", example=86400, minimum=60, maximum=31_536_000)
     return WorkerSettings(
         dlp_policy=read.choice("dlpPolicy", ("block", "redact")),
-        cache_ttl_seconds=read.integer("cacheTtlSeconds", example=86400, minimum=60, maximum=31_536_000),
+        cache_ttl_seconds=cache_ttl_seconds,
+        cache_max_age_seconds=_cache_max_age(read, cache_ttl_seconds),
         memory_cache_entries=read.integer("memoryCacheEntries", example=256, minimum=0, maximum=100_000),
         max_tokens_limit=read.integer("maxTokensLimit", example=512, minimum=1, maximum=32_768),
         max_body_bytes=read.integer("maxBodyBytes", example=65536, minimum=1024, maximum=100_000_000),

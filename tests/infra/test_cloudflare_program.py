@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 from pulumi.runtime import rpc
 
+from infra.d1_migrations import migrations_dir, read_migrations
 from infra.dlp_patterns import load_dlp_patterns
 from infra.wrangler_config import load_wrangler_config
 from tests.infra.conftest import PROJECT, TEST_ACCOUNT_ID, TEST_SECRETS, TEST_ZONE_ID, plain, plaintext_leaks
@@ -56,10 +57,12 @@ def test_storage_is_named_per_stack_and_linked(stack_run):
     assert rule["enabled"] and rule["abortMultipartUploadsTransition"]["condition"]["type"] == "Age"
 
 
-def test_the_d1_schema_goes_to_the_new_database_before_the_worker_deploys(stack_run):
+def test_the_d1_migrations_go_to_the_new_database_before_the_worker_deploys(stack_run):
     schema = dynamic(stack_run, "edge-storage-d1-schema")
     assert schema.input("database_id") == stack_run.outputs["d1DatabaseId"]
-    assert schema.input("sql").lstrip().startswith("--")
+    migrations = read_migrations(migrations_dir())
+    assert schema.input("migrations") == [{"name": m.name, "sql": m.sql} for m in migrations]
+    assert schema.input("migration_sha256s") == {m.name: m.sha256 for m in migrations}
     assert schema.urn in stack_run.one(SCRIPT).dependencies
 
 
@@ -105,6 +108,8 @@ def test_worker_vars_follow_the_stack(dev_run, prod_run):
     assert binding(dev_run, "DLP_POLICY")["text"] == "redact"
     assert binding(prod_run, "DLP_POLICY")["text"] == "block"
     assert binding(prod_run, "ORIGIN_URL")["text"] == "https://gpu-origin.example.com"
+    assert binding(dev_run, "CACHE_TTL_SECONDS")["text"] == "3600"
+    assert binding(prod_run, "CACHE_MAX_AGE_SECONDS")["text"] == "604800"
     assert binding(prod_run, "MAX_TOKENS_LIMIT") == {
         "name": "MAX_TOKENS_LIMIT",
         "type": "plain_text",

@@ -58,6 +58,7 @@ def test_the_committed_placeholders_are_rejected_with_the_key_and_an_example():
         ("originHostname", "api-dev.example.com", "must differ from steadytext-edge:apiHostname"),
         ("originPort", "80000", "integer from 1 to 65535"),
         ("cacheTtlSeconds", "soon", "integer from 60 to 31536000"),
+        ("cacheMaxAgeSeconds", "60", "must be at least steadytext-edge:cacheTtlSeconds (3600), got 60"),
         ("dlpPolicy", "ignore", "one of block, redact"),
         ("protectStatefulResources", "yes", "true or false"),
         ("accessEmailDomains", "example.com", "list of strings"),

@@ -1,6 +1,7 @@
 """The D1 schema dynamic provider against a local server speaking Cloudflare's D1 query API
 (`POST /accounts/{account}/d1/database/{id}/query`, `{"sql"}` → `{"success", "errors", "messages",
-"result"}`), backed by a real SQLite database per D1 id, so the applied schema.sql is really executed."""
+"result"}`), backed by a real SQLite database per D1 id that runs each query as one transaction (as D1
+runs a batch), so the migrations are really executed and recorded."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from infra.components.d1_schema import D1QueryError, D1SchemaProvider
-from infra.components.edge_storage import SCHEMA_FILE
+from infra.components.d1_schema import D1QueryError, D1SchemaProvider, migration_inputs
+from infra.d1_migrations import Migration, MigrationError, migrations_dir, read_migrations
+from tests.infra.sqlite_batch import connect, run_batch
 
 ACCOUNT = "a1b2c3d4e5f60718293a4b5c6d7e8f90"
 TOKEN = "d1-test-token"
@@ -34,9 +36,15 @@ class FakeD1:
     def api_base(self) -> str:
         return f"http://127.0.0.1:{self.server.server_address[1]}/client/v4"
 
+    def database(self, database_id: str) -> sqlite3.Connection:
+        return self.databases.setdefault(database_id, connect())
+
     def tables(self, database_id: str) -> set[str]:
-        rows = self.databases[database_id].execute("SELECT name FROM sqlite_master WHERE type = 'table'")
-        return {name for (name,) in rows}
+        rows = self.database(database_id).execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        return {name for (name,) in rows} - {"sqlite_sequence"}
+
+    def queries(self) -> list[str]:
+        return [request["body"]["sql"] for request in self.requests]
 
     def _handler(self):
         d1 = self
@@ -74,11 +82,8 @@ class FakeD1:
                     return self._fail(404, 7003, "No route for the URI")
                 if self.headers.get("Authorization") != f"Bearer {TOKEN}":
                     return self._fail(403, 10000, "Authentication error")
-                connection = d1.databases.setdefault(
-                    match["db"], sqlite3.connect(":memory:", check_same_thread=False)
-                )
                 try:
-                    connection.executescript(body["sql"])
+                    results = run_batch(d1.database(match["db"]), body["sql"])
                 except sqlite3.Error as error:
                     return self._fail(400, 7500, f"{error}: SQLITE_ERROR")
                 self._answer(
@@ -87,7 +92,7 @@ class FakeD1:
                         "success": True,
                         "errors": [],
                         "messages": [],
-                        "result": [{"success": True, "results": [], "meta": {"changes": 0}}],
+                        "result": [{"success": True, "results": rows, "meta": {}} for rows in results],
                     },
                 )
 
@@ -110,58 +115,151 @@ def d1():
         yield server
 
 
-def props(d1: FakeD1, sql: str, database_id: str = "db-1111", sha: str = "sha-1") -> dict:
+MIGRATIONS = read_migrations(migrations_dir())
+INITIAL = MIGRATIONS[0]
+
+
+def props(d1: FakeD1, migrations: list[Migration] = MIGRATIONS, database_id: str = "db-1111") -> dict:
     return {
         "api_base": d1.api_base,
         "account_id": ACCOUNT,
         "database_id": database_id,
-        "sql": sql,
-        "sql_sha256": sha,
+        **migration_inputs(migrations),
         "api_token": TOKEN,
     }
 
 
-def test_create_applies_schema_sql_and_keeps_no_token(d1):
-    sql = SCHEMA_FILE.read_text()
-    result = D1SchemaProvider().create(props(d1, sql))
-    assert {"generation_cache", "embedding_cache"} <= d1.tables("db-1111")
-    assert d1.requests[0]["body"] == {"sql": sql}
+def recorded(d1: FakeD1, database_id: str = "db-1111") -> list[str]:
+    rows = d1.database(database_id).execute("SELECT name FROM d1_migrations ORDER BY id")
+    return [name for (name,) in rows]
+
+
+def test_create_applies_every_migration_in_order_and_records_it_as_wrangler_does(d1):
+    result = D1SchemaProvider().create(props(d1))
+    assert recorded(d1) == [migration.name for migration in MIGRATIONS]
+    assert {"answer_cache", "request_metrics", "metric_counters", "api_keys", "d1_migrations"} == d1.tables(
+        "db-1111"
+    )
     assert d1.requests[0]["path"] == f"/client/v4/accounts/{ACCOUNT}/d1/database/db-1111/query"
+    # Each migration travels with its record in one query, so D1 applies both or neither.
+    for migration in MIGRATIONS:
+        assert (
+            f"INSERT INTO d1_migrations (name) VALUES ('{migration.name}');"
+            in d1.queries()[d1.queries().index(migration.recorded())]
+        )
     assert result.id == "db-1111/schema"
-    assert TOKEN not in json.dumps(result.outs) and "sql" not in result.outs
-    # schema.sql is idempotent: applying it again to the same database succeeds.
-    D1SchemaProvider().update(result.id, result.outs, props(d1, sql, sha="sha-1"))
+    assert TOKEN not in json.dumps(result.outs) and "migrations" not in result.outs
+    assert result.outs["migration_sha256s"] == {m.name: m.sha256 for m in MIGRATIONS}
 
 
-def test_diff_reapplies_only_when_the_file_digest_changes(d1):
+def test_applying_again_sends_no_migration(d1):
     provider = D1SchemaProvider()
-    olds = provider.create(props(d1, "CREATE TABLE t (x INTEGER);")).outs
-    assert provider.diff("id", olds, props(d1, "CREATE TABLE t (x INTEGER);")).changes is False
-    changed = provider.diff("id", olds, props(d1, "-- new", sha="sha-2"))
+    created = provider.create(props(d1))
+    sent = len(d1.requests)
+    provider.update(created.id, created.outs, props(d1))
+    assert all(migration.sql not in query for migration in MIGRATIONS for query in d1.queries()[sent:])
+    assert recorded(d1) == [migration.name for migration in MIGRATIONS]
+
+
+def test_update_applies_only_the_migrations_the_database_lacks(d1):
+    provider = D1SchemaProvider()
+    created = provider.create(props(d1, [INITIAL]))
+    assert recorded(d1) == [INITIAL.name]
+    sent = len(d1.requests)
+    provider.update(created.id, created.outs, props(d1))
+    assert [m.name for m in MIGRATIONS if m.recorded() in d1.queries()[sent:]] == [
+        m.name for m in MIGRATIONS[1:]
+    ]
+    assert recorded(d1) == [migration.name for migration in MIGRATIONS]
+
+
+def test_a_database_created_by_the_old_schema_sql_is_adopted_and_keeps_its_cached_answers(d1):
+    """The upgrade: a D1 that `schema.sql` created before migrations existed (0001 is that file) holds
+    answers in both cache tables and no d1_migrations table."""
+    old = d1.database("db-1111")
+    run_batch(old, INITIAL.sql)
+    insert = (
+        "INSERT INTO {table} (cache_key, route, parameters, fingerprint, body, content_type, created_at,"
+        " accessed_at, expires_at, access_count) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    )
+    generation = (
+        "gen:v1:" + "a" * 64,
+        "/v1/generate",
+        '{"prompt":"private words"}',
+        "f" * 32,
+        '{"text": "é"}',
+        "application/json",
+        1700000000,
+        1700000100,
+        4102444800,
+        3,
+    )
+    embedding = (
+        "emb:v1:" + "b" * 64,
+        "/v1/embed",
+        '{"input":"private words"}',
+        "f" * 32,
+        '{"embeddings": [[0.5]]}',
+        "application/json",
+        1700000001,
+        1700000001,
+        4102444801,
+        0,
+    )
+    old.execute(insert.format(table="generation_cache"), generation)
+    old.execute(insert.format(table="embedding_cache"), embedding)
+
+    D1SchemaProvider().create(props(d1))
+
+    assert recorded(d1) == [migration.name for migration in MIGRATIONS]
+    rows = [tuple(row) for row in old.execute("SELECT * FROM answer_cache ORDER BY cache_key")]
+    # Every column but the prompt text (`parameters`, index 2), unchanged.
+    assert rows == [embedding[:2] + embedding[3:], generation[:2] + generation[3:]]
+    assert "private words" not in "\n".join(old.iterdump())
+    assert {"generation_cache", "embedding_cache"}.isdisjoint(d1.tables("db-1111"))
+
+
+def test_a_failing_migration_fails_loudly_with_d1s_message_and_leaves_nothing_behind(d1):
+    broken = Migration("0002_broken.sql", "CREATE TABLE half_done (x INTEGER);\nCREAT TABLE broken (x);\n")
+    with pytest.raises(
+        MigrationError, match=r"0002_broken.sql failed: .*\[7500\] near \"CREAT\": syntax error"
+    ):
+        D1SchemaProvider().create(props(d1, [INITIAL, broken]))
+    assert recorded(d1) == [INITIAL.name]
+    assert "half_done" not in d1.tables("db-1111")
+
+
+def test_a_database_ahead_of_this_checkout_is_refused(d1):
+    D1SchemaProvider().create(props(d1))
+    d1.database("db-1111").execute("INSERT INTO d1_migrations (name) VALUES ('0099_from_the_future.sql')")
+    with pytest.raises(MigrationError, match="does not have: 0099_from_the_future.sql"):
+        D1SchemaProvider().create(props(d1))
+
+
+def test_check_refuses_an_applied_migration_that_was_edited_or_removed(d1):
+    provider = D1SchemaProvider()
+    olds = props(d1)
+    assert provider.check(olds, props(d1)).failures == []
+    assert provider.check({}, props(d1)).failures == []  # a new resource, or a stack from before migrations
+    edited = [Migration(INITIAL.name, INITIAL.sql + "-- edited\n"), *MIGRATIONS[1:]]
+    [failure] = provider.check(olds, props(d1, edited)).failures
+    assert INITIAL.name in failure.reason and "changed" in failure.reason
+    [failure] = provider.check(olds, props(d1, [INITIAL])).failures
+    assert MIGRATIONS[1].name in failure.reason and "removed or renamed" in failure.reason
+
+
+def test_diff_runs_again_only_when_the_migration_files_change(d1):
+    provider = D1SchemaProvider()
+    olds = provider.create(props(d1, [INITIAL])).outs
+    assert provider.diff("id", olds, props(d1, [INITIAL])).changes is False
+    changed = provider.diff("id", olds, props(d1))
     assert changed.changes is True and changed.replaces == []
-    moved = provider.diff("id", olds, props(d1, "-- same", database_id="db-2222"))
+    moved = provider.diff("id", olds, props(d1, [INITIAL], database_id="db-2222"))
     assert moved.changes is True and moved.replaces == ["database_id"]
 
 
-def test_update_applies_the_new_schema(d1):
-    provider = D1SchemaProvider()
-    created = provider.create(props(d1, "CREATE TABLE IF NOT EXISTS a (x INTEGER);"))
-    updated = provider.update(
-        created.id,
-        created.outs,
-        props(d1, "CREATE TABLE IF NOT EXISTS a (x INTEGER); CREATE TABLE b (y TEXT);", sha="sha-2"),
-    )
-    assert d1.tables("db-1111") == {"a", "b"}
-    assert updated.outs["sql_sha256"] == "sha-2"
-
-
-def test_sql_errors_fail_loudly_with_d1s_message(d1):
-    with pytest.raises(D1QueryError, match=r"rejected the SQL: \[7500\] near \"CREAT\": syntax error"):
-        D1SchemaProvider().create(props(d1, "CREAT TABLE broken (x);"))
-
-
 def test_a_wrong_token_is_reported_without_echoing_it(d1):
-    bad = {**props(d1, "SELECT 1;"), "api_token": "wrong-token-value"}
+    bad = {**props(d1), "api_token": "wrong-token-value"}
     with pytest.raises(D1QueryError) as caught:
         D1SchemaProvider().create(bad)
     assert "[10000] Authentication error" in str(caught.value)
@@ -169,6 +267,6 @@ def test_a_wrong_token_is_reported_without_echoing_it(d1):
 
 
 def test_an_unreachable_api_is_a_clear_error(d1):
-    unreachable = {**props(d1, "SELECT 1;"), "api_base": "http://127.0.0.1:9/client/v4"}
+    unreachable = {**props(d1), "api_base": "http://127.0.0.1:9/client/v4"}
     with pytest.raises(D1QueryError, match="cannot reach the D1 API"):
         D1SchemaProvider().create(unreachable)
