@@ -18,7 +18,6 @@ from scripts.harness import HarnessError, Service, ensure_port_free, run_step
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EDGE_DIR = REPO_ROOT / "edge"
-SCHEMA_SQL = REPO_ROOT / "schema.sql"
 WRANGLER = EDGE_DIR / "node_modules" / ".bin" / "wrangler"
 KEYS_CLI = EDGE_DIR / "scripts" / "keys.mjs"
 
@@ -93,11 +92,16 @@ class LocalStack:
         ensure_port_free(self.config.worker_port, "the Worker (wrangler dev)")
         ensure_port_free(self.config.inspector_port, "the Worker's devtools inspector")
 
-    def apply_schema(self) -> None:
-        """Idempotent (`schema.sql` only creates what is missing), so it runs on every start."""
+    def migrate_d1(self) -> None:
+        """Applies the D1 migrations the local database has not recorded yet (wrangler's own runner, which
+        records them as the deploy does), so it runs on every start: a state folder from an older
+        checkout, even one from before migrations existed, is brought up to date."""
         if not WRANGLER.exists():
             raise HarnessError(f"{WRANGLER} is missing: run `make setup` (npm ci in edge/) first")
-        self._d1_execute("apply schema.sql to the local D1", "--file", str(SCHEMA_SQL))
+        self._wrangler_step(
+            "apply the D1 migrations to the local D1",
+            ["d1", "migrations", "apply", "DB", "--local", "--persist-to", str(self.persist_dir)],
+        )
 
     def create_api_key(self, name: str) -> str:
         """A new API key in the local stores; the CLI prints the key alone on its last stdout line."""
@@ -128,8 +132,8 @@ class LocalStack:
     def start(self, announce: Callable[[str], None] = lambda _message: None) -> None:
         """What `make dev`, the e2e tests and the bench need, in order; stops what it started on failure."""
         self.check_ports()
-        announce(f"applying schema.sql to the local D1 in {self.persist_dir}")
-        self.apply_schema()
+        announce(f"migrating the local D1 in {self.persist_dir}")
+        self.migrate_d1()
         try:
             announce(f"starting the runtime on {self.runtime_url} (CPU; log: {self.runtime.log_path})")
             self.start_runtime()

@@ -8,7 +8,7 @@
 // Usage: node bench/edge.mjs [--requests N] [--concurrency C] [--origin-delay-ms D]
 import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { createServer } from "node:http";
 import { loadavg, tmpdir } from "node:os";
 import path from "node:path";
@@ -16,7 +16,7 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { gzipSync } from "node:zlib";
 import { Miniflare } from "miniflare";
-import { unstable_splitSqlQuery } from "wrangler";
+import { unstable_readConfig, unstable_splitSqlQuery } from "wrangler";
 
 const EDGE_DIR = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
 const BUNDLE_TARGET_BYTES = 100 * 1024;
@@ -120,6 +120,16 @@ async function expectStatus(responsePromise, status, what) {
 	return response;
 }
 
+/** The D1 migrations in order, from the folder wrangler.jsonc names (numbered names sort in order). */
+function migrationFiles() {
+	const config = path.join(EDGE_DIR, "wrangler.jsonc");
+	const folder = path.resolve(EDGE_DIR, unstable_readConfig({ config }).d1_databases.find((db) => db.binding === "DB").migrations_dir);
+	return readdirSync(folder)
+		.filter((name) => name.endsWith(".sql"))
+		.sort()
+		.map((name) => path.join(folder, name));
+}
+
 async function main() {
 	const workDir = mkdtempSync(path.join(tmpdir(), "edge-bench-"));
 	const origin = await startOrigin();
@@ -146,6 +156,7 @@ async function main() {
 						ORIGIN_FALLBACK_URL: "",
 						DLP_POLICY: "block",
 						CACHE_TTL_SECONDS: "86400",
+						CACHE_MAX_AGE_SECONDS: "604800",
 						MEMORY_CACHE_ENTRIES: "256",
 						MAX_TOKENS_LIMIT: "512",
 						MAX_BODY_BYTES: "65536",
@@ -158,7 +169,7 @@ async function main() {
 			],
 		});
 		const db = await mf.getD1Database("DB", "edge");
-		await db.batch(unstable_splitSqlQuery(readFileSync(path.join(EDGE_DIR, "..", "schema.sql"), "utf8")).map((sql) => db.prepare(sql)));
+		for (const file of migrationFiles()) await db.batch(unstable_splitSqlQuery(readFileSync(file, "utf8")).map((sql) => db.prepare(sql)));
 		const keyHash = createHash("sha256").update(API_KEY).digest("hex");
 		const kv = await mf.getKVNamespace("CACHE", "edge");
 		await kv.put(`apikey:${keyHash}`, JSON.stringify({ id: "key_bench", name: "bench", key_hash: keyHash, created_at: 0, revoked: false }));

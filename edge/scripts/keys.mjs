@@ -8,7 +8,7 @@
 //
 // create prints the new key alone on the last stdout line (everything else goes to stderr).
 // --local uses wrangler's local stores, laid out as `wrangler dev|d1|kv --local --persist-to DIR` does
-// (DIR/v3/...; default .wrangler/state), after schema.sql has been applied there. --remote uses the Cloudflare API with CLOUDFLARE_ACCOUNT_ID,
+// (DIR/v3/...; default .wrangler/state), after the D1 migrations have been applied there. --remote uses the Cloudflare API with CLOUDFLARE_ACCOUNT_ID,
 // CLOUDFLARE_API_TOKEN and the database / namespace ids from --database-id / --namespace-id (or
 // STEADYTEXT_D1_DATABASE_ID / STEADYTEXT_KV_NAMESPACE_ID).
 import { createHash, randomBytes } from "node:crypto";
@@ -65,7 +65,7 @@ async function localStore(options) {
 				return (await db.prepare(sql).bind(...params).all()).results;
 			} catch (error) {
 				if (!/no such table/.test(error.message)) throw error;
-				throw new UsageError(`${error.message}: apply the schema first: npx wrangler d1 execute DB --local --persist-to DIR --file ../schema.sql`);
+				throw new UsageError(`${error.message}: apply the D1 migrations first: npx wrangler d1 migrations apply DB --local --persist-to DIR`);
 			}
 		},
 		kvPut: (key, value) => kv.put(key, value),

@@ -117,8 +117,8 @@ def test_dlp_blocks_before_the_origin_and_never_echoes_or_stores(
     assert sensitive not in response.text and sensitive.replace(" ", "") not in response.text
     assert inference_count(kind) == runs_before, "the blocked prompt reached the runtime"
     stored = stack.d1_query(
-        f"SELECT (SELECT COUNT(*) FROM generation_cache WHERE parameters LIKE '%{sensitive[-4:]} for me%') "
-        f"+ (SELECT COUNT(*) FROM embedding_cache WHERE parameters LIKE '%{sensitive[-4:]} for me%') AS n"
+        "SELECT COUNT(*) AS n FROM answer_cache "
+        f"WHERE cache_key || route || fingerprint || body || content_type LIKE '%{sensitive[-4:]} for me%'"
     )
     assert stored == [{"n": 0}], "the blocked prompt was cached"
 

@@ -1,6 +1,8 @@
 """`make dev` itself (`python -m scripts.dev`): ready with a working curl example, Ctrl-C stops both
-processes and frees the ports, state and key survive into the next run, a taken port is refused clearly."""
+processes and frees the ports, state and key survive into the next run, a state folder from before D1
+migrations is upgraded at the next start, a taken port is refused clearly."""
 
+import json
 import re
 import signal
 import socket
@@ -11,8 +13,11 @@ import time
 import httpx
 import pytest
 
-from scripts.harness import ensure_port_free, free_port
-from scripts.local_stack import REPO_ROOT
+from infra.d1_migrations import migrations_dir
+from scripts.harness import ensure_port_free, free_port, run_step
+from scripts.local_stack import EDGE_DIR, OFFLINE_ENV, REPO_ROOT, WRANGLER
+
+MIGRATIONS_DIR = migrations_dir()
 
 READY_TIMEOUT_S = 240
 CURL_KEY = re.compile(r"Authorization: Bearer (\S+?)'")
@@ -78,6 +83,94 @@ def test_make_dev_serves_stops_cleanly_and_keeps_state(tmp_path):
     )
     assert (replay.status_code, replay.headers.get("x-cache")) == (200, "HIT"), replay.text
     assert replay.content == answer.content
+
+
+def wrangler_local(state_dir, *args: str) -> str:
+    return run_step(
+        f"wrangler {' '.join(args[:2])}",
+        [str(WRANGLER), *args, "--local", "--persist-to", str(state_dir / "wrangler")],
+        log_path=state_dir / "logs" / "test-steps.log",
+        cwd=EDGE_DIR,
+        env=OFFLINE_ENV,
+    )
+
+
+def d1_rows(state_dir, sql: str) -> list[dict]:
+    return json.loads(wrangler_local(state_dir, "d1", "execute", "DB", "--json", "--command", sql))[0][
+        "results"
+    ]
+
+
+def sql_text(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def back_to_the_state_before_migrations(state_dir, bodies: dict[str, dict]) -> None:
+    """Rewrites a state folder into what `make dev` left before numbered migrations: the tables of the
+    schema.sql of then (migration 0001 is that file, applied with `wrangler d1 execute --file` as
+    `make dev` did), no d1_migrations, and each cached answer in its old table with its prompt."""
+    rows = d1_rows(state_dir, "SELECT cache_key, route FROM answer_cache")
+    wrangler_local(state_dir, "d1", "execute", "DB", "--file", str(MIGRATIONS_DIR / "0001_initial.sql"))
+    columns = (
+        "cache_key, route, fingerprint, body, content_type, created_at, accessed_at, expires_at, access_count"
+    )
+    statements = []
+    for row in rows:
+        table = "generation_cache" if row["cache_key"].startswith("gen:") else "embedding_cache"
+        parameters = json.dumps(bodies[row["route"]], sort_keys=True, separators=(",", ":"))
+        statements.append(
+            f"INSERT INTO {table} (parameters, {columns}) SELECT {sql_text(parameters)}, {columns} "
+            f"FROM answer_cache WHERE cache_key = {sql_text(row['cache_key'])}"
+        )
+        # The KV copy goes too, so the next start can only answer from the upgraded D1 rows.
+        wrangler_local(state_dir, "kv", "key", "delete", row["cache_key"], "--binding", "CACHE")
+    statements += ["DROP TABLE answer_cache", "DROP TABLE d1_migrations"]
+    wrangler_local(state_dir, "d1", "execute", "DB", "--command", "; ".join(statements))
+
+
+@pytest.mark.e2e
+def test_a_state_folder_from_before_migrations_is_upgraded_at_the_next_start(tmp_path):
+    ports = (free_port(), free_port(), free_port())
+    bodies = {
+        "/v1/generate": {"prompt": "Name a prime number.", "max_tokens": 4},
+        "/v1/embed": {"input": "An upgraded state folder."},
+    }
+
+    first = start_dev(tmp_path, ports)
+    key = CURL_KEY.search(read_until_ready(first)).group(1)
+    with httpx.Client(base_url=f"http://127.0.0.1:{ports[1]}", headers={"X-API-Key": key}) as client:
+        answers = {route: client.post(route, json=body) for route, body in bodies.items()}
+    assert stop_with_ctrl_c(first) == 0
+    assert all(answer.status_code == 200 for answer in answers.values()), answers
+    back_to_the_state_before_migrations(tmp_path, bodies)
+    assert {row["name"] for row in d1_rows(tmp_path, "SELECT name FROM sqlite_master")} >= {
+        "generation_cache",
+        "embedding_cache",
+    }
+
+    second = start_dev(tmp_path, ports)
+    banner = read_until_ready(second)
+    with httpx.Client(base_url=f"http://127.0.0.1:{ports[1]}", headers={"X-API-Key": key}) as client:
+        replays = {route: client.post(route, json=body) for route, body in bodies.items()}
+    assert stop_with_ctrl_c(second) == 0
+
+    assert "migrating the local D1" in banner
+    for route, replay in replays.items():
+        assert (replay.status_code, replay.headers.get("x-cache"), replay.headers.get("x-cache-tier")) == (
+            200,
+            "HIT",
+            "d1",
+        ), (route, replay.text)
+        assert replay.content == answers[route].content
+    migrations = [row["name"] for row in d1_rows(tmp_path, "SELECT name FROM d1_migrations ORDER BY id")]
+    assert migrations == sorted(path.name for path in MIGRATIONS_DIR.glob("*.sql"))
+    stored = json.dumps(d1_rows(tmp_path, "SELECT * FROM answer_cache"))
+    assert all(
+        body[field] not in stored
+        for body in bodies.values()
+        for field in ("prompt", "input")
+        if field in body
+    )
 
 
 def test_make_dev_refuses_a_taken_port_before_starting_anything(tmp_path):

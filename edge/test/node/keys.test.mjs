@@ -16,7 +16,7 @@ describe("keys.mjs --local", () => {
 	let persistTo;
 	beforeAll(async () => {
 		persistTo = mkdtempSync(path.join(tmpdir(), "keys-cli-"));
-		const applied = await runWrangler(["d1", "execute", "DB", "--local", "--persist-to", persistTo, "--file", "../schema.sql"]);
+		const applied = await runWrangler(["d1", "migrations", "apply", "DB", "--local", "--persist-to", persistTo]);
 		expect(applied.code, applied.stderr).toBe(0);
 	});
 	afterAll(() => rmSync(persistTo, { recursive: true, force: true }));
@@ -67,12 +67,12 @@ describe("keys.mjs --local", () => {
 		expect((await runNode([KEYS, "list"])).stderr).toContain("exactly one of --local or --remote");
 	});
 
-	it("tells the operator to apply the schema to an empty store", async () => {
+	it("tells the operator to apply the D1 migrations to an empty store", async () => {
 		const empty = mkdtempSync(path.join(tmpdir(), "keys-empty-"));
 		try {
 			const result = await runNode([KEYS, "list", "--local", "--persist-to", empty]);
 			expect(result.code).toBe(2);
-			expect(result.stderr).toContain("schema.sql");
+			expect(result.stderr).toContain("npx wrangler d1 migrations apply DB --local");
 		} finally {
 			rmSync(empty, { recursive: true, force: true });
 		}
