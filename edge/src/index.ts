@@ -33,7 +33,9 @@ export default {
 	},
 
 	async scheduled(_controller, env): Promise<void> {
-		const [evicted, pruned] = await Promise.all([evictExpired(env.DB, cachePolicy(env).maxAgeSeconds), pruneRequestMetrics(env.DB)]);
+		// A bad cache var fails the eviction (and the run), never the metrics pruning beside it.
+		const eviction = Promise.resolve().then(() => evictExpired(env.DB, cachePolicy(env).maxAgeSeconds));
+		const [evicted, pruned] = await Promise.all([eviction, pruneRequestMetrics(env.DB)]);
 		console.log(`scheduled: evicted ${evicted} cached answers, pruned ${pruned} metric rows`);
 	},
 } satisfies ExportedHandler<Env>;
