@@ -29,7 +29,7 @@ from pulumi.runtime.mocks import MockCallArgs, MockMonitor, MockResourceArgs
 from pulumi.runtime.sync_await import _sync_await
 
 from infra.config.stack_files import stack_settings
-from infra.mocks.aws import AWS_COMPUTED_OUTPUTS, AWS_INVOKE_RESULTS
+from infra.mocks.aws import AWS_COMPUTED_OUTPUTS, AWS_INVOKE_RESULTS, challenge_token_outputs
 
 PROJECT = "steadytext-edge"
 
@@ -66,15 +66,78 @@ def _uuid(name: str) -> str:
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:32]}"
 
 
+# The account's Workers as Cloudflare's script list reports them: script name → the Durable Object
+# migration tag the live script has. Empty: a first deploy. Tests add entries to stand for earlier deploys.
+LIVE_WORKER_SCRIPTS: dict[str, str] = {}
+
+# The predefined DLP profiles a Zero Trust account has (id → name and entry names; a few of each, with the
+# kinds of entry the program must leave off).
+ACCOUNT_PREDEFINED_DLP_PROFILES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "e91a2360-da51-4fdf-9711-bcdecd462614": (
+        "Financial Information",
+        ("American Express Card Number", "American Express Text", "CVV Card Number (labeled)", "IBAN",
+         "Mastercard Card Number", "Visa Card Number", "Visa Text"),
+    ),
+    "d658f520-6ecb-4a34-a725-ba37243c2d28": (
+        "Social Security, Insurance, Tax, and Identifier Numbers",
+        ("Canada Social Insurance Number", "United States SSN", "United States SSN Text"),
+    ),
+}
+
+# Fixed times, so plans stay the same from run to run.
+SERVICE_TOKEN_EXPIRES_AT = "2027-11-23T00:00:00Z"
+ROTATION_WINDOW_ENDS_AT = "2026-11-24T00:00:00Z"
+
+
+def _service_token(args: MockResourceArgs) -> dict:
+    # A new client_secret_version is a new secret (Cloudflare rotates it), under the same client id.
+    version = int(args.inputs.get("clientSecretVersion") or 1)
+    return {
+        "clientId": f"{_hex_id(args.name)}.access",
+        "clientSecret": f"SECRET-access-client-secret-{_hex_id(f'{args.name}/v{version}', 8)}",
+        "expiresAt": SERVICE_TOKEN_EXPIRES_AT,
+    }
+
+
+def _workers_script(args: MockResourceArgs) -> dict:
+    uploaded = (args.inputs.get("migrations") or {}).get("newTag")
+    return {"migrationTag": uploaded or LIVE_WORKER_SCRIPTS.get(args.inputs["scriptName"], "")}
+
+
+# Dynamic resources share one type token: each is told apart by an input only it has.
+DYNAMIC_OUTPUTS: dict[str, Callable[[MockResourceArgs], dict]] = {
+    "filename": challenge_token_outputs,
+    "grace_seconds": lambda a: {"previous_secret_expires_at": ROTATION_WINDOW_ENDS_AT},
+}
+
+
+def _dynamic(args: MockResourceArgs) -> dict:
+    return next((compute(args) for marker, compute in DYNAMIC_OUTPUTS.items() if marker in args.inputs), {})
+
+
 # Outputs the provider computes (ids, AUDs, generated credentials), by resource type token.
 COMPUTED_OUTPUTS: dict[str, Callable[[MockResourceArgs], dict]] = {
     f"{CF}/d1Database:D1Database": lambda a: {"uuid": _uuid(a.name)},
     f"{CF}/zeroTrustAccessApplication:ZeroTrustAccessApplication": lambda a: {"aud": _hex_id(a.name, 64)},
-    f"{CF}/zeroTrustAccessServiceToken:ZeroTrustAccessServiceToken": lambda a: {
-        "clientId": f"{_hex_id(a.name)}.access",
-        "clientSecret": f"SECRET-access-client-secret-{_hex_id(a.name, 8)}",
-    },
+    f"{CF}/zeroTrustAccessServiceToken:ZeroTrustAccessServiceToken": _service_token,
+    f"{CF}/workersScript:WorkersScript": _workers_script,
+    "pulumi-python:dynamic:Resource": _dynamic,
 }
+
+
+def _predefined_dlp_profile(args: dict) -> dict:
+    name, _ = ACCOUNT_PREDEFINED_DLP_PROFILES[args["profileId"]]
+    return {"accountId": args["accountId"], "profileId": args["profileId"], "name": name}
+
+
+def _predefined_dlp_entries(args: dict) -> dict:
+    entries = [
+        {"id": _uuid(entry), "name": entry, "profileId": profile_id, "enabled": False, "type": "predefined"}
+        for profile_id, (_, names) in ACCOUNT_PREDEFINED_DLP_PROFILES.items()
+        for entry in names
+    ]
+    return {"accountId": args["accountId"], "results": entries}
+
 
 # Invoke results by function token.
 INVOKE_RESULTS: dict[str, Callable[[dict], dict]] = {
@@ -82,6 +145,12 @@ INVOKE_RESULTS: dict[str, Callable[[dict], dict]] = {
         "token": "SECRET-tunnel-token-"
         + base64.b64encode(json.dumps({"a": args["accountId"], "t": args["tunnelId"]}).encode()).decode()
     },
+    f"{CF}/getWorkersScripts:getWorkersScripts": lambda args: {
+        "accountId": args["accountId"],
+        "results": [{"id": name, "migrationTag": tag} for name, tag in LIVE_WORKER_SCRIPTS.items()],
+    },
+    f"{CF}/getZeroTrustDlpPredefinedProfile:getZeroTrustDlpPredefinedProfile": _predefined_dlp_profile,
+    f"{CF}/getZeroTrustDlpPredefinedEntries:getZeroTrustDlpPredefinedEntries": _predefined_dlp_entries,
 }
 
 
@@ -126,6 +195,7 @@ class RecordedResource:
     retain_on_delete: bool
     dependencies: list[str]
     property_dependencies: dict[str, list[str]] = field(default_factory=dict)
+    additional_secret_outputs: list[str] = field(default_factory=list)
 
     def input(self, key: str) -> Any:
         return plain(self.inputs.get(key))
@@ -168,6 +238,7 @@ class RecordingMonitor(MockMonitor):
                 dependencies=list(request.dependencies),
                 property_dependencies={key: list(deps.urns)
                                        for key, deps in request.propertyDependencies.items()},
+                additional_secret_outputs=list(request.additionalSecretOutputs),
             ))
         return response
 

@@ -5,7 +5,6 @@ Merged into the harness's COMPUTED_OUTPUTS / INVOKE_RESULTS by infra/mocks/__ini
 
 from __future__ import annotations
 
-import base64
 import hashlib
 from collections.abc import Callable
 
@@ -30,6 +29,14 @@ def digest_of(name: str) -> str:
 def challenge_token_for(key: str) -> str:
     """The token Cloudflare would have written into the challenge file at `key`."""
     return "CHALLENGE-" + hashlib.sha256(key.encode()).hexdigest()[:24]
+
+
+def challenge_token_outputs(args: MockResourceArgs) -> dict:
+    """What the ChallengeToken dynamic resource reads from the challenge file when it is created."""
+    from infra.components.logpush_challenge import challenge_object_key
+
+    key = challenge_object_key(args.inputs["bucket"], args.inputs["filename"])
+    return {"key": key, "token": challenge_token_for(key)}
 
 
 def _named(service: str, kind: str) -> Callable[[MockResourceArgs], dict]:
@@ -128,11 +135,5 @@ AWS_INVOKE_RESULTS: dict[str, Callable[[dict], dict]] = {
         "proxyEndpoint": f"https://{TEST_AWS_ACCOUNT}.dkr.ecr.{TEST_REGION}.amazonaws.com",
         "expiresAt": "2026-11-24T00:00:00Z",
         "id": TEST_REGION,
-    },
-    "aws:s3/getObject:getObject": lambda args: {
-        "bucket": args["bucket"],
-        "key": args["key"],
-        "contentType": "application/octet-stream",
-        "bodyBase64": base64.b64encode((challenge_token_for(args["key"]) + "\n").encode()).decode(),
     },
 }
