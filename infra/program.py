@@ -192,6 +192,7 @@ def deploy_aws(
     pulumi.export("ecsServiceName", origin.service_name)
     pulumi.export("logGroupName", origin.log_group_name)
     pulumi.export("auditBucket", audit.bucket_name)
+    pulumi.export("auditChallengeFiles", audit.challenge_files)
 
 
 def run(bundle: WorkerBundle | None = None) -> CloudflareEdge:

@@ -15,7 +15,7 @@ from tests.infra.conftest import TEST_ACCOUNT_ID, plaintext_leaks
 STACKS = ["dev", "prod"]
 CHALLENGE = "cloudflare:index/logpushOwnershipChallenge:LogpushOwnershipChallenge"
 JOB = "cloudflare:index/logpushJob:LogpushJob"
-GET_OBJECT = "aws:s3/getObject:getObject"
+DYNAMIC = "pulumi-python:dynamic:Resource"
 
 
 def bucket_policy(run) -> dict:
@@ -73,8 +73,8 @@ def test_every_job_answers_its_own_ownership_challenge_in_order(stack):
     bucket = run.one("aws:s3/bucket:Bucket")
     policy = run.one("aws:s3/bucketPolicy:BucketPolicy")
     challenges = {r.name: r for r in run.of_type(CHALLENGE)}
+    readers = {r.name: r for r in run.of_type(DYNAMIC) if "filename" in r.inputs}
     jobs = run.of_type(JOB)
-    reads = {args["key"]: args for token, args in run.invocations if token == GET_OBJECT}
     assert sorted(job.input("dataset") for job in jobs) == sorted(DATASET_FIELDS)
     for job in jobs:
         challenge = challenges[job.name]
@@ -86,10 +86,13 @@ def test_every_job_answers_its_own_ownership_challenge_in_order(stack):
         )
         # … and is only requested once the policy lets Cloudflare write the challenge file;
         assert policy.urn in challenge.dependencies
-        # 2. the deploy reads the file Cloudflare names, from this bucket;
-        filename = next(key for key in reads if key.startswith(f"cloudflare/{job.input('dataset')}/"))
-        assert reads[filename]["bucket"] == f"{bucket.name}-0a1b2c3"
-        assert reads[filename]["downloadBody"] == "true"
+        # 2. the deploy reads the file Cloudflare names, from this bucket (once: see test_logpush_challenge);
+        reader = readers[job.name]
+        filename = reader.input("filename")
+        assert filename.startswith(f"cloudflare/{job.input('dataset')}/")
+        assert challenge.urn in reader.property_dependencies["filename"]
+        assert reader.input("bucket") == f"{bucket.name}-0a1b2c3"
+        assert reader.input("region") == "us-east-1"
         # 3. the job presents the token from that file, still secret.
         assert job.input("ownershipChallenge") == challenge_token_for(filename)
         assert plaintext_leaks(job.inputs, [challenge_token_for(filename)]) == []

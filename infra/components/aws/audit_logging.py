@@ -3,17 +3,19 @@ verdicts) writing into a private, encrypted, versioned S3 bucket.
 
 Cloudflare proves it may write to the bucket with an ownership challenge, handled inside the deploy: the
 bucket policy admits Cloudflare's Logpush user under the log prefix → ``LogpushOwnershipChallenge`` makes
-Cloudflare write a token file there → ``aws.s3.get_object`` reads it back → the ``LogpushJob`` presents it.
+Cloudflare write a token file there → ``ChallengeToken`` reads it back, once, when it is created (never at
+a later preview or update: the file expires, see logpush_challenge.py) → the ``LogpushJob`` presents it.
 The token is bound to the exact ``destination_conf``, so each job has its own challenge on that string.
 """
 
-import base64
 import json
 from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_aws as aws
 import pulumi_cloudflare as cloudflare
+
+from infra.components.logpush_challenge import ChallengeToken, ChallengeTokenArgs
 
 # Cloudflare's documented Logpush identity (developers.cloudflare.com/logs/logpush/aws-s3/).
 LOGPUSH_PRINCIPAL = "arn:aws:iam::391854517948:user/cloudflare-logpush"
@@ -109,14 +111,10 @@ def bucket_policy(bucket_arn: str) -> dict:
     }
 
 
-def challenge_token(body_base64: str) -> str:
-    """The ownership token from the challenge file (read as base64: its type may not be text)."""
-    return base64.b64decode(body_base64).decode().strip()
-
-
 class AuditLogging(pulumi.ComponentResource):
     bucket_name: pulumi.Output[str]
     job_ids: dict[str, pulumi.Output[str]]
+    challenge_files: pulumi.Output[list[str]]
 
     def __init__(self, name: str, args: AuditLoggingArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("steadytext:aws:AuditLogging", name, None, opts)
@@ -180,6 +178,7 @@ class AuditLogging(pulumi.ComponentResource):
         )
 
         self.job_ids = {}
+        challenge_keys = []
         for dataset, fields in DATASET_FIELDS.items():
             destination = pulumi.Output.all(bucket.bucket, args.region).apply(
                 lambda values, dataset=dataset: destination_conf(values[0], dataset, values[1])
@@ -192,12 +191,12 @@ class AuditLogging(pulumi.ComponentResource):
                 # Cloudflare writes the challenge file as the Logpush user: the policy must admit it first.
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[policy]),
             )
-            challenge_file = aws.s3.get_object_output(
-                bucket=bucket.bucket,
-                key=challenge.filename,
-                download_body="true",
-                opts=pulumi.InvokeOutputOptions(parent=self, depends_on=[challenge]),
+            token = ChallengeToken(
+                label,
+                ChallengeTokenArgs(bucket=bucket.bucket, region=args.region, challenge=challenge),
+                child,
             )
+            challenge_keys.append(token.key)
             job = cloudflare.LogpushJob(
                 label,
                 account_id=args.cloudflare_account_id,
@@ -205,8 +204,9 @@ class AuditLogging(pulumi.ComponentResource):
                 name=label,
                 enabled=True,
                 destination_conf=destination,
-                # The SDK marks the token (and destination_conf) secret.
-                ownership_challenge=challenge_file.body_base64.apply(challenge_token),
+                # Secret in state (the SDK marks the token and destination_conf secret). It changes only
+                # with a new challenge, i.e. a new destination, which is exactly when the job needs it.
+                ownership_challenge=pulumi.Output.secret(token.token),
                 output_options={
                     "field_names": fields,
                     "output_type": "ndjson",
@@ -217,4 +217,12 @@ class AuditLogging(pulumi.ComponentResource):
             self.job_ids[dataset] = job.id
 
         self.bucket_name = bucket.bucket
-        self.register_outputs({"bucket_name": self.bucket_name, "job_ids": self.job_ids})
+        # Cloudflare advises deleting these once the jobs exist (docs/infra-aws.md shows how).
+        self.challenge_files = pulumi.Output.all(*challenge_keys).apply(list)
+        self.register_outputs(
+            {
+                "bucket_name": self.bucket_name,
+                "job_ids": self.job_ids,
+                "challenge_files": self.challenge_files,
+            }
+        )
