@@ -127,7 +127,6 @@ def deploy_cloudflare(cfg: StackConfig, bundle: WorkerBundle) -> CloudflareEdge:
                 "ORIGIN_TOKEN": cf.origin_token,
                 "METRICS_TOKEN": cf.metrics_token,
             },
-            live_migration_tag=cf.worker.migration_tag,
             after=(storage.schema,),
         ),
     )

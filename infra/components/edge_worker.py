@@ -81,17 +81,28 @@ def worker_bindings(
 _MIGRATION_STEP_KEYS = ("new_classes", "new_sqlite_classes", "deleted_classes")
 
 
-def durable_object_migrations(wrangler: Mapping[str, Any], live_tag: str) -> dict[str, Any] | None:
-    """The Durable Object migrations to upload, given the tag the live script already has ("" = none).
+class MigrationTagError(ValueError):
+    pass
 
-    Like `wrangler deploy`: only the steps after `live_tag`, with `old_tag` = `live_tag` so Cloudflare
-    rejects the upload if the live script is elsewhere. A script that has a tag must always be sent
-    one, so an up-to-date script gets `old_tag` = `new_tag` and nothing to apply.
+
+def durable_object_migrations(wrangler: Mapping[str, Any], live_tag: str) -> dict[str, Any] | None:
+    """The Durable Object migrations to upload, given the tag the live script has ("" = none yet).
+
+    As `wrangler deploy` does (workers-sdk `getMigrationsToUpload`): nothing when the live script is
+    already at the last tag; otherwise only the steps after `live_tag`, with `old_tag` = `live_tag`, so
+    Cloudflare refuses the upload if the live script has moved on meanwhile.
     """
     history = wrangler.get("migrations", [])
-    if not history:
-        return None
     tags = [entry["tag"] for entry in history]
+    if live_tag and live_tag not in tags:
+        raise MigrationTagError(
+            f"the deployed Worker's Durable Object migration tag is {live_tag!r}, which edge/wrangler.jsonc "
+            f"does not list ({', '.join(tags) or 'no migrations'}): a migration was removed from "
+            "wrangler.jsonc or the Worker was deployed from another tree; restore that migration entry "
+            "(tags are history and stay in the file) before deploying"
+        )
+    if not history or (live_tag and live_tag == tags[-1]):
+        return None
     pending = history[tags.index(live_tag) + 1 :] if live_tag else history
     steps = []
     for entry in pending:
@@ -99,12 +110,22 @@ def durable_object_migrations(wrangler: Mapping[str, Any], live_tag: str) -> dic
         if "renamed_classes" in entry:
             step["renamed_classes"] = [{"from_": r["from"], "to": r["to"]} for r in entry["renamed_classes"]]
         steps.append(step)
-    migrations: dict[str, Any] = {"new_tag": tags[-1]}
-    if steps:
-        migrations["steps"] = steps
+    migrations: dict[str, Any] = {"new_tag": tags[-1], "steps": steps}
     if live_tag:
         migrations["old_tag"] = live_tag
     return migrations
+
+
+def live_migration_tag(account_id: str, script_name: str) -> pulumi.Output[str]:
+    """The Durable Object migration tag the deployed script has now ("" when there is no such script),
+    read from Cloudflare's script list at every preview and update (the list, unlike the single-script
+    lookup, does not fail for a Worker that does not exist yet)."""
+    scripts = cf.get_workers_scripts_output(account_id=account_id)
+    return scripts.results.apply(
+        lambda results: next(
+            ((script.migration_tag or "") for script in results or [] if script.id == script_name), ""
+        )
+    )
 
 
 @dataclass(frozen=True)
@@ -118,8 +139,6 @@ class EdgeWorkerArgs:
     resource_ids: Mapping[str, pulumi.Input[str]]
     plain_vars: Mapping[str, pulumi.Input[str]]
     secrets: Mapping[str, pulumi.Input[str]]
-    # The Durable Object migration tag the live script has ("" for a new Worker).
-    live_migration_tag: str = ""
     # Resources the script must wait for (the D1 schema: the Worker's first query needs its tables).
     after: tuple[pulumi.Resource, ...] = ()
 
@@ -131,9 +150,10 @@ class EdgeWorker(pulumi.ComponentResource):
         wrangler = args.wrangler
         observability = wrangler.get("observability", {}).get("enabled", False)
 
-        migrations = durable_object_migrations(wrangler, args.live_migration_tag)
-        # What the live script's tag is once this deploy succeeds (the next deploy's workerMigrationTag).
-        self.migration_tag = migrations["new_tag"] if migrations else ""
+        # Read from Cloudflare, not from config: no manual bookkeeping between deploys, and a deploy made
+        # elsewhere (wrangler, a half-finished `pulumi up`) is seen as it is.
+        self.live_migration_tag = live_migration_tag(args.account_id, args.script_name)
+        migrations = self.live_migration_tag.apply(lambda tag: durable_object_migrations(wrangler, tag))
         self.script = cf.WorkersScript(
             f"{name}-script",
             account_id=args.account_id,
@@ -181,4 +201,8 @@ class EdgeWorker(pulumi.ComponentResource):
             else None
         )
         self.url = f"https://{args.api_hostname}"
-        self.register_outputs({"script_name": self.script.script_name, "url": self.url})
+        # The tag the provider reports for the script once this deploy has run.
+        self.migration_tag = self.script.migration_tag
+        self.register_outputs(
+            {"script_name": self.script.script_name, "url": self.url, "migration_tag": self.migration_tag}
+        )

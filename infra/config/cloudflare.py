@@ -8,7 +8,6 @@ from dataclasses import dataclass
 import pulumi
 
 from infra.config.reader import HOSTNAME, ConfigError, ConfigReader
-from infra.wrangler_config import load_wrangler_config
 
 RESOURCE_PREFIX = re.compile(r"^[a-z][a-z0-9-]{2,40}[a-z0-9]$")
 DURATION = re.compile(r"^[0-9]+(m|h)$")
@@ -31,9 +30,6 @@ class WorkerSettings:
     origin_fallback_url: str
     # "" = the Worker learns the fingerprint from the origin; set it to pin cache keys to one model build.
     model_fingerprint: str
-    # The Durable Object migration tag the live Worker script has ("" = a new Worker): pulumi-cloudflare
-    # does not track it, and Cloudflare rejects migrations that do not start from it.
-    migration_tag: str
 
 
 @dataclass(frozen=True)
@@ -67,19 +63,6 @@ class CloudflareConfig:
     @property
     def r2_endpoint(self) -> str:
         return f"https://{self.account_id}.r2.cloudflarestorage.com"
-
-
-def _migration_tag(read: ConfigReader) -> str:
-    tags = [entry["tag"] for entry in load_wrangler_config().get("migrations", [])]
-    live = read.optional_string("workerMigrationTag", example=tags[-1] if tags else "v1") or ""
-    if live and live not in tags:
-        raise ConfigError(
-            read.key("workerMigrationTag"),
-            f"must be a migration tag of edge/wrangler.jsonc ({', '.join(tags)}) or empty for a new Worker, "
-            f"got {live!r}",
-            tags[-1] if tags else '""',
-        )
-    return live
 
 
 def _cache_max_age(read: ConfigReader, ttl_seconds: int) -> int:
@@ -118,7 +101,6 @@ def _worker_settings(read: ConfigReader) -> WorkerSettings:
         origin_timeout_ms=read.integer("originTimeoutMs", example=60000, minimum=1000, maximum=600_000),
         origin_fallback_url=fallback or "",
         model_fingerprint=fingerprint or "",
-        migration_tag=_migration_tag(read),
     )
 
 

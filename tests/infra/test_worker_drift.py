@@ -8,10 +8,8 @@ import re
 import pytest
 
 from infra import REPO_ROOT
-from infra.components.edge_worker import BindingDriftError, durable_object_migrations, worker_bindings
-from infra.config import ConfigError
+from infra.components.edge_worker import BindingDriftError, worker_bindings
 from infra.wrangler_config import load_wrangler_config, parse_jsonc
-from tests.infra.conftest import PROJECT
 
 SCRIPT = "cloudflare:index/workersScript:WorkersScript"
 
@@ -92,43 +90,3 @@ def test_jsonc_comments_and_trailing_commas_are_read_like_wrangler_does():
         "list": [1, 2],
         "quoted": "not // a comment",
     }
-
-
-HISTORY = {
-    "migrations": [
-        {"tag": "v1", "new_sqlite_classes": ["Coalescer"]},
-        {"tag": "v2", "renamed_classes": [{"from": "Coalescer", "to": "SingleFlight"}]},
-    ]
-}
-
-
-def test_a_new_worker_gets_every_migration_without_an_old_tag():
-    assert durable_object_migrations(HISTORY, "") == {
-        "new_tag": "v2",
-        "steps": [
-            {"new_sqlite_classes": ["Coalescer"]},
-            {"renamed_classes": [{"from_": "Coalescer", "to": "SingleFlight"}]},
-        ],
-    }
-
-
-def test_a_live_worker_gets_only_the_pending_steps_checked_against_its_tag():
-    assert durable_object_migrations(HISTORY, "v1") == {
-        "old_tag": "v1",
-        "new_tag": "v2",
-        "steps": [{"renamed_classes": [{"from_": "Coalescer", "to": "SingleFlight"}]}],
-    }
-    # Up to date: the tag must still be sent (Cloudflare requires one once a script has it), no steps.
-    assert durable_object_migrations(HISTORY, "v2") == {"old_tag": "v2", "new_tag": "v2"}
-
-
-def test_the_deployed_migrations_follow_the_configured_live_tag(run_program):
-    newest = load_wrangler_config()["migrations"][-1]["tag"]
-    run = run_program("dev", overrides={f"{PROJECT}:workerMigrationTag": newest})
-    assert run.one(SCRIPT).input("migrations") == {"oldTag": newest, "newTag": newest}
-    assert run.outputs["workerMigrationTag"] == newest
-
-
-def test_an_unknown_live_tag_is_a_config_error(run_program):
-    with pytest.raises(ConfigError, match=rf"config {PROJECT}:workerMigrationTag: must be a migration tag"):
-        run_program("dev", overrides={f"{PROJECT}:workerMigrationTag": "v999"})
