@@ -91,6 +91,7 @@ def deploy_cloudflare(cfg: StackConfig, bundle: WorkerBundle) -> CloudflareEdge:
             api_hostname=cf.api_hostname,
             origin_hostname=cf.origin_hostname,
             access=cf.access,
+            gateway=cf.gateway,
             dlp_patterns=load_dlp_patterns(),
         ),
     )
@@ -147,7 +148,9 @@ def export_cloudflare(edge: CloudflareEdge, cfg: StackConfig) -> None:
     pulumi.export("accessApplicationAud", edge.zero_trust.application.aud)
     # Bound to the Worker as a secret, so it is exported as one: half of a credential is not a plain value.
     pulumi.export("accessServiceTokenClientId", pulumi.Output.secret(edge.zero_trust.service_token.client_id))
-    pulumi.export("dlpProfileId", edge.zero_trust.dlp_profile.id)
+    # After this the Worker's requests to the origin fail: rotate before (docs/infra.md, "Service token").
+    pulumi.export("accessServiceTokenExpiresAt", edge.zero_trust.service_token.expires_at)
+    pulumi.export("dlpProfileIds", edge.zero_trust.dlp_profile_ids)
     pulumi.export("tunnelId", edge.tunnel.tunnel.id)
     pulumi.export("tunnelToken", edge.tunnel.token)
 

@@ -42,6 +42,25 @@ class AccessSettings:
     require_device_posture: bool
     session_duration: str
     service_token_duration: str
+    # Bumping it rotates the Worker's service-token secret (pulumi-cloudflare's `client_secret_version`).
+    service_token_secret_version: int
+
+
+# gatewayTlsDecryption: this stack turns Gateway TLS decryption on, or the account manages it elsewhere.
+TLS_DECRYPTION_DECLARE = "declare"
+TLS_DECRYPTION_EXTERNAL = "external"
+# dlpProfile: a custom profile from dlp-patterns.json (needs the DLP add-on), or Cloudflare's predefined
+# Financial Information + Social Security profiles (every Zero Trust plan).
+DLP_PROFILE_CUSTOM = "custom"
+DLP_PROFILE_PREDEFINED = "predefined"
+
+
+@dataclass(frozen=True)
+class GatewaySettings:
+    """How Gateway's DLP block policy for our hostnames gets what it needs from the account."""
+
+    tls_decryption: str
+    dlp_profile: str
 
 
 @dataclass(frozen=True)
@@ -54,6 +73,7 @@ class CloudflareConfig:
     origin_port: int
     worker: WorkerSettings
     access: AccessSettings
+    gateway: GatewaySettings
     api_token: pulumi.Output[str]
     origin_token: pulumi.Output[str]
     metrics_token: pulumi.Output[str]
@@ -137,6 +157,16 @@ def _access_settings(read: ConfigReader) -> AccessSettings:
         service_token_duration=read.string(
             "serviceTokenDuration", example="8760h", pattern=DURATION, shape="a duration like 8760h"
         ),
+        service_token_secret_version=read.integer(
+            "serviceTokenSecretVersion", example=2, minimum=1, maximum=1_000_000
+        ),
+    )
+
+
+def _gateway_settings(read: ConfigReader) -> GatewaySettings:
+    return GatewaySettings(
+        tls_decryption=read.choice("gatewayTlsDecryption", (TLS_DECRYPTION_DECLARE, TLS_DECRYPTION_EXTERNAL)),
+        dlp_profile=read.choice("dlpProfile", (DLP_PROFILE_CUSTOM, DLP_PROFILE_PREDEFINED)),
     )
 
 
@@ -164,6 +194,7 @@ def load_cloudflare(read: ConfigReader, cloudflare: ConfigReader) -> CloudflareC
         origin_port=read.integer("originPort", example=8000, minimum=1, maximum=65535),
         worker=_worker_settings(read),
         access=_access_settings(read),
+        gateway=_gateway_settings(read),
         api_token=cloudflare.secret("apiToken", example="<api-token-with-workers-d1-r2-zero-trust-edit>"),
         origin_token=read.secret("originToken", example="$(openssl rand -hex 32)"),
         metrics_token=read.secret("metricsToken", example="$(openssl rand -hex 32)"),

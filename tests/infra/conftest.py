@@ -73,3 +73,17 @@ def prod_run(run_program) -> PulumiRun:
 @pytest.fixture(scope="session", params=["dev", "prod"])
 def stack_run(request, dev_run, prod_run) -> PulumiRun:
     return {"dev": dev_run, "prod": prod_run}[request.param]
+
+
+# The dev stack with every non-default Zero Trust choice: predefined DLP profiles, Gateway TLS decryption
+# managed elsewhere, and the service-token secret rotated once.
+ZERO_TRUST_CHOICES = {
+    f"{PROJECT}:dlpProfile": "predefined",
+    f"{PROJECT}:gatewayTlsDecryption": "external",
+    f"{PROJECT}:serviceTokenSecretVersion": "2",
+}
+
+
+@pytest.fixture(scope="session")
+def choices_run(run_program) -> PulumiRun:
+    return run_program("dev", overrides=ZERO_TRUST_CHOICES)

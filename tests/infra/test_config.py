@@ -68,6 +68,9 @@ def test_the_committed_placeholders_are_rejected_with_the_key_and_an_example():
         ("originFallbackUrl", "http://plain.example.com", "https:// URL"),
         ("modelFile", "no/such/model.gguf", "is not a file"),
         ("resourcePrefix", "Steady_Text", "lower-case letters"),
+        ("dlpProfile", "enterprise", "one of custom, predefined"),
+        ("gatewayTlsDecryption", "maybe", "one of declare, external"),
+        ("serviceTokenSecretVersion", "0", "integer from 1 to 1000000"),
     ],
 )
 def test_invalid_values_name_their_key(key, value, expected):

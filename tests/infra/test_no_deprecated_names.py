@@ -10,6 +10,7 @@ from pathlib import Path
 import pulumi_cloudflare
 
 from infra import REPO_ROOT
+from infra.mocks import plain
 
 DEPRECATION = re.compile(r"cloudflare\.index/\w+\.(\w+) has been deprecated in favor of")
 # Deprecated arguments of the classes the program does use (SDK docstrings).
@@ -68,3 +69,41 @@ def test_the_declared_resources_are_current_types(stack_run):
     deprecated = deprecated_classes()
     used = {r.type.rsplit(":", 1)[1] for r in stack_run.resources if r.type.startswith("cloudflare:")}
     assert used and not used & deprecated
+
+
+def deprecated_nested_arguments() -> dict[str, set[str]]:
+    """Input-type class name (e.g. `ZeroTrustDlpCustomEntryPattern`) → its deprecated fields, camelCase."""
+    source = (Path(pulumi_cloudflare.__file__).parent / "_inputs.py").read_text()
+    found: dict[str, set[str]] = {}
+    for block in re.split(r"\n(?=class )", source):
+        name = re.match(r"class (\w+)Args\b", block)
+        fields = re.findall(r"@_utilities\.deprecated\([^)]*\)\n\s+def (\w+)", block)
+        if name and fields:
+            found[name.group(1)] = {re.sub(r"_(\w)", lambda m: m.group(1).upper(), f) for f in fields}
+    return found
+
+
+def keys_anywhere(value) -> set[str]:
+    if isinstance(value, dict):
+        return set(value) | {key for item in value.values() for key in keys_anywhere(item)}
+    if isinstance(value, list):
+        return {key for item in value for key in keys_anywhere(item)}
+    return set()
+
+
+def test_the_sdk_nested_deprecations_are_found():
+    assert "validation" in deprecated_nested_arguments()["ZeroTrustDlpCustomEntryPattern"]
+
+
+def test_no_deprecated_nested_argument_is_sent(stack_run, choices_run):
+    deprecated = deprecated_nested_arguments()
+    offenders = []
+    for run in (stack_run, choices_run):
+        for resource in run.resources:
+            if not resource.type.startswith("cloudflare:"):
+                continue
+            kind = resource.type.rsplit(":", 1)[1]
+            names = set().union(*(fields for cls, fields in deprecated.items() if cls.startswith(kind)))
+            nested = keys_anywhere([value for value in plain(resource.inputs).values()])
+            offenders += [f"{resource.name}: {name}" for name in sorted(names & nested)]
+    assert offenders == []
