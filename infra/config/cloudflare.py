@@ -139,7 +139,8 @@ def _access_settings(read: ConfigReader) -> AccessSettings:
         raise ConfigError(
             read.key("accessEmailDomains"),
             f"is empty and so is {read.key('accessGroupIds')}: name at least one domain or group",
-            f"--path '{read.key('accessEmailDomains')}[0]' example.com",
+            "example.com",
+            list_item=True,
         )
     return AccessSettings(
         team_name=read.string(

@@ -24,9 +24,11 @@ class ConfigError(pulumi.RunError):
     """A stack config value is missing or invalid. `pulumi.RunError` makes Pulumi print the message
     without a Python traceback."""
 
-    def __init__(self, key: str, problem: str, example: str, secret: bool = False):
+    def __init__(self, key: str, problem: str, example: str, secret: bool = False, list_item: bool = False):
         self.key = key
-        command = f"pulumi config set{' --secret' if secret else ''} {key} {example}"
+        # A list item is set through its path (`--path 'ns:key[0]' value`), not the key plus a path.
+        target = f"--path '{key}[0]'" if list_item else key
+        command = f"pulumi config set{' --secret' if secret else ''} {target} {example}"
         super().__init__(f"config {key}: {problem}; for example: {command}")
 
 
@@ -120,24 +122,30 @@ class ConfigReader:
         min_items: int = 0,
     ) -> tuple[str, ...]:
         """A YAML list of strings in the stack file (the CLI hands it over as JSON)."""
-        list_example = f"--path '{self.key(name)}[0]' {example}"
         value = self._raw(name)
         if value is None:
             if min_items:
-                raise ConfigError(self.key(name), f"needs at least {min_items} item(s)", list_example)
+                raise ConfigError(
+                    self.key(name), f"needs at least {min_items} item(s)", example, list_item=True
+                )
             return ()
         try:
             items = json.loads(value)
         except json.JSONDecodeError:
             items = None
         if not isinstance(items, list) or not all(isinstance(item, str) for item in items):
-            raise ConfigError(self.key(name), f"must be a list of strings, got {value!r}", list_example)
+            raise ConfigError(
+                self.key(name), f"must be a list of strings, got {value!r}", example, list_item=True
+            )
         if len(items) < min_items:
-            raise ConfigError(self.key(name), f"needs at least {min_items} item(s)", list_example)
+            raise ConfigError(self.key(name), f"needs at least {min_items} item(s)", example, list_item=True)
         for item in items:
             if pattern is not None and not pattern.fullmatch(item):
                 raise ConfigError(
-                    self.key(name), f"items must be {shape or pattern.pattern}, got {item!r}", list_example
+                    self.key(name),
+                    f"items must be {shape or pattern.pattern}, got {item!r}",
+                    example,
+                    list_item=True,
                 )
         return tuple(items)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shlex
+
 import pulumi
 import pytest
 
@@ -93,6 +95,27 @@ def test_missing_secrets_show_a_secret_config_set(key, how):
     )
     assert message.startswith(f"config {key}: is required but not set")
     assert f"pulumi config set --secret {key} " in message
+
+
+@pytest.mark.parametrize(
+    ("overrides", "key"),
+    [
+        ({f"{PROJECT}:accessEmailDomains": "example.com"}, "accessEmailDomains"),
+        ({f"{PROJECT}:accessGroupIds": '["group-one"]'}, "accessGroupIds"),
+        ({f"{PROJECT}:accessEmailDomains": "[]", f"{PROJECT}:accessGroupIds": "[]"}, "accessEmailDomains"),
+    ],
+)
+def test_a_list_key_error_shows_a_command_pulumi_accepts(overrides, key):
+    # `pulumi config set [key] [value]`: a list item is named by its path alone, not the key plus a path.
+    command = config_error("dev", overrides=overrides).split("; for example: ", 1)[1]
+    assert shlex.split(command)[:5] == ["pulumi", "config", "set", "--path", f"{PROJECT}:{key}[0]"]
+    assert len(shlex.split(command)) == 6 and command.count(f"{PROJECT}:{key}") == 1
+
+
+def test_the_gateway_choices_default_to_the_custom_profile_declared_by_the_stack():
+    gateway = load("dev").cloudflare.gateway
+    assert (gateway.tls_decryption, gateway.dlp_profile) == ("declare", "custom")
+    assert load("dev").cloudflare.access.service_token_secret_version == 1
 
 
 def test_access_needs_someone_to_let_in():
