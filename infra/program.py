@@ -30,6 +30,7 @@ class CloudflareEdge:
     zero_trust: ZeroTrust
     tunnel: OriginTunnel
     worker: EdgeWorker
+    model_bytes: int  # size of the GGUF the GPU runtime downloads and loads
 
 
 def local_model(model: ModelConfig):
@@ -131,7 +132,14 @@ def deploy_cloudflare(cfg: StackConfig, bundle: WorkerBundle) -> CloudflareEdge:
             after=(storage.schema,),
         ),
     )
-    return CloudflareEdge(storage=storage, model=model, zero_trust=zero_trust, tunnel=tunnel, worker=worker)
+    return CloudflareEdge(
+        storage=storage,
+        model=model,
+        zero_trust=zero_trust,
+        tunnel=tunnel,
+        worker=worker,
+        model_bytes=model_file.path.stat().st_size,
+    )
 
 
 def export_cloudflare(edge: CloudflareEdge, cfg: StackConfig) -> None:
@@ -160,6 +168,7 @@ def deploy_aws(
     tunnel_token: pulumi.Input[str],
     model_url: pulumi.Input[str],
     model_sha256: pulumi.Input[str],
+    model_bytes: int,
 ) -> None:
     """The GPU origin behind the tunnel and the Logpush audit bucket; exports what operators look up."""
     cf = cfg.cloudflare
@@ -171,6 +180,7 @@ def deploy_aws(
             tunnel_token=tunnel_token,
             model_url=model_url,
             model_sha256=model_sha256,
+            model_bytes=model_bytes,
             s3_endpoint_url=cf.r2_endpoint,
             r2_access_key_id=cf.r2_access_key_id,
             r2_secret_access_key=cf.r2_secret_access_key,
@@ -203,5 +213,5 @@ def run(bundle: WorkerBundle | None = None) -> CloudflareEdge:
     cfg = config.load()
     edge = deploy_cloudflare(cfg, bundle or build_worker_bundle())
     export_cloudflare(edge, cfg)
-    deploy_aws(cfg, edge.tunnel.token, edge.model.url, edge.model.sha256)
+    deploy_aws(cfg, edge.tunnel.token, edge.model.url, edge.model.sha256, edge.model_bytes)
     return edge

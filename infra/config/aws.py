@@ -10,14 +10,21 @@ import ipaddress
 import re
 from dataclasses import dataclass
 
+import pulumi
+
+from infra.config.gpu_instances import instance_type_problem
 from infra.config.reader import ConfigError, ConfigReader
 
-# GPU families ECS's GPU AMI supports: g4dn, g5, g6, g6e, gr6, p3, p4d, p5 … (NVIDIA).
-GPU_INSTANCE_TYPE = re.compile(r"^(g|gr|p)[0-9][a-z0-9-]*\.[0-9]*[a-z]+$")
 VPC_ID = re.compile(r"^vpc-[0-9a-f]{8,17}$")
 SUBNET_ID = re.compile(r"^subnet-[0-9a-f]{8,17}$")
 REGION = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-[0-9]$")
 AMI_PARAMETER = re.compile(r"^/aws/service/ecs/optimized-ami/[a-z0-9/.-]+/image_id$")
+# A Docker Hub repository with its namespace (official images: library/<name>) and a tag.
+DOCKER_HUB_IMAGE = re.compile(
+    r"^[a-z0-9]+(?:[._-][a-z0-9]+)*/[a-z0-9]+(?:[._-][a-z0-9]+)*:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$"
+)
+IMAGE_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+DOCKER_ID = re.compile(r"^[a-z0-9]{4,30}$")  # Docker Hub: 4-30 lower-case letters and digits
 # The only values CloudWatch Logs accepts for a retention period.
 LOG_RETENTION_DAYS = (
     1,
@@ -54,6 +61,27 @@ class GpuSettings:
     root_volume_gib: int
     ami_parameter: str
     runtime_memory_mib: int
+    # How fast a cold task start gets through the model (R2 download, sha256 check, load), in MiB/s:
+    # with the model's size it sizes the runtime's health-check grace (infra/components/aws/start_budget.py).
+    model_start_mib_per_second: int
+
+
+@dataclass(frozen=True)
+class CloudflaredSettings:
+    """The tunnel sidecar, pulled from Docker Hub through an ECR pull-through cache and run by digest."""
+
+    image: str  # Docker Hub repository:tag, e.g. cloudflare/cloudflared:2025.11.1
+    digest: str  # sha256:… of that tag (the index digest), what the tasks run
+    docker_hub_username: str
+    docker_hub_access_token: pulumi.Output[str]
+
+    @property
+    def repository(self) -> str:
+        return self.image.rsplit(":", 1)[0]
+
+    @property
+    def tag(self) -> str:
+        return self.image.rsplit(":", 1)[1]
 
 
 @dataclass(frozen=True)
@@ -68,6 +96,7 @@ class AwsConfig:
     region: str
     gpu: GpuSettings
     network: NetworkSettings
+    cloudflared: CloudflaredSettings
     keep_images: int
     log_retention_days: int
     audit_log_retention_days: int
@@ -82,13 +111,12 @@ def _gpu_settings(read: ConfigReader) -> GpuSettings:
             f"is {minimum}, more than {read.key('gpuMaxInstances')} ({maximum})",
             str(maximum),
         )
+    instance_type = read.string("gpuInstanceType", example="g5.xlarge")
+    problem = instance_type_problem(instance_type)
+    if problem is not None:
+        raise ConfigError(read.key("gpuInstanceType"), problem, "g5.xlarge")
     return GpuSettings(
-        instance_type=read.string(
-            "gpuInstanceType",
-            example="g5.xlarge",
-            pattern=GPU_INSTANCE_TYPE,
-            shape="an NVIDIA GPU instance type such as g5.xlarge or g6.2xlarge",
-        ),
+        instance_type=instance_type,
         min_instances=minimum,
         max_instances=maximum,
         desired_tasks=read.integer("gpuDesiredTasks", example=1, minimum=0, maximum=100),
@@ -100,6 +128,30 @@ def _gpu_settings(read: ConfigReader) -> GpuSettings:
             shape="an ECS-optimized AMI SSM parameter path",
         ),
         runtime_memory_mib=read.integer("runtimeMemoryMib", example=12288, minimum=512, maximum=2_000_000),
+        model_start_mib_per_second=read.integer(
+            "modelStartMibPerSecond", example=10, minimum=1, maximum=10_000
+        ),
+    )
+
+
+def _cloudflared_settings(read: ConfigReader) -> CloudflaredSettings:
+    return CloudflaredSettings(
+        image=read.string(
+            "cloudflaredImage",
+            example="cloudflare/cloudflared:2025.11.1",
+            pattern=DOCKER_HUB_IMAGE,
+            shape="a Docker Hub namespace/repository:tag",
+        ),
+        digest=read.string(
+            "cloudflaredImageDigest",
+            example="sha256:" + "0" * 64,
+            pattern=IMAGE_DIGEST,
+            shape="the image's sha256:<64 hex digits> digest (docker buildx imagetools inspect <image>)",
+        ),
+        docker_hub_username=read.string(
+            "dockerHubUsername", example="mydockerid", pattern=DOCKER_ID, shape="a Docker ID"
+        ),
+        docker_hub_access_token=read.secret("dockerHubAccessToken", example="<Docker Hub access token>"),
     )
 
 
@@ -136,6 +188,7 @@ def load_aws(read: ConfigReader, provider: ConfigReader) -> AwsConfig:
         region=provider.string("region", example="us-east-1", pattern=REGION, shape="an AWS region"),
         gpu=_gpu_settings(read),
         network=_network_settings(read),
+        cloudflared=_cloudflared_settings(read),
         keep_images=read.integer("ecrKeepImages", example=10, minimum=1, maximum=1000),
         log_retention_days=read.choice("logRetentionDays", LOG_RETENTION_DAYS),
         audit_log_retention_days=read.integer("auditLogRetentionDays", example=365, minimum=1, maximum=3650),

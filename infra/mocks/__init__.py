@@ -42,6 +42,7 @@ TEST_IDENTITY = {
     f"{PROJECT}:accountId": TEST_ACCOUNT_ID,
     f"{PROJECT}:zoneId": TEST_ZONE_ID,
     f"{PROJECT}:accessTeamName": "steadytext-test",
+    f"{PROJECT}:dockerHubUsername": "steadytexttest",
 }
 
 # Every secret a stack needs (stack files hold none: they are set with `pulumi config set --secret`), with
@@ -52,6 +53,7 @@ TEST_SECRETS = {
     f"{PROJECT}:metricsToken": "SECRET-metrics-scrape-token",
     f"{PROJECT}:r2AccessKeyId": "SECRET-r2-access-key-id",
     f"{PROJECT}:r2SecretAccessKey": "SECRET-r2-secret-access-key",
+    f"{PROJECT}:dockerHubAccessToken": "SECRET-docker-hub-access-token",
 }
 
 CF = "cloudflare:index"

@@ -15,7 +15,10 @@ TEST_AWS_ACCOUNT = "123456789012"
 TEST_REGION = "us-east-1"
 TEST_AMI = "ami-0gpu0123456789abc"
 TEST_ZONES = ["us-east-1a", "us-east-1b", "us-east-1c"]
-TEST_ECR_PASSWORD = "SECRET-ecr-login-password"
+# Not every AZ offers every GPU type: here the region's first AZ offers none of them.
+GPU_ZONES = ["us-east-1b", "us-east-1c"]
+# Existing subnets (subnetIds) and their AZs; any other subnet id is in GPU_ZONES[0].
+SUBNET_ZONES = {"subnet-0aaaaaaaaaaaaaaaa": "us-east-1a"}
 
 
 def _arn(service: str, resource: str) -> str:
@@ -50,7 +53,7 @@ def _named(service: str, kind: str) -> Callable[[MockResourceArgs], dict]:
 
 
 def _repository(args: MockResourceArgs) -> dict:
-    name = f"{args.name}-0a1b2c3"
+    name = args.inputs.get("name") or f"{args.name}-0a1b2c3"
     return {
         "name": name,
         "arn": _arn("ecr", f"repository/{name}"),
@@ -83,6 +86,20 @@ def _challenge(args: MockResourceArgs) -> dict:
     }
 
 
+def _offerings(args: dict) -> dict:
+    """EC2 DescribeInstanceTypeOfferings by AZ: every (instance type, AZ) pair offered."""
+    types = [value for f in args.get("filters", []) if f["name"] == "instance-type" for value in f["values"]]
+    pairs = [(kind, zone) for kind in types for zone in GPU_ZONES]
+    return {
+        "id": TEST_REGION,
+        "locationType": args.get("locationType"),
+        "filters": args.get("filters"),
+        "instanceTypes": [kind for kind, _ in pairs],
+        "locations": [zone for _, zone in pairs],
+        "locationTypes": ["availability-zone"] * len(pairs),
+    }
+
+
 AWS_COMPUTED_OUTPUTS: dict[str, Callable[[MockResourceArgs], dict]] = {
     "aws:ecs/cluster:Cluster": _named("ecs", "cluster"),
     "aws:ecs/capacityProvider:CapacityProvider": _named("ecs", "capacity-provider"),
@@ -92,7 +109,10 @@ AWS_COMPUTED_OUTPUTS: dict[str, Callable[[MockResourceArgs], dict]] = {
         "revision": 1,
     },
     "aws:autoscaling/group:Group": _named("autoscaling", "autoScalingGroup"),
-    "aws:ec2/launchTemplate:LaunchTemplate": lambda a: {"latestVersion": 1},
+    # EC2 makes a new version for every change; here a new template content gives a new version number.
+    "aws:ec2/launchTemplate:LaunchTemplate": lambda a: {
+        "latestVersion": 1 + int(hashlib.sha256(repr(sorted(a.inputs.items())).encode()).hexdigest()[:6], 16)
+    },
     "aws:iam/role:Role": lambda a: {
         "name": f"{a.name}-0a1b2c3",
         "arn": f"arn:aws:iam::{TEST_AWS_ACCOUNT}:role/{a.name}-0a1b2c3",
@@ -100,13 +120,19 @@ AWS_COMPUTED_OUTPUTS: dict[str, Callable[[MockResourceArgs], dict]] = {
     "aws:iam/instanceProfile:InstanceProfile": lambda a: {
         "arn": f"arn:aws:iam::{TEST_AWS_ACCOUNT}:instance-profile/{a.name}-0a1b2c3"
     },
-    "aws:secretsmanager/secret:Secret": lambda a: {"arn": _arn("secretsmanager", f"secret:{a.name}-AbCdEf")},
+    "aws:secretsmanager/secret:Secret": lambda a: {
+        "arn": _arn(
+            "secretsmanager",
+            f"secret:{a.inputs.get('name') or a.inputs.get('namePrefix', f'{a.name}-')[:-1]}-AbCdEf",
+        )
+    },
     # A new value makes a new version (Secrets Manager's PutSecretValue).
     "aws:secretsmanager/secretVersion:SecretVersion": lambda a: {
         "versionId": hashlib.sha256(f"{a.name}={a.inputs.get('secretString')!r}".encode()).hexdigest()[:32]
     },
     "aws:cloudwatch/logGroup:LogGroup": lambda a: {"arn": _arn("logs", f"log-group:{a.inputs['name']}")},
     "aws:ecr/repository:Repository": _repository,
+    "aws:ecr/pullThroughCacheRule:PullThroughCacheRule": lambda a: {"registryId": TEST_AWS_ACCOUNT},
     "docker-build:index:Image": _image,
     "aws:s3/bucket:Bucket": _bucket,
     "cloudflare:index/logpushOwnershipChallenge:LogpushOwnershipChallenge": _challenge,
@@ -118,22 +144,21 @@ AWS_INVOKE_RESULTS: dict[str, Callable[[dict], dict]] = {
         "zoneIds": [f"use1-az{i}" for i in range(len(TEST_ZONES))],
         "id": TEST_REGION,
     },
+    "aws:ec2/getInstanceTypeOfferings:getInstanceTypeOfferings": lambda args: _offerings(args),
+    "aws:ec2/getSubnet:getSubnet": lambda args: {
+        "id": args["id"],
+        "availabilityZone": SUBNET_ZONES.get(args["id"], GPU_ZONES[0]),
+        "vpcId": "vpc-0123456789abcdef0",
+    },
     "aws:ssm/getParameter:getParameter": lambda args: {
         "name": args["name"],
-        "value": TEST_AMI,
+        # The provider marks `value` sensitive whatever the parameter's type (its docstring says so).
+        "value": {rpc._special_sig_key: rpc._special_secret_sig, "value": TEST_AMI},
         "insecureValue": TEST_AMI,
         "type": "String",
         "version": 1,
         "arn": _arn("ssm", f"parameter{args['name']}"),
         "id": args["name"],
         "withDecryption": True,
-    },
-    "aws:ecr/getAuthorizationToken:getAuthorizationToken": lambda args: {
-        "userName": "AWS",
-        "password": TEST_ECR_PASSWORD,
-        "authorizationToken": "QVdTOnNlY3JldA==",
-        "proxyEndpoint": f"https://{TEST_AWS_ACCOUNT}.dkr.ecr.{TEST_REGION}.amazonaws.com",
-        "expiresAt": "2026-11-24T00:00:00Z",
-        "id": TEST_REGION,
     },
 }

@@ -16,6 +16,7 @@ from tests.infra.conftest import PROJECT, TEST_SECRETS, PulumiRun, run_pulumi, s
 TUNNEL_TOKEN = "SECRET-tunnel-token-for-the-aws-tests"
 MODEL_URL = "s3://steadytext-models/models/gemma-3-270m-it-Q4_K_M.gguf"
 MODEL_SHA256 = "a5fd3b62" + "0" * 52 + "00006818"
+MODEL_BYTES = 253_114_368  # the size of the default GGUF (gemma3-270m Q4_K_M)
 
 
 # Every non-default AWS setting the tests vary, in one run (a mocks run per setting would be slower).
@@ -32,8 +33,10 @@ CUSTOM_OVERRIDES = {
 }
 
 
-def build_aws_side() -> None:
-    deploy_aws(stack_config_module.load(), pulumi.Output.secret(TUNNEL_TOKEN), MODEL_URL, MODEL_SHA256)
+def build_aws_side(model_bytes: int = MODEL_BYTES) -> None:
+    deploy_aws(
+        stack_config_module.load(), pulumi.Output.secret(TUNNEL_TOKEN), MODEL_URL, MODEL_SHA256, model_bytes
+    )
 
 
 @functools.cache
@@ -47,10 +50,28 @@ def custom_run() -> PulumiRun:
     return run_with("prod", CUSTOM_OVERRIDES)
 
 
-def run_with(stack: str, overrides: dict[str, str]) -> PulumiRun:
+def run_with(stack: str, overrides: dict[str, str], model_bytes: int = MODEL_BYTES) -> PulumiRun:
     return run_pulumi(
-        build_aws_side, stack=stack, config=stack_config(stack, overrides), secret_keys=TEST_SECRETS
+        lambda: build_aws_side(model_bytes),
+        stack=stack,
+        config=stack_config(stack, overrides),
+        secret_keys=TEST_SECRETS,
     )
+
+
+def repository(run: PulumiRun, suffix: str):
+    """The ECR repository whose resource name ends in `suffix` ("-runtime", "-cloudflared")."""
+    (found,) = [r for r in run.of_type("aws:ecr/repository:Repository") if r.name.endswith(suffix)]
+    return found
+
+
+def task_secret_versions(run: PulumiRun) -> list:
+    """The task's own secrets (not the pull-through cache's Docker Hub login, which only ECR reads)."""
+    return [
+        version
+        for version in run.of_type("aws:secretsmanager/secretVersion:SecretVersion")
+        if not version.name.endswith("-docker-hub")
+    ]
 
 
 def container_definitions(run: PulumiRun) -> dict[str, dict]:

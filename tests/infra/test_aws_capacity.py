@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import base64
 
+import botocore.session
 import pytest
+from botocore.validate import ParamValidator
 
+from infra.mocks import aws as mocks_aws
 from infra.mocks.aws import TEST_AMI
 from tests.infra.aws_harness import AL2_GPU_AMI_PARAMETER, aws_run, custom_run, run_with
 from tests.infra.conftest import PROJECT
@@ -104,3 +107,63 @@ def test_a_new_secret_value_rolls_the_tasks():
     assert len(versions) == 4 and all(versions)
     changed = set(after.input("triggers")["secret_versions"].split(",")) ^ set(versions)
     assert len(changed) == 2  # exactly the origin token's version was replaced
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_ami_id_is_not_a_secret_in_the_launch_template(stack):
+    """The provider marks the SSM lookup's `value` sensitive (the mock does too), which would make the AMI id
+    and every launch-template diff show as [secret]; the public AMI id must stay readable."""
+    image_id = aws_run(stack).one("aws:ec2/launchTemplate:LaunchTemplate").inputs["imageId"]
+    assert image_id == TEST_AMI  # not wrapped as a secret
+
+
+def autoscaling_validation_errors(preferences: dict) -> str:
+    """botocore's StartInstanceRefresh check of the preferences (in the API's names), plus the enum values
+    its model lists, which the client-side validator does not check."""
+    model = botocore.session.get_session().get_service_model("autoscaling")
+    shape = model.operation_model("StartInstanceRefresh").input_shape
+    request = {"AutoScalingGroupName": "g", "Strategy": "Rolling", "Preferences": preferences}
+    report = ParamValidator().validate(request, shape)
+    errors = [report.generate_report()] if report.has_errors() else []
+    members = shape.members["Preferences"].members
+    for name, value in preferences.items():
+        allowed = getattr(members[name], "enum", []) if name in members else []
+        if allowed and value not in allowed:
+            errors.append(f"{name}: {value!r} is not one of {allowed}")
+    return "\n".join(errors)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_instances_are_replaced_one_by_one_when_the_launch_template_changes(stack):
+    group = aws_run(stack).one("aws:autoscaling/group:Group")
+    refresh = group.input("instanceRefresh")
+    assert refresh["strategy"] == "Rolling"
+    preferences = refresh["preferences"]
+    # New capacity first; and instances running tasks are scale-in protected by ECS, which a refresh skips
+    # unless told otherwise.
+    assert (preferences["minHealthyPercentage"], preferences["maxHealthyPercentage"]) == (100, 200)
+    assert preferences["scaleInProtectedInstances"] == "Refresh"
+    api = {
+        "MinHealthyPercentage": int(preferences["minHealthyPercentage"]),
+        "MaxHealthyPercentage": int(preferences["maxHealthyPercentage"]),
+        "InstanceWarmup": int(preferences["instanceWarmup"]),
+        "SkipMatching": preferences["skipMatching"],
+        "ScaleInProtectedInstances": preferences["scaleInProtectedInstances"],
+        "StandbyInstances": preferences["standbyInstances"],
+    }
+    assert autoscaling_validation_errors(api) == ""
+    assert "Refreshed" in autoscaling_validation_errors({**api, "ScaleInProtectedInstances": "Refreshed"})
+
+
+def test_a_new_gpu_ami_starts_an_instance_refresh(monkeypatch):
+    """The refresh starts when the group's launch_template changes, which needs the explicit version (with
+    "$Latest" nothing changes in the group): a new AMI → a new template version → a new group input."""
+    before = aws_run("prod")
+    monkeypatch.setattr(mocks_aws, "TEST_AMI", "ami-0patched0123456789")
+    after = run_with("prod", {})
+    template = after.one("aws:ec2/launchTemplate:LaunchTemplate")
+    assert template.input("imageId") == "ami-0patched0123456789"
+    old_group = before.one("aws:autoscaling/group:Group").input("launchTemplate")
+    new_group = after.one("aws:autoscaling/group:Group").input("launchTemplate")
+    assert old_group["version"] != new_group["version"] and new_group["version"] != "$Latest"
+    assert after.one("aws:autoscaling/group:Group").input("instanceRefresh")["strategy"] == "Rolling"

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from tests.infra.aws_harness import aws_run, granted_actions, role_policy
+from tests.infra.aws_harness import aws_run, granted_actions, repository, role_policy, task_secret_versions
 
 STACKS = ["dev", "prod"]
 
@@ -22,7 +22,7 @@ def statement(document: dict, sid: str) -> dict:
 
 
 @pytest.mark.parametrize("stack", STACKS)
-def test_the_task_execution_role_pulls_one_image_writes_one_log_group_reads_four_secrets(stack):
+def test_the_task_execution_role_pulls_two_images_writes_one_log_group_reads_four_secrets(stack):
     run = aws_run(stack)
     document = role_policy(run, "-execution")
     assert granted_actions(document) == {
@@ -30,18 +30,28 @@ def test_the_task_execution_role_pulls_one_image_writes_one_log_group_reads_four
         "ecr:BatchCheckLayerAvailability",
         "ecr:GetDownloadUrlForLayer",
         "ecr:BatchGetImage",
+        "ecr:BatchImportUpstreamImage",
         "logs:CreateLogStream",
         "logs:PutLogEvents",
         "secretsmanager:GetSecretValue",
     }
-    repository = run.one("aws:ecr/repository:Repository")
+    runtime_repository = repository(run, "-runtime")
+    cache_repository = repository(run, "-cloudflared")
     log_group = run.one("aws:cloudwatch/logGroup:LogGroup")
-    secret_arns = {v.input("secretId") for v in run.of_type("aws:secretsmanager/secretVersion:SecretVersion")}
+    secret_arns = {v.input("secretId") for v in task_secret_versions(run)}
     assert len(secret_arns) == 4
     assert (
         statement(document, "PullRuntimeImage")["Resource"]
-        == f"arn:aws:ecr:us-east-1:123456789012:repository/{repository.name}-0a1b2c3"
+        == f"arn:aws:ecr:us-east-1:123456789012:repository/{runtime_repository.name}-0a1b2c3"
     )
+    # A first pull of an image the pull-through cache lacks imports it from upstream on the puller's behalf
+    # (ecr:BatchImportUpstreamImage); the repository is the stack's own, so no ecr:CreateRepository.
+    sidecar = statement(document, "PullSidecarThroughCache")
+    assert sidecar["Resource"] == (
+        f"arn:aws:ecr:us-east-1:123456789012:repository/{cache_repository.input('name')}"
+    )
+    assert "ecr:BatchImportUpstreamImage" in sidecar["Action"]
+    assert "ecr:CreateRepository" not in sidecar["Action"]
     assert statement(document, "WriteLogs")["Resource"] == (
         f"arn:aws:logs:us-east-1:123456789012:log-group:{log_group.input('name')}:log-stream:*"
     )

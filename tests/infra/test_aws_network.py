@@ -3,11 +3,18 @@ rule at all and egress only to HTTPS and the tunnel port; an existing VPC can be
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
-from tests.infra.aws_harness import EXISTING_SUBNETS, EXISTING_VPC, aws_run, custom_run
+from infra.mocks import aws as mocks_aws
+from infra.mocks.aws import GPU_ZONES, TEST_ZONES
+from tests.infra.aws_harness import EXISTING_SUBNETS, EXISTING_VPC, aws_run, custom_run, run_with
+from tests.infra.conftest import PROJECT
 
 STACKS = ["dev", "prod"]
+OFFERINGS = "aws:ec2/getInstanceTypeOfferings:getInstanceTypeOfferings"
+CUSTOM_VPC = {f"{PROJECT}:vpcId": EXISTING_VPC, f"{PROJECT}:subnetIds": json.dumps(EXISTING_SUBNETS)}
 SG = "aws:ec2/securityGroup:SecurityGroup"
 INGRESS_TYPES = (
     "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule",
@@ -73,3 +80,30 @@ def test_an_existing_vpc_is_used_as_is():
     expected = EXISTING_SUBNETS
     assert run.one("aws:autoscaling/group:Group").input("vpcZoneIdentifiers") == expected
     assert run.one("aws:ecs/service:Service").input("networkConfiguration")["subnets"] == expected
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_subnets_go_only_into_zones_that_offer_the_gpu_instance_type(stack):
+    """The region's first AZ (here, as in some real regions) offers no GPU type: no subnet goes there."""
+    run = aws_run(stack)
+    zones = {subnet.input("availabilityZone") for subnet in run.of_type("aws:ec2/subnet:Subnet")}
+    assert zones == set(GPU_ZONES) and TEST_ZONES[0] not in zones
+    (offerings,) = [args for token, args in run.invocations if token == OFFERINGS]
+    assert offerings["locationType"] == "availability-zone"
+    assert offerings["filters"] == [{"name": "instance-type", "values": ["g5.xlarge"]}]
+
+
+def test_a_type_offered_in_fewer_zones_than_subnets_fails_naming_the_key(monkeypatch):
+    monkeypatch.setattr(mocks_aws, "GPU_ZONES", ["us-east-1c"])
+    with pytest.raises(Exception, match=r"gpuInstanceType g5\.xlarge is offered in 1 availability zone\(s\)"):
+        run_with("dev", {})
+
+
+def test_existing_subnets_must_be_in_zones_that_offer_the_type():
+    offered = run_with("dev", CUSTOM_VPC)  # both subnets in an offering zone
+    subnets = [args["id"] for token, args in offered.invocations if token == "aws:ec2/getSubnet:getSubnet"]
+    assert sorted(subnets) == sorted(EXISTING_SUBNETS)
+    in_zone_a = json.dumps([EXISTING_SUBNETS[0], "subnet-0aaaaaaaaaaaaaaaa"])
+    elsewhere = {**CUSTOM_VPC, f"{PROJECT}:subnetIds": in_zone_a}
+    with pytest.raises(Exception, match=r"subnetIds subnet-0a{16} \(us-east-1a\): gpuInstanceType"):
+        run_with("dev", elsewhere)

@@ -3,6 +3,7 @@ check on /readyz, and containerDefinitions that the ECS API (botocore's service 
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 
@@ -11,7 +12,10 @@ import pytest
 from botocore.validate import ParamValidator
 
 from infra import REPO_ROOT
-from infra.components.aws.containers import CLOUDFLARED_IMAGE, HEALTH_CHECK
+from infra.components.aws.containers import HEALTH_CHECK
+from infra.config import ConfigError
+from infra.config.stack_files import project_file
+from infra.dockerfile import CUDA_DOCKERFILE, env_value, run_as
 from tests.infra.aws_harness import (
     MODEL_SHA256,
     MODEL_URL,
@@ -19,10 +23,18 @@ from tests.infra.aws_harness import (
     aws_run,
     container_definitions,
     custom_run,
+    repository,
+    run_with,
+    task_secret_versions,
 )
 from tests.infra.conftest import PROJECT, TEST_SECRETS, plaintext_leaks
 
 STACKS = ["dev", "prod"]
+GIB = 1024**3
+
+
+def stack_prefix(stack: str) -> str:
+    return {"dev": "steadytext-dev", "prod": "steadytext-prod"}[stack]
 CREDENTIAL_NAMES = {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "RUNTIME_AUTH_TOKEN", "TUNNEL_TOKEN"}
 
 
@@ -35,6 +47,11 @@ def register_task_definition_request(run) -> dict:
         if task.input(key) is not None
     }
     request["containerDefinitions"] = json.loads(task.input("containerDefinitions"))
+    # The provider sends each `host_path` volume as {"name", "host": {"sourcePath"}}.
+    request["volumes"] = [
+        {"name": volume["name"], "host": {"sourcePath": volume["hostPath"]}}
+        for volume in task.input("volumes")
+    ]
     return request
 
 
@@ -62,21 +79,21 @@ def test_the_api_model_check_rejects_what_ecs_would_reject():
 @pytest.mark.parametrize("stack", STACKS)
 def test_the_runtime_image_is_the_pushed_build_pinned_by_digest(stack):
     run = aws_run(stack)
-    repository = run.one("aws:ecr/repository:Repository")
+    runtime_repository = repository(run, "-runtime")
     build = run.one("docker-build:index:Image")
     image = container_definitions(run)["runtime"]["image"]
-    repository_url = build.input("registries")[0]["address"]
+    repository_url = build.input("tags")[0].rsplit(":", 1)[0]
     assert re.fullmatch(r"[0-9]{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com/\S+@sha256:[0-9a-f]{64}", image)
     assert image.split("@")[0] == repository_url
     assert image.endswith("@" + run.outputs["imageDigest"])
-    assert repository.urn in build.dependencies
+    assert runtime_repository.urn in build.dependencies
 
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_credentials_reach_the_task_only_as_secrets_manager_arns(stack):
     run = aws_run(stack)
     containers = container_definitions(run)
-    versions = {v.input("secretId"): v for v in run.of_type("aws:secretsmanager/secretVersion:SecretVersion")}
+    versions = {v.input("secretId"): v for v in task_secret_versions(run)}
     by_name = {}
     for container in containers.values():
         assert not CREDENTIAL_NAMES & {env["name"] for env in container.get("environment", [])}
@@ -141,16 +158,31 @@ def test_the_runtime_port_follows_the_tunnels_origin_port():
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_cloudflared_runs_the_tunnel_once_the_runtime_is_healthy(stack):
-    cloudflared = container_definitions(aws_run(stack))["cloudflared"]
-    assert cloudflared["image"] == CLOUDFLARED_IMAGE
-    assert re.fullmatch(r"cloudflare/cloudflared:\d{4}\.\d+\.\d+", CLOUDFLARED_IMAGE)  # a release, not latest
+    containers = container_definitions(aws_run(stack))
+    cloudflared, runtime = containers["cloudflared"], containers["runtime"]
     assert cloudflared["command"] == ["tunnel", "--no-autoupdate", "run"]
     assert cloudflared["dependsOn"] == [{"containerName": "runtime", "condition": "HEALTHY"}]
-    assert (
-        cloudflared["startTimeout"]
-        > container_definitions(aws_run(stack))["runtime"]["healthCheck"]["startPeriod"]
-    )
     assert cloudflared["essential"] is True
+    # ECS applies the startTimeout of the container waited for (the runtime), not the waiting one's
+    # (amazon-ecs-agent dependencygraph: hasDependencyTimedOut reads dependOnContainer.GetStartTimeout()).
+    assert "startTimeout" not in cloudflared
+    check = runtime["healthCheck"]
+    assert runtime["startTimeout"] == check["startPeriod"] + check["interval"] * (check["retries"] + 1)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_cloudflared_runs_the_pinned_digest_from_the_stacks_pull_through_cache(stack):
+    run = aws_run(stack)
+    image = container_definitions(run)["cloudflared"]["image"]
+    defaults = project_file()["config"]
+    cache = repository(run, "-cloudflared")
+    assert defaults["cloudflaredImage"]["default"] == "cloudflare/cloudflared:2025.11.1"
+    assert image == (
+        f"123456789012.dkr.ecr.us-east-1.amazonaws.com/{cache.input('name')}"
+        f"@{defaults['cloudflaredImageDigest']['default']}"
+    )
+    assert cache.input("name") == f"{stack_prefix(stack)}-hub/cloudflare/cloudflared"
+    assert "docker.io" not in image and ":2025" not in image  # never Docker Hub, never a tag
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -175,3 +207,62 @@ def test_the_task_runs_on_ec2_in_its_own_network_namespace_without_a_task_role(s
     assert task.input("requiresCompatibilities") == ["EC2"]  # Fargate has no GPUs
     assert task.input("networkMode") == "awsvpc"
     assert task.input("taskRoleArn") is None  # the runtime needs no AWS API: R2 has its own credentials
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_model_cache_lives_on_the_host_so_a_restart_does_not_download_again(stack):
+    """The runtime caches the GGUF under RUNTIME_MODEL_CACHE_DIR (set by the image); that directory is a
+    host volume, created by the instance's user data for the image's non-root user before ECS starts."""
+    run = aws_run(stack)
+    runtime = container_definitions(run)["runtime"]
+    (volume,) = run.one("aws:ecs/taskDefinition:TaskDefinition").input("volumes")
+    (mount,) = runtime["mountPoints"]
+    assert mount == {"sourceVolume": volume["name"], "containerPath": "/opt/models", "readOnly": False}
+    assert env_value(CUDA_DOCKERFILE, "RUNTIME_MODEL_CACHE_DIR") == mount["containerPath"]
+    assert "RUNTIME_MODEL_CACHE_DIR" not in {item["name"] for item in runtime["environment"]}
+    host_path = volume["hostPath"]
+    assert host_path.startswith("/var/lib/") and "dockerVolumeConfiguration" not in volume
+    user_data = base64.b64decode(run.one("aws:ec2/launchTemplate:LaunchTemplate").input("userData")).decode()
+    uid, gid = run_as(CUDA_DOCKERFILE)
+    assert (uid, gid) == (10001, 10001)
+    assert f"install -d -m 0750 -o {uid} -g {gid} {host_path}\n" in user_data
+
+
+def budget(run) -> tuple[dict, int]:
+    runtime = container_definitions(run)["runtime"]
+    return runtime["healthCheck"], runtime["startTimeout"]
+
+
+def test_the_default_models_start_budget_follows_its_size():
+    """60 s boot + 242 MiB at modelStartMibPerSecond (10) = 85 s start period, not a fixed 300 s."""
+    check, timeout = budget(aws_run("dev"))
+    assert (check["startPeriod"], check["interval"], check["retries"]) == (85, 15, 4)
+    assert timeout == 85 + 15 * 5
+
+
+def test_a_faster_fetch_setting_shortens_the_start_period_to_about_the_boot_time():
+    check, _ = budget(run_with("dev", {f"{PROJECT}:modelStartMibPerSecond": "1000"}))
+    assert check["startPeriod"] == 60 + 1
+
+
+@pytest.mark.parametrize("model_gib", [4, 20])
+def test_a_model_that_needs_longer_than_300_s_gets_the_rest_from_the_checks_after_it(model_gib):
+    check, timeout = budget(run_with("dev", {}, model_bytes=model_gib * GIB))
+    cold_start = 60 + model_gib * 1024 // 10
+    assert check["startPeriod"] == 300  # ECS's maximum
+    assert 1 <= check["retries"] <= 10 and 5 <= check["interval"] <= 300  # ECS's limits
+    # The last check before UNHEALTHY comes after the expected cold start, and cloudflared waits beyond it.
+    assert check["startPeriod"] + check["interval"] * (check["retries"] - 1) >= cold_start
+    assert timeout > check["startPeriod"] + check["interval"] * check["retries"]
+    assert ecs_validation_errors(register_task_definition_request(run_with("dev", {}, model_gib * GIB))) == ""
+
+
+def test_a_model_too_large_for_any_ecs_health_check_is_refused_naming_the_setting():
+    with pytest.raises(ConfigError) as caught:
+        run_with("dev", {f"{PROJECT}:modelStartMibPerSecond": "1"}, model_bytes=50 * GIB)
+    message = str(caught.value)
+    assert message.startswith(
+        f"config {PROJECT}:modelStartMibPerSecond: a cold start of this 51200 MiB model"
+    )
+    assert "longer than ECS health checks can wait (3000 s)" in message
+    assert f"pulumi config set {PROJECT}:modelStartMibPerSecond 18" in message  # 51200 MiB / 2940 s

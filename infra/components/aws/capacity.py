@@ -7,12 +7,30 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_aws as aws
 
+from infra.components.aws.containers import MODEL_CACHE_HOST_PATH
 from infra.components.aws.iam import container_instance_policy, service_role
+from infra.dockerfile import CUDA_DOCKERFILE, run_as
 
 # AWS's public parameter for the current ECS GPU-optimized AMI (NVIDIA driver + container toolkit). AL2023:
 # the Amazon Linux 2 ECS AMIs reached end of life on 2026-06-30.
 GPU_AMI_PARAMETER = "/aws/service/ecs/optimized-ami/amazon-linux-2023/gpu/recommended/image_id"
 ROOT_DEVICE = "/dev/xvda"
+
+# A new launch-template version (a new AMI, user data, instance type) replaces the running instances one at a
+# time: a new instance is launched and joins the cluster before an old one is drained (ECS managed draining
+# moves its tasks) and terminated. ECS managed termination protection marks every instance that runs a task
+# as protected from scale-in, and an instance refresh skips those by default, so it is told to refresh them.
+INSTANCE_REFRESH = {
+    "strategy": "Rolling",
+    "preferences": {
+        "min_healthy_percentage": 100,
+        "max_healthy_percentage": 200,
+        "instance_warmup": "300",
+        "skip_matching": True,
+        "scale_in_protected_instances": "Refresh",
+        "standby_instances": "Terminate",
+    },
+}
 
 
 @dataclass(frozen=True)
@@ -28,11 +46,14 @@ class GpuCapacityArgs:
 
 
 def ecs_agent_config(cluster_name: str) -> str:
-    """User data for the instances: join the cluster, expose the GPUs, keep tasks away from the host's IMDS.
+    """User data for the instances: join the cluster, expose the GPUs, keep tasks away from the host's IMDS,
+    and prepare the model cache directory the runtime container mounts.
 
     ECS_AWSVPC_BLOCK_IMDS stops awsvpc tasks from reading the instance role's credentials, and the awslogs
     override makes Docker write the task's logs with the execution role, so the instance role needs no
-    CloudWatch Logs grant (ECR pulls already use the execution role).
+    CloudWatch Logs grant (ECR pulls already use the execution role). Docker would create a missing bind
+    source as root, which the image's non-root user cannot write; user data runs before the ECS agent
+    starts, so the directory exists, owned by that user, before any task mounts it.
     """
     settings = {
         "ECS_CLUSTER": cluster_name,
@@ -41,7 +62,21 @@ def ecs_agent_config(cluster_name: str) -> str:
         "ECS_ENABLE_AWSLOGS_EXECUTIONROLE_OVERRIDE": "true",
     }
     lines = "\n".join(f"{key}={value}" for key, value in settings.items())
-    return f"#!/bin/bash\ncat >> /etc/ecs/ecs.config <<'EOF'\n{lines}\nEOF\n"
+    uid, gid = run_as(CUDA_DOCKERFILE)
+    return (
+        f"#!/bin/bash\ncat >> /etc/ecs/ecs.config <<'EOF'\n{lines}\nEOF\n"
+        f"install -d -m 0750 -o {uid} -g {gid} {MODEL_CACHE_HOST_PATH}\n"
+    )
+
+
+def ami_id(parameter: str) -> pulumi.Output[str]:
+    """The AMI id in the public SSM parameter, as a plain value.
+
+    The provider marks the parameter's `value` sensitive whatever its type, and the Python SDK then marks the
+    whole lookup secret, so the launch template's image id (and every diff of it) would show as [secret].
+    An AMI id is public: read `insecure_value` and drop the secret marking.
+    """
+    return pulumi.Output.unsecret(aws.ssm.get_parameter_output(name=parameter).insecure_value)
 
 
 class GpuCapacity(pulumi.ComponentResource):
@@ -73,7 +108,7 @@ class GpuCapacity(pulumi.ComponentResource):
 
         template = aws.ec2.LaunchTemplate(
             f"{name}-gpu",
-            image_id=aws.ssm.get_parameter_output(name=args.ami_parameter).value,
+            image_id=ami_id(args.ami_parameter),
             instance_type=args.instance_type,
             iam_instance_profile={"arn": profile.arn},
             vpc_security_group_ids=[args.security_group_id],
@@ -107,7 +142,9 @@ class GpuCapacity(pulumi.ComponentResource):
             vpc_zone_identifiers=args.subnet_ids,
             min_size=args.min_instances,
             max_size=args.max_instances,
+            # The explicit version (not "$Latest") is what makes a new template version start a refresh.
             launch_template={"id": template.id, "version": template.latest_version.apply(str)},
+            instance_refresh=INSTANCE_REFRESH,
             # ECS managed termination protection needs scale-in protection on the group.
             protect_from_scale_in=True,
             health_check_type="EC2",

@@ -7,20 +7,25 @@ ARNs resolved by ECS at start), never through ``environment``.
 
 from dataclasses import dataclass
 
+from infra.components.aws.start_budget import StartBudget
+from infra.dockerfile import CUDA_DOCKERFILE, env_value
+
 RUNTIME = "runtime"
 CLOUDFLARED = "cloudflared"
-# Pinned: a new cloudflared release changes the tunnel transport; upgrade it on purpose, with the stack.
-CLOUDFLARED_IMAGE = "cloudflare/cloudflared:2025.11.1"
 CLOUDFLARED_MEMORY_MIB = 256
 
-# Model download from R2 + load can take minutes on a cold instance; ECS ignores failed checks meanwhile.
-HEALTH_START_PERIOD_S = 300
-HEALTH_INTERVAL_S = 15
-HEALTH_RETRIES = 4
-# cloudflared waits for the runtime to be healthy, so a replica joins the tunnel only when it can answer.
-CLOUDFLARED_START_TIMEOUT_S = HEALTH_START_PERIOD_S + HEALTH_INTERVAL_S * (HEALTH_RETRIES + 2)
 # container/healthcheck.py, installed by container/Dockerfile.cuda: exits 0 once /readyz answers 200.
 HEALTH_CHECK = ["CMD", "python3", "/usr/local/lib/runtime-healthcheck.py"]
+
+# The runtime caches the downloaded GGUF (keyed by its sha256) under RUNTIME_MODEL_CACHE_DIR. Mounting a
+# directory of the host there keeps it across task restarts on the same instance: no second download.
+MODEL_CACHE_VOLUME = "model-cache"
+MODEL_CACHE_HOST_PATH = "/var/lib/steadytext/models"
+
+
+def model_cache_dir() -> str:
+    """Where the image's runtime caches models (the Dockerfile is the one home of that path)."""
+    return env_value(CUDA_DOCKERFILE, "RUNTIME_MODEL_CACHE_DIR")
 
 
 @dataclass(frozen=True)
@@ -43,6 +48,8 @@ class TaskSettings:
     region: str
     runtime_memory_mib: int
     runtime_port: int  # the tunnel's ingress service is http://localhost:<this port>
+    start_budget: StartBudget
+    cloudflared_image: str  # <pull-through cache repository>@sha256:<digest>
 
 
 def _logs(settings: TaskSettings, stream_prefix: str) -> dict:
@@ -76,25 +83,36 @@ def container_definitions(settings: TaskSettings, secrets: SecretRefs) -> list[d
             {"name": "AWS_SECRET_ACCESS_KEY", "valueFrom": secrets.r2_secret_access_key},
             {"name": "RUNTIME_AUTH_TOKEN", "valueFrom": secrets.origin_token},
         ],
+        "mountPoints": [
+            {"sourceVolume": MODEL_CACHE_VOLUME, "containerPath": model_cache_dir(), "readOnly": False}
+        ],
         "healthCheck": {
             "command": HEALTH_CHECK,
-            "interval": HEALTH_INTERVAL_S,
+            "interval": settings.start_budget.interval_s,
             "timeout": 5,
-            "retries": HEALTH_RETRIES,
-            "startPeriod": HEALTH_START_PERIOD_S,
+            "retries": settings.start_budget.retries,
+            "startPeriod": settings.start_budget.start_period_s,
         },
+        # cloudflared waits for this container to be HEALTHY; ECS applies the startTimeout of the container
+        # waited for, so it is set here (on the sidecar it would be ignored).
+        "startTimeout": settings.start_budget.start_timeout_s,
         "stopTimeout": 30,  # let in-flight generations finish after SIGTERM
         "logConfiguration": _logs(settings, RUNTIME),
     }
     cloudflared = {
         "name": CLOUDFLARED,
-        "image": CLOUDFLARED_IMAGE,
+        "image": settings.cloudflared_image,
         "essential": True,
         "memory": CLOUDFLARED_MEMORY_MIB,
         "command": ["tunnel", "--no-autoupdate", "run"],
         "secrets": [{"name": "TUNNEL_TOKEN", "valueFrom": secrets.tunnel_token}],
+        # A replica joins the tunnel only once the runtime can answer.
         "dependsOn": [{"containerName": RUNTIME, "condition": "HEALTHY"}],
-        "startTimeout": CLOUDFLARED_START_TIMEOUT_S,
         "logConfiguration": _logs(settings, CLOUDFLARED),
     }
     return [runtime, cloudflared]
+
+
+def task_volumes() -> list[dict]:
+    """The task definition's `volumes` (Pulumi's shape): the host directory behind the model cache."""
+    return [{"name": MODEL_CACHE_VOLUME, "host_path": MODEL_CACHE_HOST_PATH}]

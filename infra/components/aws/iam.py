@@ -63,8 +63,17 @@ def container_instance_policy(cluster_arn: str) -> dict:
     }
 
 
-def task_execution_policy(repository_arn: str, log_group_arn: str, secret_arns: Sequence[str]) -> dict:
-    """What ECS needs to start the task: pull this image, write to this log group, read these secrets only."""
+def task_execution_policy(
+    repository_arn: str, cache_repository_arn: str, log_group_arn: str, secret_arns: Sequence[str]
+) -> dict:
+    """What ECS needs to start the task: pull its two images, write to this log group, read these secrets.
+
+    ``cache_repository_arn`` is the pull-through cache repository cloudflared comes from: pulling an image
+    the cache does not hold yet makes ECR fetch it from upstream on the puller's behalf, which needs
+    ``ecr:BatchImportUpstreamImage`` (AWS, "IAM permissions required to sync an upstream registry"). The
+    repository is declared by the stack, so ``ecr:CreateRepository`` is not needed.
+    """
+    pull = ["ecr:BatchCheckLayerAvailability", "ecr:GetDownloadUrlForLayer", "ecr:BatchGetImage"]
     return {
         "Version": POLICY_VERSION,
         "Statement": [
@@ -75,15 +84,12 @@ def task_execution_policy(repository_arn: str, log_group_arn: str, secret_arns: 
                 "Action": "ecr:GetAuthorizationToken",
                 "Resource": "*",
             },
+            {"Sid": "PullRuntimeImage", "Effect": "Allow", "Action": pull, "Resource": repository_arn},
             {
-                "Sid": "PullRuntimeImage",
+                "Sid": "PullSidecarThroughCache",
                 "Effect": "Allow",
-                "Action": [
-                    "ecr:BatchCheckLayerAvailability",
-                    "ecr:GetDownloadUrlForLayer",
-                    "ecr:BatchGetImage",
-                ],
-                "Resource": repository_arn,
+                "Action": [*pull, "ecr:BatchImportUpstreamImage"],
+                "Resource": cache_repository_arn,
             },
             {
                 "Sid": "WriteLogs",

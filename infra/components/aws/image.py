@@ -2,6 +2,17 @@
 
 The task definition uses ``image_ref`` (``<repository>@sha256:<digest>``), so a deploy runs exactly the bytes
 this build pushed, whatever happens to the tag afterwards.
+
+Rebuilds happen only when an input of the image changes: the build context is filtered by the repository's
+`.dockerignore` (an allow-list of what the Dockerfiles copy), and its location and the Dockerfile's are
+given relative to the directory Pulumi runs the program and its providers in, because pulumi-docker-build
+diffs them as strings (an absolute path differs between checkouts, and would rebuild the CUDA image).
+
+No registry login is passed to the build: a login given as an input would be kept in the stack state, and
+an ECR token expires after 12 hours, after which `pulumi refresh` and `destroy` of the image fail with 403
+(pulumi/pulumi-docker-build#424). The provider uses the deploying machine's Docker credentials instead (the
+ECR credential helper, `aws ecr get-login-password | docker login`, or aws-actions/amazon-ecr-login in CI),
+which are fresh at every run and never stored. See docs/infra-aws.md.
 """
 
 import json
@@ -17,8 +28,9 @@ CACHE_TAG = "buildcache"
 
 @dataclass(frozen=True)
 class RuntimeImageArgs:
+    # Both relative to Pulumi's working directory (see infra/build_context.py), never absolute.
     context_dir: str  # the repository root: the Dockerfile copies runtime/ and pyproject.toml from it
-    dockerfile: str  # container/Dockerfile
+    dockerfile: str  # container/Dockerfile.cuda
     keep_images: int = 10
     tag: str = "latest"
     tags: dict[str, str] = field(default_factory=dict)
@@ -68,7 +80,6 @@ class RuntimeImage(pulumi.ComponentResource):
             opts=child,
         )
 
-        credentials = aws.ecr.get_authorization_token_output(registry_id=repository.registry_id)
         cache_ref = repository.repository_url.apply(lambda url: f"{url}:{CACHE_TAG}")
         image = docker_build.Image(
             f"{name}-runtime",
@@ -79,13 +90,6 @@ class RuntimeImage(pulumi.ComponentResource):
             push=True,
             # A CUDA build takes many minutes: `pulumi preview` (CI on every PR) shows the digest as unknown.
             build_on_preview=False,
-            registries=[
-                {
-                    "address": repository.repository_url,
-                    "username": credentials.user_name,
-                    "password": pulumi.Output.secret(credentials.password),
-                }
-            ],
             cache_from=[{"registry": {"ref": cache_ref}}],
             # ECR accepts registry caches only as an image manifest with OCI media types.
             cache_to=[

@@ -18,6 +18,37 @@ HTTPS_PORT = 443
 SUBNET_COUNT = 2  # two AZs: an AZ without GPU capacity does not stall a scale-out
 
 
+class ZoneError(pulumi.RunError):
+    """The GPU instance type is not offered where the subnets are (or would be)."""
+
+
+def offering_zones(available: list[str], offered: list[str], instance_type: str) -> list[str]:
+    """The first SUBNET_COUNT available AZs (in the region's order) that offer `instance_type`.
+
+    Not every AZ offers every GPU type (g5/g6 are missing from some), and the auto-scaling group fails to
+    launch into a subnet whose AZ lacks it, so subnets go only where the type is offered.
+    """
+    zones = [zone for zone in available if zone in set(offered)]
+    if len(zones) < SUBNET_COUNT:
+        raise ZoneError(
+            f"gpuInstanceType {instance_type} is offered in {len(zones)} availability zone(s) of this region "
+            f"({', '.join(zones) or 'none'}); the GPU subnets need {SUBNET_COUNT}: choose another "
+            "gpuInstanceType or aws:region"
+        )
+    return zones[:SUBNET_COUNT]
+
+
+def check_subnet_zones(subnet_zones: dict[str, str], offered: list[str], instance_type: str) -> None:
+    """An existing VPC's subnets (subnetIds) must all be in AZs that offer the instance type."""
+    wrong = {subnet: zone for subnet, zone in subnet_zones.items() if zone not in set(offered)}
+    if wrong:
+        listed = ", ".join(f"{subnet} ({zone})" for subnet, zone in wrong.items())
+        raise ZoneError(
+            f"subnetIds {listed}: gpuInstanceType {instance_type} is not offered in that availability zone; "
+            f"use subnets in {', '.join(sorted(offered)) or 'a zone that offers it'}"
+        )
+
+
 @dataclass(frozen=True)
 class GpuNetworkArgs:
     """Either a new VPC from ``cidr_block``, or an existing VPC (``vpc_id`` + its private ``subnet_ids``).
@@ -25,6 +56,7 @@ class GpuNetworkArgs:
     An existing VPC's subnets must already route 0.0.0.0/0 through a NAT: the instances get no public address.
     """
 
+    instance_type: str = "g5.xlarge"  # subnets go only into AZs that offer it
     cidr_block: str = "10.42.0.0/16"
     vpc_id: str | None = None
     subnet_ids: tuple[str, ...] = field(default_factory=tuple)
@@ -77,11 +109,15 @@ class GpuNetwork(pulumi.ComponentResource):
         super().__init__("steadytext:aws:GpuNetwork", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
 
+        offered = aws.ec2.get_instance_type_offerings_output(
+            location_type="availability-zone",
+            filters=[{"name": "instance-type", "values": [args.instance_type]}],
+        ).locations
         if args.vpc_id:
             self.vpc_id = pulumi.Output.from_input(args.vpc_id)
-            self.private_subnet_ids = [pulumi.Output.from_input(s) for s in args.subnet_ids]
+            self.private_subnet_ids = self._checked_subnets(args, offered)
         else:
-            self._create_vpc(name, args, child)
+            self._create_vpc(name, args, offered, child)
 
         group = aws.ec2.SecurityGroup(
             f"{name}-egress-only",
@@ -101,9 +137,28 @@ class GpuNetwork(pulumi.ComponentResource):
             }
         )
 
-    def _create_vpc(self, name: str, args: GpuNetworkArgs, child: pulumi.ResourceOptions) -> None:
+    @staticmethod
+    def _checked_subnets(args: GpuNetworkArgs, offered: pulumi.Output[list[str]]) -> list[pulumi.Output[str]]:
+        """The configured subnets, each usable only once its AZ is known to offer the instance type."""
+        zones = {subnet: aws.ec2.get_subnet_output(id=subnet).availability_zone for subnet in args.subnet_ids}
+        checked = pulumi.Output.all(offered, *zones.values()).apply(
+            lambda values: check_subnet_zones(dict(zip(zones, values[1:], strict=True)), values[0],
+                                              args.instance_type)
+        )
+        return [checked.apply(lambda _, subnet=subnet: subnet) for subnet in args.subnet_ids]
+
+    def _create_vpc(
+        self,
+        name: str,
+        args: GpuNetworkArgs,
+        offered: pulumi.Output[list[str]],
+        child: pulumi.ResourceOptions,
+    ) -> None:
         private_cidrs, public_cidrs = split_cidr(args.cidr_block)
-        zones = aws.get_availability_zones_output(state="available").names
+        available = aws.get_availability_zones_output(state="available").names
+        zones = pulumi.Output.all(available, offered).apply(
+            lambda values: offering_zones(values[0], values[1], args.instance_type)
+        )
 
         vpc = aws.ec2.Vpc(
             f"{name}-vpc",

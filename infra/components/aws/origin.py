@@ -1,4 +1,4 @@
-"""The GPU origin on AWS as one component: network → image → GPU capacity → inference service.
+"""The GPU origin on AWS as one component: network → images → GPU capacity → inference service.
 
 The Cloudflare side hands it the tunnel token, the model artifact in R2 and the credentials; everything
 secret goes into Secrets Manager inside ``InferenceService``.
@@ -9,13 +9,16 @@ from dataclasses import dataclass, field
 import pulumi
 
 from infra import REPO_ROOT
+from infra.build_context import program_relative
 from infra.components.aws.capacity import GpuCapacity, GpuCapacityArgs
 from infra.components.aws.image import RuntimeImage, RuntimeImageArgs
 from infra.components.aws.network import GpuNetwork, GpuNetworkArgs
 from infra.components.aws.service import InferenceService, InferenceServiceArgs
+from infra.components.aws.sidecar_image import SidecarImage, SidecarImageArgs, cache_prefix
+from infra.components.aws.start_budget import StartBudgetError, start_budget
 from infra.config.aws import AwsConfig
-
-DOCKERFILE = REPO_ROOT / "container" / "Dockerfile.cuda"
+from infra.config.reader import ConfigError, ConfigReader
+from infra.dockerfile import CUDA_DOCKERFILE
 
 
 @dataclass(frozen=True)
@@ -24,6 +27,7 @@ class GpuOriginArgs:
     tunnel_token: pulumi.Input[str]
     model_url: pulumi.Input[str]  # s3://<r2 bucket>/<key>
     model_sha256: pulumi.Input[str]
+    model_bytes: int  # the GGUF's size: sizes how long the runtime may take to start
     s3_endpoint_url: pulumi.Input[str]
     r2_access_key_id: pulumi.Input[str]
     r2_secret_access_key: pulumi.Input[str]
@@ -42,10 +46,20 @@ class GpuOrigin(pulumi.ComponentResource):
         super().__init__("steadytext:aws:GpuOrigin", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         config = args.config
+        try:
+            budget = start_budget(args.model_bytes, config.gpu.model_start_mib_per_second)
+        except StartBudgetError as error:
+            raise ConfigError(
+                ConfigReader().key("modelStartMibPerSecond"),
+                f"{error}; raise it if the hosts really fetch and load faster, or bake the model into the "
+                "image",
+                str(error.minimum_mib_per_second),
+            ) from error
 
         network = GpuNetwork(
             name,
             GpuNetworkArgs(
+                instance_type=config.gpu.instance_type,
                 cidr_block=config.network.cidr_block,
                 vpc_id=config.network.vpc_id,
                 subnet_ids=config.network.subnet_ids,
@@ -56,8 +70,22 @@ class GpuOrigin(pulumi.ComponentResource):
         image = RuntimeImage(
             name,
             RuntimeImageArgs(
-                context_dir=str(REPO_ROOT),
-                dockerfile=str(DOCKERFILE),
+                context_dir=program_relative(REPO_ROOT),
+                dockerfile=program_relative(CUDA_DOCKERFILE),
+                keep_images=config.keep_images,
+                tags=args.tags,
+            ),
+            opts=child,
+        )
+        sidecar = SidecarImage(
+            name,
+            SidecarImageArgs(
+                cache_prefix=cache_prefix(name),
+                upstream_repository=config.cloudflared.repository,
+                tag=config.cloudflared.tag,
+                digest=config.cloudflared.digest,
+                docker_hub_username=config.cloudflared.docker_hub_username,
+                docker_hub_access_token=config.cloudflared.docker_hub_access_token,
                 keep_images=config.keep_images,
                 tags=args.tags,
             ),
@@ -86,6 +114,9 @@ class GpuOrigin(pulumi.ComponentResource):
                 security_group_id=network.security_group_id,
                 image_ref=image.image_ref,
                 repository_arn=image.repository_arn,
+                cloudflared_image_ref=sidecar.image_ref,
+                cloudflared_repository_arn=sidecar.repository_arn,
+                start_budget=budget,
                 model_url=args.model_url,
                 model_sha256=args.model_sha256,
                 s3_endpoint_url=args.s3_endpoint_url,

@@ -6,8 +6,9 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_aws as aws
 
-from infra.components.aws.containers import SecretRefs, TaskSettings, container_definitions
+from infra.components.aws.containers import SecretRefs, TaskSettings, container_definitions, task_volumes
 from infra.components.aws.iam import service_role, task_execution_policy
+from infra.components.aws.start_budget import StartBudget
 
 
 @dataclass(frozen=True)
@@ -18,6 +19,9 @@ class InferenceServiceArgs:
     security_group_id: pulumi.Input[str]
     image_ref: pulumi.Input[str]
     repository_arn: pulumi.Input[str]
+    cloudflared_image_ref: pulumi.Input[str]  # pull-through cache repository @ digest
+    cloudflared_repository_arn: pulumi.Input[str]
+    start_budget: StartBudget
     model_url: pulumi.Input[str]
     model_sha256: pulumi.Input[str]
     s3_endpoint_url: pulumi.Input[str]
@@ -66,16 +70,17 @@ class InferenceService(pulumi.ComponentResource):
         execution_role, execution_policy = service_role(
             f"{name}-execution",
             "ecs-tasks.amazonaws.com",
-            "Starts the inference task: pull its image, write its logs, read its four secrets",
-            pulumi.Output.all(args.repository_arn, log_group.arn, *secret_arns.values()).apply(
-                lambda values: task_execution_policy(values[0], values[1], values[2:])
-            ),
+            "Starts the inference task: pull its images, write its logs, read its four secrets",
+            pulumi.Output.all(
+                args.repository_arn, args.cloudflared_repository_arn, log_group.arn, *secret_arns.values()
+            ).apply(lambda values: task_execution_policy(values[0], values[1], values[2], values[3:])),
             args.tags,
             parent=self,
         )
 
         definitions = pulumi.Output.all(
             image_ref=args.image_ref,
+            cloudflared_image=args.cloudflared_image_ref,
             model_url=args.model_url,
             model_sha256=args.model_sha256,
             s3_endpoint_url=args.s3_endpoint_url,
@@ -97,6 +102,8 @@ class InferenceService(pulumi.ComponentResource):
                         region=v["region"],
                         runtime_memory_mib=args.runtime_memory_mib,
                         runtime_port=args.runtime_port,
+                        start_budget=args.start_budget,
+                        cloudflared_image=v["cloudflared_image"],
                     ),
                     SecretRefs(
                         tunnel_token=v["tunnel_token"],
@@ -117,6 +124,7 @@ class InferenceService(pulumi.ComponentResource):
             network_mode="awsvpc",
             execution_role_arn=execution_role.arn,
             container_definitions=definitions,
+            volumes=task_volumes(),
             tags=args.tags,
             opts=child,
         )
