@@ -101,10 +101,47 @@ def test_pull_requests_get_lint_tests_the_offline_plan_and_a_previewed_policy_ch
 
 
 def test_main_updates_dev_then_prod_behind_its_environment():
-    jobs = load("deploy.yml")["jobs"]
+    deploy = load("deploy.yml")
+    jobs = deploy["jobs"]
     assert jobs["prod"]["needs"] == "dev"
     assert (jobs["dev"]["with"]["stack"], jobs["prod"]["with"]["stack"]) == ("dev", "prod")
+    # A plan is valid only against the state it was made from: deploys queue, and are never cut short.
+    assert deploy["concurrency"] == {"group": "deploy", "cancel-in-progress": False}
     up = load("pulumi-up.yml")["jobs"]["up"]
     assert up["environment"] == "${{ inputs.stack }}"  # prod's required reviewers gate the update
     [pulumi] = steps_using(up, "pulumi/actions")
     assert pulumi["with"]["command"] == "up" and pulumi["with"]["policyPacks"] == "infra/policy"
+
+
+def test_the_update_applies_exactly_the_plan_of_the_preview_the_reviewer_saw():
+    """`pulumi preview --save-plan` (pulumi/actions `plan:` on preview) before the approval, the plan kept as
+    an artifact, and `pulumi up --plan` of that same file after it."""
+    jobs = load("pulumi-up.yml")["jobs"]
+    preview, up = jobs["preview"], jobs["up"]
+    assert "environment" not in preview  # the preview runs before anyone approves, to be reviewed
+    [previewed] = steps_using(preview, "pulumi/actions")
+    assert previewed["with"]["command"] == "preview"
+    assert previewed["with"]["comment-on-summary"] is True  # the diff on the run page the reviewer opens
+    assert previewed["with"]["policyPacks"] == "infra/policy"
+    [upload] = steps_using(preview, "actions/upload-artifact")
+    assert upload["with"]["path"] == previewed["with"]["plan"]
+    assert upload["with"]["if-no-files-found"] == "error"
+
+    assert up["needs"] == "preview"
+    [download] = steps_using(up, "actions/download-artifact")
+    assert download["with"]["name"] == upload["with"]["name"]
+    [applied] = steps_using(up, "pulumi/actions")
+    plan_file = previewed["with"]["plan"].rsplit("/", 1)[1]
+    assert applied["with"]["plan"] == f"{download['with']['path']}/{plan_file}"
+    assert applied["with"]["stack-name"] == previewed["with"]["stack-name"]
+    order = [step.get("uses", "").split("@")[0] for step in up["steps"]]
+    assert order.index("actions/download-artifact") < order.index("pulumi/actions")
+
+
+def test_the_image_push_logs_in_to_ecr_in_the_job_not_through_the_program():
+    """No ECR token reaches the program (it would be kept in state, pulumi-docker-build#424): the update job
+    logs the runner's Docker in to ECR before `pulumi up` builds and pushes."""
+    up = load("pulumi-up.yml")["jobs"]["up"]
+    order = [step.get("uses", "").split("@")[0] for step in up["steps"]]
+    assert order.index("aws-actions/configure-aws-credentials") < order.index("aws-actions/amazon-ecr-login")
+    assert order.index("aws-actions/amazon-ecr-login") < order.index("pulumi/actions")
