@@ -1,5 +1,12 @@
-// Reading a JSON request body safely: content type, size cap (also for bodies without Content-Length), syntax.
+// Reading a JSON request body safely: content type, size cap (also for bodies without Content-Length),
+// nesting depth, syntax.
 import { HttpError } from "./errors";
+
+/**
+ * Deepest nesting of arrays/objects accepted. Valid requests nest 3 levels (chat messages); every later
+ * stage (validation, DLP, cache key) walks values recursively, so depth is refused before parsing.
+ */
+export const MAX_JSON_DEPTH = 32;
 
 export async function readJsonObject(request: Request, maxBytes: number): Promise<Record<string, unknown>> {
 	const mediaType = (request.headers.get("content-type") ?? "").split(";")[0].trim().toLowerCase();
@@ -10,6 +17,7 @@ export async function readJsonObject(request: Request, maxBytes: number): Promis
 	if (declared > maxBytes) throw tooLarge(maxBytes);
 	const text = await readCapped(request, maxBytes);
 	if (text.trim() === "") throw new HttpError(400, "invalid_json", "request body is empty");
+	checkNestingDepth(text, MAX_JSON_DEPTH);
 	let body: unknown;
 	try {
 		body = JSON.parse(text);
@@ -20,6 +28,31 @@ export async function readJsonObject(request: Request, maxBytes: number): Promis
 		throw new HttpError(400, "invalid_request", "request body must be a JSON object");
 	}
 	return body as Record<string, unknown>;
+}
+
+/**
+ * One pass over the text that counts open brackets outside strings, so depth is refused before any
+ * structure is built: the cost is linear and nothing recurses, however deep the input. Malformed JSON
+ * is left for JSON.parse to report.
+ */
+export function checkNestingDepth(text: string, maxDepth: number): void {
+	let depth = 0;
+	let inString = false;
+	for (let i = 0; i < text.length; i++) {
+		const char = text.charCodeAt(i);
+		if (inString) {
+			if (char === 0x5c /* backslash: skip the escaped char */) i++;
+			else if (char === 0x22 /* " */) inString = false;
+		} else if (char === 0x22) {
+			inString = true;
+		} else if (char === 0x5b /* [ */ || char === 0x7b /* { */) {
+			if (++depth > maxDepth) {
+				throw new HttpError(400, "invalid_json", `request body nests arrays/objects deeper than the limit of ${maxDepth} levels`);
+			}
+		} else if (char === 0x5d /* ] */ || char === 0x7d /* } */) {
+			depth--;
+		}
+	}
 }
 
 function tooLarge(maxBytes: number): HttpError {

@@ -1,11 +1,13 @@
-// Request validation per route. Each validator returns the output-affecting parameters (what the cache
-// key covers and the origin receives) apart from the transport-only fields (stream, user, ...).
+// Request validation per route. Each route has an allow-list of fields, each with its own check; any
+// other field is refused with a 400. The validated request is rebuilt from the allowed fields alone
+// (never the body as sent): the output-affecting parameters (what the cache key covers) apart from the
+// transport-only fields (stream, stream_options, user). Nothing else ever reaches the origin.
 import { HttpError } from "./errors";
 
 export type Body = Record<string, unknown>;
 
 export interface ValidatedRequest {
-	/** Everything that can change the answer; hashed into the cache key and forwarded verbatim. */
+	/** Everything that can change the answer; hashed into the cache key and forwarded. */
 	params: Body;
 	/** Fields that change only the transport (streaming, attribution); forwarded, never hashed. */
 	transport: Body;
@@ -18,112 +20,180 @@ export interface Limits {
 
 export type Validator = (body: Body, limits: Limits) => ValidatedRequest;
 
-const TRANSPORT_FIELDS = ["stream", "stream_options", "user"];
+/** Throws a 400 naming the field, or returns the value to forward (rebuilt where it is an object). */
+type Check = (value: unknown, field: string, limits: Limits) => unknown;
+
+interface RouteFields {
+	required: string[];
+	params: Record<string, Check>;
+	transport: Record<string, Check>;
+}
+
 const MAX_SEED = 2 ** 32 - 1;
+/** OpenAI's `user` is an end-user id for abuse tracking: an id, not a place for text. */
+export const MAX_USER_CHARS = 256;
+const MAX_MODEL_CHARS = 256;
+const MAX_NAME_CHARS = 256;
+// A field name is echoed in an error only when it cannot carry a number (a card or SSN used as a key).
+const SHOWABLE_NAME = /^[A-Za-z_]{1,64}$/;
 
 function invalid(field: string, message: string): HttpError {
 	return new HttpError(400, "invalid_request", `${field} ${message}`, field);
 }
 
-function nonEmptyString(value: unknown, field: string): string {
+function isPlainObject(value: unknown): value is Body {
+	return value !== null && typeof value === "object" && !Array.isArray(value);
+}
+
+function rejectUnknown(object: Body, allowed: readonly string[], prefix: string): void {
+	for (const name of Object.keys(object)) {
+		if (allowed.includes(name)) continue;
+		const allowedList = `allowed: ${allowed.join(", ")}`;
+		if (SHOWABLE_NAME.test(name)) throw invalid(`${prefix}${name}`, `is not a known field (${allowedList})`);
+		const parent = prefix.replace(/\.$/, "");
+		throw new HttpError(400, "invalid_request", `${parent || "the body"} has a field that is not allowed (its name is not shown; ${allowedList})`, parent || undefined);
+	}
+}
+
+const nonEmptyString: Check = (value, field) => {
 	if (typeof value !== "string") throw invalid(field, "must be a string");
 	if (value.trim() === "") throw invalid(field, "must not be empty");
 	return value;
-}
+};
 
-function checkInt(body: Body, field: string, min: number, max: number): void {
-	const value = body[field];
-	if (value === undefined) return;
-	if (typeof value !== "number" || !Number.isInteger(value)) throw invalid(field, "must be an integer");
-	if (value < min || value > max) throw invalid(field, `must be between ${min} and ${max}`);
-}
+const shortString =
+	(maxChars: number): Check =>
+	(value, field) => {
+		if (typeof value !== "string") throw invalid(field, "must be a string");
+		if (value.length > maxChars) throw invalid(field, `must be at most ${maxChars} characters`);
+		return value;
+	};
 
-function checkStop(body: Body): void {
-	const stop = body.stop;
-	if (stop === undefined || typeof stop === "string") return;
-	if (!Array.isArray(stop) || !stop.every((item) => typeof item === "string")) {
-		throw invalid("stop", "must be a string or an array of strings");
+const integerIn =
+	(min: number, max: (limits: Limits) => number): Check =>
+	(value, field, limits) => {
+		if (typeof value !== "number" || !Number.isInteger(value)) throw invalid(field, "must be an integer");
+		if (value < min || value > max(limits)) throw invalid(field, `must be between ${min} and ${max(limits)}`);
+		return value;
+	};
+
+const maxTokens = integerIn(1, (limits) => limits.maxTokensLimit);
+const seed = integerIn(0, () => MAX_SEED);
+const positiveInteger = integerIn(1, () => Number.MAX_SAFE_INTEGER);
+
+const finiteNumber: Check = (value, field) => {
+	if (typeof value !== "number" || !Number.isFinite(value)) throw invalid(field, "must be a number");
+	return value;
+};
+
+const boolean: Check = (value, field) => {
+	if (typeof value !== "boolean") throw invalid(field, "must be a boolean");
+	return value;
+};
+
+const oneOf =
+	(...choices: string[]): Check =>
+	(value, field) => {
+		if (typeof value !== "string" || !choices.includes(value)) throw invalid(field, `must be one of ${choices.join(", ")}`);
+		return value;
+	};
+
+const stopStrings: Check = (value, field) => {
+	if (typeof value === "string") return value;
+	if (!Array.isArray(value) || !value.every((item) => typeof item === "string")) {
+		throw invalid(field, "must be a string or an array of strings");
 	}
+	return value;
+};
+
+const textInput: Check = (value, field, limits) => {
+	if (!Array.isArray(value)) return nonEmptyString(value, field, limits);
+	if (value.length === 0) throw invalid(field, "must not be an empty array");
+	return value.map((item, index) => nonEmptyString(item, `${field}[${index}]`, limits));
+};
+
+/** Exactly `{include_usage?: boolean}`: the only stream option the runtime knows. */
+const streamOptions: Check = (value, field, limits) => {
+	if (!isPlainObject(value)) throw invalid(field, "must be an object");
+	rejectUnknown(value, ["include_usage"], `${field}.`);
+	if (value.include_usage === undefined) return {};
+	return { include_usage: boolean(value.include_usage, `${field}.include_usage`, limits) };
+};
+
+const CHAT_MESSAGE_FIELDS = ["role", "content", "name"];
+
+const chatMessages: Check = (value, field, limits) => {
+	if (!Array.isArray(value) || value.length === 0) throw invalid(field, "must be a non-empty array");
+	return value.map((message, index) => {
+		const at = `${field}[${index}]`;
+		if (!isPlainObject(message)) throw invalid(at, "must be an object with role and content");
+		rejectUnknown(message, CHAT_MESSAGE_FIELDS, `${at}.`);
+		const rebuilt: Body = { role: nonEmptyString(message.role, `${at}.role`, limits) };
+		if (typeof message.content !== "string") throw invalid(`${at}.content`, "must be a string");
+		rebuilt.content = message.content;
+		if (message.name !== undefined && message.name !== null) rebuilt.name = shortString(MAX_NAME_CHARS)(message.name, `${at}.name`, limits);
+		return rebuilt;
+	});
+};
+
+/**
+ * Checks a body against a route's fields and rebuilds it from them. A field sent as null counts as not
+ * sent (OpenAI clients send nulls for defaults) and is dropped, so it neither reaches the origin nor
+ * splits the cache key.
+ */
+function validator(fields: RouteFields): Validator {
+	const allowed = [...Object.keys(fields.params), ...Object.keys(fields.transport)];
+	return (body, limits) => {
+		rejectUnknown(body, allowed, "");
+		for (const name of fields.required) if (body[name] === undefined || body[name] === null) throw invalid(name, "is required");
+		const pick = (checks: Record<string, Check>): Body => {
+			const picked: Body = {};
+			for (const [name, check] of Object.entries(checks)) {
+				const value = body[name];
+				if (value === undefined || value === null) continue;
+				picked[name] = check(value, name, limits);
+			}
+			return picked;
+		};
+		const params = pick(fields.params);
+		const transport = pick(fields.transport);
+		return { params, transport, stream: transport.stream === true };
+	};
 }
 
-function checkStream(body: Body): boolean {
-	const stream = body.stream ?? false;
-	if (typeof stream !== "boolean") throw invalid("stream", "must be a boolean");
-	return stream;
-}
-
-function checkTextInput(body: Body): void {
-	const input = body.input;
-	if (input === undefined) throw invalid("input", "is required");
-	if (Array.isArray(input)) {
-		if (input.length === 0) throw invalid("input", "must not be an empty array");
-		input.forEach((item, index) => nonEmptyString(item, `input[${index}]`));
-	} else {
-		nonEmptyString(input, "input");
-	}
-}
-
-function rejectUnknown(body: Body, allowed: readonly string[]): void {
-	for (const field of Object.keys(body)) {
-		if (!allowed.includes(field)) throw invalid(field, "is not a known field");
-	}
-}
-
-function split(body: Body, stream: boolean): ValidatedRequest {
-	const params: Body = {};
-	const transport: Body = {};
-	for (const [field, value] of Object.entries(body)) {
-		(TRANSPORT_FIELDS.includes(field) ? transport : params)[field] = value;
-	}
-	return { params, transport, stream };
-}
-
-function checkGenerationParams(body: Body, limits: Limits, maxTokensField = "max_tokens"): boolean {
-	checkInt(body, maxTokensField, 1, limits.maxTokensLimit);
-	checkInt(body, "seed", 0, MAX_SEED);
-	checkStop(body);
-	return checkStream(body);
-}
+const GENERATION: Record<string, Check> = { max_tokens: maxTokens, stop: stopStrings, seed };
+// Types only: the runtime is the one place that decides which values greedy decoding accepts.
+const OPENAI_SAMPLING: Record<string, Check> = { temperature: finiteNumber, top_p: finiteNumber, n: positiveInteger };
+const OPENAI_TRANSPORT: Record<string, Check> = { stream: boolean, stream_options: streamOptions, user: shortString(MAX_USER_CHARS) };
+const model = shortString(MAX_MODEL_CHARS);
 
 /** POST /v1/generate: the runtime's native generation request (docs/interfaces.md). */
-export const validateGenerate: Validator = (body, limits) => {
-	rejectUnknown(body, ["prompt", "max_tokens", "stop", "seed", "stream"]);
-	nonEmptyString(body.prompt, "prompt");
-	return split(body, checkGenerationParams(body, limits));
-};
+export const validateGenerate = validator({
+	required: ["prompt"],
+	params: { prompt: nonEmptyString, ...GENERATION },
+	transport: { stream: boolean },
+});
 
 /** POST /v1/embed: the runtime's native embedding request. */
-export const validateEmbed: Validator = (body) => {
-	rejectUnknown(body, ["input"]);
-	checkTextInput(body);
-	return split(body, false);
-};
+export const validateEmbed = validator({ required: ["input"], params: { input: textInput }, transport: {} });
 
-/** POST /v1/completions (OpenAI): unknown OpenAI fields pass through to the runtime and into the key. */
-export const validateCompletion: Validator = (body, limits) => {
-	nonEmptyString(body.prompt, "prompt");
-	return split(body, checkGenerationParams(body, limits));
-};
+/** POST /v1/completions (OpenAI). */
+export const validateCompletion = validator({
+	required: ["prompt"],
+	params: { model, prompt: nonEmptyString, ...GENERATION, ...OPENAI_SAMPLING },
+	transport: OPENAI_TRANSPORT,
+});
 
 /** POST /v1/chat/completions (OpenAI). */
-export const validateChat: Validator = (body, limits) => {
-	const messages = body.messages;
-	if (!Array.isArray(messages) || messages.length === 0) throw invalid("messages", "must be a non-empty array");
-	messages.forEach((message, index) => {
-		const field = `messages[${index}]`;
-		if (message === null || typeof message !== "object" || Array.isArray(message)) {
-			throw invalid(field, "must be an object with role and content");
-		}
-		nonEmptyString((message as Body).role, `${field}.role`);
-		if (typeof (message as Body).content !== "string") throw invalid(`${field}.content`, "must be a string");
-	});
-	checkInt(body, "max_completion_tokens", 1, limits.maxTokensLimit);
-	return split(body, checkGenerationParams(body, limits));
-};
+export const validateChat = validator({
+	required: ["messages"],
+	params: { model, messages: chatMessages, max_completion_tokens: maxTokens, ...GENERATION, ...OPENAI_SAMPLING },
+	transport: OPENAI_TRANSPORT,
+});
 
 /** POST /v1/embeddings (OpenAI). */
-export const validateEmbeddings: Validator = (body) => {
-	checkTextInput(body);
-	if (body.stream !== undefined) throw invalid("stream", "is not supported for embeddings");
-	return split(body, false);
-};
+export const validateEmbeddings = validator({
+	required: ["input"],
+	params: { model, input: textInput, encoding_format: oneOf("float", "base64") },
+	transport: { user: shortString(MAX_USER_CHARS) },
+});

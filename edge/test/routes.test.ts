@@ -34,12 +34,20 @@ describe("routes", () => {
 		expect(origin.callsTo("/v1/embed")).toHaveLength(1);
 	});
 
-	it("POST /v1/completions forwards OpenAI fields the Worker does not know", async () => {
+	it("POST /v1/completions forwards exactly the validated OpenAI fields", async () => {
 		const prompt = uniquePrompt("openai");
-		const response = await call("/v1/completions", { body: { model: "gemma3-270m", prompt, max_tokens: 4, temperature: 0 }, key });
+		const body = { model: "gemma3-270m", prompt, max_tokens: 4, temperature: 0, top_p: 1, n: 1, seed: 3, stop: ["\n"], user: "u-1", stream_options: { include_usage: true } };
+		const response = await call("/v1/completions", { body, key });
 		expect(response.status).toBe(200);
 		expect((await response.json<{ object: string }>()).object).toBe("text_completion");
-		expect(origin.callsTo("/v1/completions")[0].body).toMatchObject({ model: "gemma3-270m", prompt, temperature: 0 });
+		expect(origin.callsTo("/v1/completions")[0].body).toEqual(body);
+	});
+
+	it("drops fields sent as null (the OpenAI clients' way of saying 'default') before the origin", async () => {
+		const prompt = uniquePrompt("nulls");
+		const response = await call("/v1/completions", { body: { model: "gemma3-270m", prompt, stop: null, user: null, seed: null }, key });
+		expect(response.status).toBe(200);
+		expect(origin.callsTo("/v1/completions")[0].body).toEqual({ model: "gemma3-270m", prompt });
 	});
 
 	it("POST /v1/chat/completions", async () => {
@@ -48,6 +56,9 @@ describe("routes", () => {
 		expect(response.status).toBe(200);
 		const answer = await response.json<{ choices: { message: { content: string } }[] }>();
 		expect(answer.choices[0].message.content).toBe(origin.generatedText({ messages, max_tokens: 4 }));
+		const named = [{ role: "system", content: "be brief", name: "setup" }, ...messages];
+		await call("/v1/chat/completions", { body: { model: "gemma3-270m", messages: named, max_completion_tokens: 4, stream: false, user: "u" }, key });
+		expect(origin.callsTo("/v1/chat/completions")[1].body).toEqual({ model: "gemma3-270m", messages: named, max_completion_tokens: 4, stream: false, user: "u" });
 	});
 
 	it("POST /v1/embeddings", async () => {

@@ -1,5 +1,7 @@
 // Bad input always gets a JSON 4xx naming the problem, never a 500, and never reaches the origin or the cache.
 import { env } from "cloudflare:workers";
+import { checkNestingDepth, MAX_JSON_DEPTH } from "../src/http";
+import { MAX_USER_CHARS } from "../src/validate";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import type { FakeOrigin } from "./fake-origin";
 import { call, freshOriginAndKey } from "./helpers";
@@ -97,6 +99,53 @@ describe("fields", () => {
 		await expectError(await call(path, { body, key }), 400, "invalid_request", field);
 	});
 
+	const chat = { messages: [{ role: "user", content: "x" }] };
+	it.each([
+		// Each route's allow-list: fields the runtime does not take are refused at the edge, by name.
+		["/v1/completions", { prompt: "x", logit_bias: { "50256": -100 } }, "logit_bias"],
+		["/v1/completions", { prompt: "x", echo: true }, "echo"],
+		["/v1/chat/completions", { ...chat, tools: [] }, "tools"],
+		["/v1/chat/completions", { messages: [{ role: "user", content: "x", tool_calls: [] }] }, "messages[0].tool_calls"],
+		["/v1/embeddings", { input: "x", dimensions: 8 }, "dimensions"],
+		["/v1/embed", { input: "x", model: "m" }, "model"],
+		// Transport fields, forwarded but outside the cache key, have exact shapes.
+		["/v1/completions", { prompt: "x", stream: "true" }, "stream"],
+		["/v1/chat/completions", { ...chat, stream: 1 }, "stream"],
+		["/v1/completions", { prompt: "x", stream_options: { steal_this_text: true } }, "stream_options.steal_this_text"],
+		["/v1/completions", { prompt: "x", stream_options: "yes" }, "stream_options"],
+		["/v1/completions", { prompt: "x", stream_options: [] }, "stream_options"],
+		["/v1/chat/completions", { ...chat, stream_options: { include_usage: "yes" } }, "stream_options.include_usage"],
+		["/v1/completions", { prompt: "x", user: 42 }, "user"],
+		["/v1/completions", { prompt: "x", user: "u".repeat(MAX_USER_CHARS + 1) }, "user"],
+		["/v1/embeddings", { input: "x", user: {} }, "user"],
+		["/v1/completions", { prompt: "x", model: ["m"] }, "model"],
+		["/v1/completions", { prompt: "x", temperature: "0" }, "temperature"],
+		["/v1/completions", { prompt: "x", n: 1.5 }, "n"],
+		["/v1/embeddings", { input: "x", encoding_format: "int8" }, "encoding_format"],
+		["/v1/chat/completions", { messages: [{ role: "user", content: "x", name: 7 }] }, "messages[0].name"],
+	])("%s %j → 400 naming %s", async (path, body, field) => {
+		await expectError(await call(path, { body, key }), 400, "invalid_request", field);
+		expect(origin.calls.filter((c) => c.path !== "/v1/status")).toHaveLength(0);
+	});
+
+	it("accepts a user id of exactly the maximum length", async () => {
+		const response = await call("/v1/completions", { body: { prompt: "user at the cap", user: "u".repeat(MAX_USER_CHARS) }, key });
+		expect(response.status).toBe(200);
+	});
+
+	it("refuses an unknown field whose name is not a plain name without echoing it", async () => {
+		for (const [path, body] of [
+			["/v1/completions", { prompt: "x", "4111111111111111": 1 }],
+			["/v1/chat/completions", { messages: [{ role: "user", content: "x", "123-45-6789": "y" }] }],
+		] as const) {
+			const response = await call(path, { body, key });
+			expect(response.status).toBe(400);
+			const text = await response.text();
+			expect(text).not.toMatch(/4111|6789/);
+			expect(text).toContain("not allowed");
+		}
+	});
+
 	it("lets nothing through to the origin or the cache", async () => {
 		const count = async () => (await env.DB.prepare("SELECT COUNT(*) AS n FROM answer_cache").first<{ n: number }>())?.n;
 		const before = await count();
@@ -104,6 +153,48 @@ describe("fields", () => {
 		await call("/v1/generate", { rawBody: "{", headers: JSON_TYPE, key });
 		expect(origin.calls.filter((c) => c.path !== "/v1/status")).toHaveLength(0);
 		expect(await count()).toBe(before);
+	});
+});
+
+describe("nesting depth", () => {
+	const nested = (depth: number, open = "[", close = "]", inner = "1") => open.repeat(depth) + inner + close.repeat(depth);
+	const objects = (depth: number) => '{"a":'.repeat(depth) + "1" + "}".repeat(depth);
+	const DEEP_BODY_BYTES = { MAX_BODY_BYTES: "1000000" };
+
+	it.each([
+		["arrays in a field", `{"prompt": "x", "stop": ${nested(MAX_JSON_DEPTH)}}`],
+		["objects in a field", `{"prompt": "x", "stop": ${objects(MAX_JSON_DEPTH)}}`],
+		["100k-deep arrays", `{"prompt": "x", "stop": ${nested(100_000)}}`],
+		["100k-deep objects", `{"prompt": "x", "stop": ${objects(100_000)}}`],
+		["100k-deep arrays at the top", nested(100_000)],
+		["100k unclosed brackets", "[".repeat(100_000)],
+	])("refuses %s past the limit with a 400 naming it", async (_, rawBody) => {
+		const response = await call("/v1/generate", { rawBody, headers: JSON_TYPE, key, env: DEEP_BODY_BYTES });
+		expect(response.status).toBe(400);
+		const { error } = await response.json<{ error: { type: string; message: string } }>();
+		expect(error.type).toBe("invalid_json");
+		expect(error.message).toContain(String(MAX_JSON_DEPTH));
+	});
+
+	it("refuses deep nesting in unknown OpenAI fields too, before anything reaches the origin", async () => {
+		const rawBody = `{"model": "m", "prompt": "x", "extra": ${nested(30_000)}}`;
+		const response = await call("/v1/completions", { rawBody, headers: JSON_TYPE, key });
+		await expectError(response, 400, "invalid_json");
+		expect(origin.calls).toHaveLength(0);
+	});
+
+	it("accepts nesting up to the limit (the field check then decides)", async () => {
+		// The body object is level 1, so the field's value may nest MAX_JSON_DEPTH - 1 levels.
+		const response = await call("/v1/generate", { rawBody: `{"prompt": "x", "stop": ${nested(MAX_JSON_DEPTH - 1)}}`, headers: JSON_TYPE, key });
+		await expectError(response, 400, "invalid_request", "stop");
+	});
+
+	it("does not count brackets inside strings, escaped quotes included", async () => {
+		const prompt = `${"[".repeat(100)} \" ${"{".repeat(100)} \\`;
+		const response = await call("/v1/generate", { body: { prompt }, key });
+		expect(response.status).toBe(200);
+		expect(() => checkNestingDepth(JSON.stringify({ a: "\\\"[[[[" }), 1)).not.toThrow();
+		expect(() => checkNestingDepth(String.raw`{"a": "\\", "b": [[1]]}`, 2)).toThrow(/limit of 2/);
 	});
 });
 
