@@ -1,6 +1,8 @@
 // Single-flight for cache misses: identical concurrent misses in this isolate share one promise of
 // plain data (never a Response, which cannot cross requests), and the leader goes through the
-// Coalescer Durable Object for the key, which merges the flights of every other isolate.
+// Coalescer Durable Object for the key, which merges the flights of every other isolate. A joiner takes
+// the flight's answer only when it is a 200; after any other answer it makes its own origin call, so
+// one tenant's refused or throttled request never becomes another tenant's answer.
 import type { FlightResult } from "./coalescer";
 import { fetchAnswer, OriginUnavailableError, type OriginAnswer, type OriginTarget } from "./origin";
 
@@ -11,7 +13,7 @@ const inflight = new Map<string, Promise<OriginAnswer>>();
 
 export interface Flight {
 	answer: Promise<OriginAnswer>;
-	/** False when this request joined a flight another request started. */
+	/** False when this request joined a flight another request started (its answer is then not stored). */
 	leader: boolean;
 }
 
@@ -25,8 +27,16 @@ async function viaDurableObject(env: Env, key: string, target: OriginTarget, pat
 		console.error("coalesce: Durable Object call failed, calling the origin directly:", (error as Error).message);
 		return fetchAnswer(env, target, path, body);
 	}
-	if (!result.ok) throw new OriginUnavailableError(result.retryAfterSeconds);
-	return result.answer;
+	if (result.outcome === "answered") return result.answer;
+	if (result.outcome === "unavailable") throw new OriginUnavailableError(result.retryAfterSeconds);
+	// "not_shared" (or, during a deploy, a result shaped by an older version of the object).
+	return fetchAnswer(env, target, path, body);
+}
+
+/** Unavailability (every origin down or timed out) is shared as is: it carries nothing of the leader's request. */
+async function join(flight: Promise<OriginAnswer>, ownCall: () => Promise<OriginAnswer>): Promise<OriginAnswer> {
+	const answer = await flight;
+	return answer.status === 200 ? answer : ownCall();
 }
 
 function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
@@ -39,7 +49,7 @@ function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
 
 export function coalescedAnswer(env: Env, ctx: ExecutionContext, key: string, target: OriginTarget, path: string, body: string): Flight {
 	const existing = inflight.get(key);
-	if (existing) return { answer: existing, leader: false };
+	if (existing) return { answer: join(existing, () => fetchAnswer(env, target, path, body)), leader: false };
 	const answer = withTimeout(viaDurableObject(env, key, target, path, body), target.timeoutMs * target.urls.length + FLIGHT_MARGIN_MS).finally(
 		() => inflight.delete(key),
 	);

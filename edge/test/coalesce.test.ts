@@ -1,5 +1,5 @@
 // Single-flight: identical concurrent misses make exactly one origin call, in one isolate (shared
-// promise) and across isolates (the Coalescer Durable Object keyed by cache key).
+// promise) and across isolates (the Coalescer Durable Object keyed by cache key); only a 200 is shared.
 import { env } from "cloudflare:workers";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { installFakeOrigin, type FakeOrigin } from "./fake-origin";
@@ -8,9 +8,11 @@ import { call, createKey, uniquePrompt } from "./helpers";
 const CONCURRENT = 8;
 let origin: FakeOrigin;
 let key: string;
+let otherKey: string;
 beforeEach(async () => {
 	origin = installFakeOrigin().set("origin-primary.test", { delayMs: 150 });
 	key = await createKey();
+	otherKey = await createKey();
 });
 afterEach(() => vi.restoreAllMocks());
 
@@ -55,8 +57,8 @@ describe("coalescing", () => {
 		const results = await Promise.all(
 			Array.from({ length: 5 }, () => env.COALESCER.get(env.COALESCER.idFromName(cacheKey)).answer(target, "/v1/generate", body)),
 		);
-		expect(results.every((result) => result.ok && result.answer.status === 200)).toBe(true);
-		expect(new Set(results.map((result) => (result.ok ? result.answer.body : "")))).toHaveProperty("size", 1);
+		expect(results.every((result) => result.outcome === "answered" && result.answer.status === 200)).toBe(true);
+		expect(new Set(results.map((result) => (result.outcome === "answered" ? result.answer.body : "")))).toHaveProperty("size", 1);
 		expect(origin.callsTo("/v1/generate")).toHaveLength(1);
 	});
 
@@ -65,6 +67,49 @@ describe("coalescing", () => {
 		const cacheKey = `gen:v1:${crypto.randomUUID()}`;
 		const target = { urls: ["http://origin-primary.test", "http://origin-fallback.test"], timeoutMs: 2000 };
 		const result = await env.COALESCER.get(env.COALESCER.idFromName(cacheKey)).answer(target, "/v1/generate", "{}");
-		expect(result.ok).toBe(false);
+		expect(result.outcome).toBe("unavailable");
+	});
+});
+
+describe("only a 200 is shared", () => {
+	const completion = (prompt: string, user: string) => ({ model: "gemma3-270m", prompt, max_tokens: 4, user });
+
+	it.each([
+		["400", "refuse me"],
+		["429", "queue full"],
+	])("a joiner of a flight that ended in a %s makes its own origin call and gets its own answer", async (status, refusedUser) => {
+		const prompt = uniquePrompt("tenants");
+		const leader = call("/v1/completions", { body: completion(prompt, refusedUser), key });
+		await new Promise((resolve) => setTimeout(resolve, 20)); // the leader's flight is in the air
+		const joiners = Array.from({ length: 3 }, (_, i) => call("/v1/completions", { body: completion(prompt, `tenant-b-${i}`), key: otherKey }));
+		const [refused, ...answered] = await Promise.all([leader, ...joiners]);
+		expect(refused.status).toBe(Number(status));
+		const texts = await Promise.all(answered.map((response) => response.text()));
+		expect(answered.map((response) => response.status)).toEqual([200, 200, 200]);
+		for (const text of texts) expect(text).not.toContain(refusedUser);
+		// One call for the failed flight, then one per joiner: none of them received the leader's answer.
+		expect(origin.callsTo("/v1/completions")).toHaveLength(4);
+		expect(origin.callsTo("/v1/completions").map((sent) => sent.body?.user)).toEqual([refusedUser, "tenant-b-0", "tenant-b-1", "tenant-b-2"]);
+	});
+
+	it("the Durable Object tells a joiner of a failed flight to make its own call, and shares only a 200", async () => {
+		const cacheKey = `gen:v1:${crypto.randomUUID()}`;
+		const target = { urls: ["http://origin-primary.test"], timeoutMs: 2000 };
+		const prompt = uniquePrompt("isolates");
+		const stub = () => env.COALESCER.get(env.COALESCER.idFromName(cacheKey));
+		const [first, second] = await Promise.all([
+			stub().answer(target, "/v1/completions", JSON.stringify(completion(prompt, "refuse me"))),
+			stub().answer(target, "/v1/completions", JSON.stringify(completion(prompt, "tenant-b"))),
+		]);
+		expect(first.outcome === "answered" && first.answer.status).toBe(400);
+		expect(second.outcome).toBe("not_shared");
+		expect(origin.callsTo("/v1/completions")).toHaveLength(1);
+		// A 200 flight is shared with its joiners (and kept for late arrivals).
+		const otherKeyName = `gen:v1:${crypto.randomUUID()}`;
+		const shared = await Promise.all(
+			["a", "b"].map((user) => env.COALESCER.get(env.COALESCER.idFromName(otherKeyName)).answer(target, "/v1/completions", JSON.stringify(completion(prompt, user)))),
+		);
+		expect(shared.map((result) => result.outcome === "answered" && result.answer.status)).toEqual([200, 200]);
+		expect(origin.callsTo("/v1/completions")).toHaveLength(2);
 	});
 });

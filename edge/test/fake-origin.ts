@@ -75,6 +75,13 @@ export class FakeOrigin {
 		if (path === "/v1/models" && method === "GET") return this.json({ object: "list", data: [{ id: "gemma3-270m", object: "model" }] });
 		if (method !== "POST" || body === null) return this.json({ error: { type: "not_found", message: "no route" } }, 404);
 		if (body.prompt === "origin says no") return this.json({ error: { type: "invalid_request", message: "prompt too long", field: "prompt" } }, 400);
+		// Refusals for something outside the cache key: the requests of two tenants can share a key and differ here.
+		if (body.user === "refuse me") return this.json({ error: { type: "invalid_request", message: "user 'refuse me' is not allowed", field: "user" } }, 400);
+		if (body.user === "queue full") {
+			const full = this.json({ error: { type: "queue_full", message: "the queue is full" } }, 429);
+			full.headers.set("retry-after", "1");
+			return full;
+		}
 		const text = this.generatedText(body);
 		const inputs: string[] = Array.isArray(body.input) ? body.input : [body.input ?? ""];
 		const vectors = inputs.map((input) => {
