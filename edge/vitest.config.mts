@@ -9,7 +9,8 @@ import { defineConfig } from "vitest/config";
 
 // The D1 migrations, from the folder wrangler.jsonc names (test/setup.ts applies them as the chanfana template does).
 const edgeDir = path.dirname(fileURLToPath(import.meta.url));
-const database = unstable_readConfig({ config: path.join(edgeDir, "wrangler.jsonc") }).d1_databases.find((db) => db.binding === "DB");
+const wrangler = unstable_readConfig({ config: path.join(edgeDir, "wrangler.jsonc") });
+const database = wrangler.d1_databases.find((db) => db.binding === "DB");
 const migrations = await readD1Migrations(path.resolve(edgeDir, database!.migrations_dir!));
 
 export default defineConfig({
@@ -23,6 +24,8 @@ export default defineConfig({
 						miniflare: {
 							bindings: {
 								D1_MIGRATIONS: migrations,
+								// The limiters as declared, for the test that the Worker's copies of their periods match.
+								DECLARED_RATELIMITS: JSON.stringify(wrangler.ratelimits),
 								ORIGIN_URL: "http://origin-primary.test",
 								ORIGIN_FALLBACK_URL: "http://origin-fallback.test",
 								ORIGIN_TIMEOUT_MS: "2000",
@@ -33,8 +36,11 @@ export default defineConfig({
 								ORIGIN_TOKEN: "test-origin-token",
 								METRICS_TOKEN: "test-metrics-token",
 							},
-							// A tight limiter for the 429 test; the Worker's own RATE_LIMITER keeps wrangler.jsonc's limit.
-							ratelimits: { TIGHT_RATE_LIMITER: { simple: { limit: 3, period: 60 } } },
+							// Tight limiters for the 429 tests; the Worker's own limiters keep wrangler.jsonc's limits.
+							ratelimits: {
+								TIGHT_RATE_LIMITER: { simple: { limit: 3, period: 60 } },
+								TIGHT_AUTH_FAILURE_LIMITER: { simple: { limit: 3, period: 60 } },
+							},
 							// A second, unmigrated database for the upgrade test (test/migrations.test.ts).
 							d1Databases: { UPGRADE_DB: "upgrade-test-db" },
 						},

@@ -150,7 +150,7 @@ async function main() {
 					kvNamespaces: ["CACHE"],
 					durableObjects: { COALESCER: { className: "Coalescer", useSQLite: true } },
 					// The deployed limit (600/min) would throttle the benchmark itself.
-					ratelimits: { RATE_LIMITER: { simple: { limit: 100_000_000, period: 60 } } },
+					ratelimits: { RATE_LIMITER: { simple: { limit: 100_000_000, period: 60 } }, AUTH_FAILURE_LIMITER: { simple: { limit: 30, period: 60 } } },
 					bindings: {
 						ORIGIN_URL: origin.url,
 						ORIGIN_FALLBACK_URL: "",

@@ -1,8 +1,18 @@
 // API keys: clients send `Authorization: Bearer <key>` or `X-API-Key: <key>`. Only SHA-256 hashes are
 // stored: KV `apikey:<hash>` for fast lookups, D1 api_keys as the durable list and the fallback while
 // a new key's KV write is still propagating. Revoked keys keep their record, so they answer 403.
+// Refusals (unknown or revoked key) are remembered in the isolate for REFUSED_KEY_TTL_MS, so a junk key
+// sent again and again costs no KV or D1 read; a key created meanwhile works after at most that long.
+// Valid keys are never remembered: a revocation counts from the next request.
 import { sha256Hex } from "./cachekey";
 import { HttpError } from "./errors";
+import { ExpiringMap } from "./ttlmap";
+
+export const REFUSED_KEY_TTL_MS = 10_000;
+const REFUSED_KEYS_CAPACITY = 10_000;
+
+type Refusal = "unknown" | "revoked";
+const refusedKeys = new ExpiringMap<Refusal>(REFUSED_KEYS_CAPACITY);
 
 export interface ApiKeyRecord {
 	id: string;
@@ -60,12 +70,19 @@ async function findRecord(env: Env, keyHash: string): Promise<ApiKeyRecord | nul
 	}
 }
 
+function refusal(kind: Refusal): HttpError {
+	return kind === "revoked" ? new HttpError(403, "forbidden", "API key has been revoked") : new HttpError(401, "unauthorized", "invalid API key");
+}
+
 /** Resolves the key's record; throws 401 for unknown keys and 403 for revoked ones. */
 export async function authenticate(env: Env, keyHash: string): Promise<ApiKeyRecord> {
+	const remembered = refusedKeys.get(keyHash);
+	if (remembered) throw refusal(remembered);
 	const record = await findRecord(env, keyHash);
-	if (!record || !(await secretsEqual(record.key_hash, keyHash))) {
-		throw new HttpError(401, "unauthorized", "invalid API key");
-	}
-	if (record.revoked) throw new HttpError(403, "forbidden", "API key has been revoked");
-	return record;
+	let refused: Refusal | null = null;
+	if (!record || !(await secretsEqual(record.key_hash, keyHash))) refused = "unknown";
+	else if (record.revoked) refused = "revoked";
+	if (refused === null) return record!;
+	refusedKeys.set(keyHash, refused, REFUSED_KEY_TTL_MS);
+	throw refusal(refused);
 }

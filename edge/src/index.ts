@@ -3,7 +3,7 @@ import { evictExpired } from "./cache";
 import { cachePolicy } from "./config";
 import { toErrorResponse } from "./errors";
 import type { Observation } from "./inference";
-import { pruneRequestMetrics, recordRequest } from "./metrics";
+import { countUnadmitted, pruneRequestMetrics, recordRequest, type RequestRecord } from "./metrics";
 import { route } from "./router";
 
 export { Coalescer } from "./coalescer";
@@ -11,14 +11,14 @@ export { Coalescer } from "./coalescer";
 export default {
 	async fetch(request, env, ctx): Promise<Response> {
 		const startedMs = Date.now();
-		const obs: Observation = { endpoint: "unmatched", cache: "NONE", cacheTier: null, keyId: null };
+		const obs: Observation = { endpoint: "unmatched", cache: "NONE", cacheTier: null, keyId: null, admitted: false };
 		let response: Response;
 		try {
 			response = await route(request, env, ctx, obs);
 		} catch (error) {
 			response = toErrorResponse(error);
 		}
-		recordRequest(env.DB, ctx, {
+		const record: RequestRecord = {
 			tsMs: startedMs,
 			endpoint: obs.endpoint,
 			method: request.method,
@@ -28,7 +28,11 @@ export default {
 			durationMs: Date.now() - startedMs,
 			colo: typeof request.cf?.colo === "string" ? request.cf.colo : null,
 			keyId: obs.keyId,
-		});
+		};
+		// Only admitted requests cost a D1 write: refused, unmatched and open (/health, /metrics) traffic
+		// is counted in memory, so nobody without a valid key can make the Worker write anything.
+		if (obs.admitted) recordRequest(env.DB, ctx, record);
+		else countUnadmitted(record);
 		return response;
 	},
 

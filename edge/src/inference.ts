@@ -1,7 +1,7 @@
 // The request path for generation and embedding routes:
-// key check ∥ rate limit ∥ (body → validation → DLP → fingerprint → cache lookup), then
+// admission (key check → rate limit), only then body → validation → DLP → fingerprint → cache lookup;
 // hit → replay; miss → single-flight origin call → write-behind to KV and D1.
-import { authenticate, hashPresentedKey } from "./auth";
+import { admit } from "./admission";
 import { lookup, store, type CachedAnswer } from "./cache";
 import { cacheKey, type Kind } from "./cachekey";
 import { coalescedAnswer } from "./coalesce";
@@ -10,7 +10,6 @@ import { applyDlp } from "./dlp";
 import { currentFingerprint, isFingerprint, rememberFingerprint } from "./fingerprint";
 import { readJsonObject } from "./http";
 import { callOrigin, fetchAnswer, type OriginAnswer, type OriginTarget } from "./origin";
-import { enforceRateLimit } from "./ratelimit";
 import { replayAsEvents, type StreamFormat } from "./sse";
 import type { Body, Validator } from "./validate";
 
@@ -30,6 +29,8 @@ export interface Observation {
 	cache: CacheStatus;
 	cacheTier: CachedAnswer["tier"] | null;
 	keyId: string | null;
+	/** True once the request passed admission; only admitted requests get a D1 metrics row. */
+	admitted: boolean;
 }
 
 type CacheMode = "use" | "no-cache" | "no-store";
@@ -53,6 +54,7 @@ function cacheMode(request: Request): CacheMode {
 	return "use";
 }
 
+/** Everything that reads the request or the cache; runs only once the request is admitted. */
 async function prepare(request: Request, env: Env, ctx: ExecutionContext, config: Settings, route: InferenceRoute): Promise<Prepared> {
 	const body = await readJsonObject(request, config.maxBodyBytes);
 	const validated = route.validate(body, config);
@@ -65,19 +67,9 @@ async function prepare(request: Request, env: Env, ctx: ExecutionContext, config
 	return { ...validated, params, transport, redacted, mode, fingerprint, key, cached };
 }
 
-/** Runs the three checks concurrently, then reports failures in order: auth, rate limit, request. */
-async function admit(request: Request, env: Env, ctx: ExecutionContext, config: Settings, route: InferenceRoute, obs: Observation) {
-	const keyHash = await hashPresentedKey(request);
-	const [principal, limited, prepared] = await Promise.allSettled([
-		authenticate(env, keyHash),
-		enforceRateLimit(env.RATE_LIMITER, keyHash),
-		prepare(request, env, ctx, config, route),
-	]);
-	if (principal.status === "rejected") throw principal.reason;
-	obs.keyId = principal.value.id;
-	if (limited.status === "rejected") throw limited.reason;
-	if (prepared.status === "rejected") throw prepared.reason;
-	return prepared.value;
+/** The body the origin receives: the validated (and DLP-checked) fields, nothing else of the request. */
+function originBody(prepared: Prepared): string {
+	return JSON.stringify({ ...prepared.params, ...prepared.transport });
 }
 
 function answerHeaders(contentType: string, cache: CacheStatus, prepared: Prepared, fingerprint: string | null): Headers {
@@ -100,8 +92,7 @@ function replayHit(route: InferenceRoute, prepared: Prepared, cached: CachedAnsw
 
 /** Streams are passed through untouched and not stored; a later identical request is a miss. */
 async function passThroughStream(env: Env, target: OriginTarget, route: InferenceRoute, prepared: Prepared, obs: Observation): Promise<Response> {
-	const body = JSON.stringify({ ...prepared.params, ...prepared.transport });
-	const upstream = await callOrigin(env, target, route.originPath, { method: "POST", body }, async (response) => response);
+	const upstream = await callOrigin(env, target, route.originPath, { method: "POST", body: originBody(prepared) }, async (response) => response);
 	obs.cache = prepared.mode === "use" ? "MISS" : "BYPASS";
 	const headers = answerHeaders(upstream.headers.get("content-type") ?? "text/event-stream", obs.cache, prepared, upstream.headers.get("x-model-fingerprint"));
 	return new Response(upstream.body, { status: upstream.status, headers });
@@ -120,8 +111,10 @@ async function storeAnswer(env: Env, ctx: ExecutionContext, config: Settings, ro
 }
 
 export async function handleInference(request: Request, env: Env, ctx: ExecutionContext, route: InferenceRoute, obs: Observation): Promise<Response> {
+	obs.keyId = (await admit(request, env)).id;
+	obs.admitted = true;
 	const config = settings(env);
-	const prepared = await admit(request, env, ctx, config, route, obs);
+	const prepared = await prepare(request, env, ctx, config, route);
 	if (prepared.cached) {
 		obs.cache = "HIT";
 		obs.cacheTier = prepared.cached.tier;
@@ -130,11 +123,11 @@ export async function handleInference(request: Request, env: Env, ctx: Execution
 	const target: OriginTarget = { urls: config.originUrls, timeoutMs: config.originTimeoutMs };
 	if (prepared.stream) return passThroughStream(env, target, route, prepared, obs);
 
-	const originBody = JSON.stringify({ ...prepared.params, ...prepared.transport });
+	const body = originBody(prepared);
 	const flight =
 		prepared.mode === "use"
-			? coalescedAnswer(env, ctx, prepared.key, target, route.originPath, originBody)
-			: { answer: fetchAnswer(env, target, route.originPath, originBody), leader: true };
+			? coalescedAnswer(env, ctx, prepared.key, target, route.originPath, body)
+			: { answer: fetchAnswer(env, target, route.originPath, body), leader: true };
 	const answer = await flight.answer;
 	obs.cache = prepared.mode === "use" ? "MISS" : "BYPASS";
 	// Only the request that made the origin call stores the answer: one write per key, not one per waiter.

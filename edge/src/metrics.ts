@@ -1,7 +1,8 @@
-// Request metrics: one request_metrics row per answered request, written off the hot path. Requests
-// that finish within FLUSH_WINDOW_MS of each other share one D1 batch (a transaction) that also bumps
-// the monotonic counters /metrics exposes; every request's waitUntil joins that batch, so no row is
-// dropped when an isolate goes idle.
+// Request metrics: one request_metrics row per admitted request (valid key, within its rate limit),
+// written off the hot path. Requests that finish within FLUSH_WINDOW_MS of each other share one D1 batch
+// (a transaction) that also bumps the monotonic counters /metrics exposes; every request's waitUntil
+// joins that batch, so no row is dropped when an isolate goes idle. Requests that were not admitted are
+// only counted in the isolate's memory: traffic without a valid key never causes a D1 write.
 import { canonicalJson } from "./cachekey";
 import { PROMETHEUS_CONTENT_TYPE, renderExposition, type Family, type Sample } from "./prometheus";
 
@@ -22,10 +23,15 @@ export const FLUSH_WINDOW_MS = 100;
 const STATEMENTS_PER_BATCH = 200;
 const RETRY_DELAY_MS = 100;
 export const METRICS_RETENTION_DAYS = 7;
+/** The cron deletes old rows in chunks of this many, at most PRUNE_MAX_CHUNKS per run (the rest next run). */
+export const PRUNE_CHUNK_ROWS = 5_000;
+export const PRUNE_MAX_CHUNKS = 40;
 const DURATION_BUCKETS_SECONDS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 
 /** Answers a cache tier could not hold (cache.ts), labelled by tier. */
 export const SKIPPED_CACHE_WRITES = "steadytext_edge_cache_writes_skipped_total";
+/** Requests that were not admitted: counted in isolate memory, never in D1. */
+const UNADMITTED = "steadytext_edge_unadmitted_requests_total";
 
 export const FAMILIES: Family[] = [
 	{ name: "steadytext_edge_requests_total", type: "counter", help: "Requests answered by the edge Worker, by endpoint, status and cache result." },
@@ -35,8 +41,18 @@ export const FAMILIES: Family[] = [
 		type: "counter",
 		help: "Answers not written to a cache tier because they exceed its size limit (D1 row 2 MB, KV value 25 MiB), by tier.",
 	},
+	{
+		name: UNADMITTED,
+		type: "counter",
+		help: "Requests answered without admission (missing/refused credentials, rate limits, unknown routes, /health, /metrics), by endpoint and status; counted in the memory of the isolate named by `isolate` since it started.",
+	},
 ];
 const [REQUESTS, DURATION] = FAMILIES.map((family) => family.name);
+
+/** endpoint + status (both bounded: route table paths or "unmatched", the Worker's own statuses) -> count. */
+const unadmitted = new Map<string, { endpoint: string; status: string; count: number }>();
+// Random values cannot be made at global scope in Workers, so the id is drawn on first use.
+let isolateId: string | null = null;
 
 let pending: RequestRecord[] = [];
 let windowFlush: Promise<void> | null = null;
@@ -114,11 +130,29 @@ export function recordRequest(db: D1Database, ctx: ExecutionContext, record: Req
 	ctx.waitUntil(windowFlush);
 }
 
-/** Deletes request_metrics rows older than the retention period (the counters are kept). */
-export async function pruneRequestMetrics(db: D1Database, nowMs = Date.now()): Promise<number> {
+/** Counts a request that was not admitted, in this isolate's memory only. */
+export function countUnadmitted(record: RequestRecord): void {
+	const id = `${record.endpoint} ${record.status}`;
+	const entry = unadmitted.get(id) ?? { endpoint: record.endpoint, status: String(record.status), count: 0 };
+	entry.count += 1;
+	unadmitted.set(id, entry);
+}
+
+/**
+ * Deletes request_metrics rows older than the retention period (the counters are kept) in LIMIT-ed
+ * chunks, so no single statement holds the database for long, and at most `maxChunks` per run.
+ */
+export async function pruneRequestMetrics(db: D1Database, nowMs = Date.now(), chunkRows = PRUNE_CHUNK_ROWS, maxChunks = PRUNE_MAX_CHUNKS): Promise<number> {
 	const cutoff = nowMs - METRICS_RETENTION_DAYS * 86_400_000;
-	const result = await db.prepare("DELETE FROM request_metrics WHERE ts_ms < ?").bind(cutoff).run();
-	return result.meta.changes;
+	const chunk = db.prepare("DELETE FROM request_metrics WHERE id IN (SELECT id FROM request_metrics WHERE ts_ms < ? LIMIT ?)");
+	let deleted = 0;
+	for (let run = 0; run < maxChunks; run++) {
+		const { changes } = (await chunk.bind(cutoff, chunkRows).run()).meta;
+		deleted += changes;
+		if (changes < chunkRows) return deleted;
+	}
+	console.log(`metrics: pruned ${deleted} rows, the cap for one run; older rows remain for the next run`);
+	return deleted;
 }
 
 /** Turns stored per-bucket counts into Prometheus' cumulative buckets, every bound present, in order. */
@@ -146,6 +180,10 @@ export async function metricsResponse(db: D1Database): Promise<Response> {
 		.map((row) => ({ name: row.name, labels: JSON.parse(row.labels) as Record<string, string>, value: row.value }))
 		.sort((a, b) => a.name.localeCompare(b.name) || canonicalJson(a.labels).localeCompare(canonicalJson(b.labels)));
 	const isBucket = (sample: Sample) => sample.name === `${DURATION}_bucket`;
-	const samples = [...rows.filter((sample) => !isBucket(sample)), ...cumulativeBuckets(rows.filter(isBucket))];
+	isolateId ??= crypto.randomUUID().slice(0, 8);
+	const inMemory = [...unadmitted.values()]
+		.sort((a, b) => a.endpoint.localeCompare(b.endpoint) || a.status.localeCompare(b.status))
+		.map(({ endpoint, status, count }) => ({ name: UNADMITTED, labels: { endpoint, isolate: isolateId!, status }, value: count }));
+	const samples = [...rows.filter((sample) => !isBucket(sample)), ...cumulativeBuckets(rows.filter(isBucket)), ...inMemory];
 	return new Response(renderExposition(FAMILIES, samples), { headers: { "content-type": PROMETHEUS_CONTENT_TYPE } });
 }

@@ -1,12 +1,13 @@
 // The route table: method + path -> handler. Unknown paths are 404 and known paths with another method
 // are 405 (with Allow), both as JSON errors. The endpoint label in metrics is the matched path.
-import { authenticate, hashPresentedKey, presentedKey, secretsEqual } from "./auth";
+import { admit } from "./admission";
+import { presentedKey, secretsEqual } from "./auth";
+import { checkCredentials } from "./authfailures";
 import { secret, settings } from "./config";
 import { HttpError } from "./errors";
 import { handleInference, type InferenceRoute, type Observation } from "./inference";
 import { metricsResponse } from "./metrics";
 import { callOrigin, readAnswer } from "./origin";
-import { enforceRateLimit } from "./ratelimit";
 import { validateChat, validateCompletion, validateEmbed, validateEmbeddings, validateGenerate } from "./validate";
 
 type Handler = (request: Request, env: Env, ctx: ExecutionContext, obs: Observation) => Promise<Response>;
@@ -23,21 +24,27 @@ async function health(): Promise<Response> {
 	return Response.json({ status: "ok" });
 }
 
-/** Scrapers authenticate with METRICS_TOKEN (when set) or with any valid API key. */
-async function metrics(request: Request, env: Env, _ctx: ExecutionContext, obs: Observation): Promise<Response> {
-	const metricsToken = secret(env, "METRICS_TOKEN");
+/**
+ * Scrapers authenticate with METRICS_TOKEN and nothing else: the counters describe every tenant's
+ * traffic, so an API key (a tenant) never reads them. Without METRICS_TOKEN nobody can.
+ */
+async function metrics(request: Request, env: Env): Promise<Response> {
+	const refused = new HttpError(401, "unauthorized", "GET /metrics needs the METRICS_TOKEN as the bearer token (API keys are not accepted)", undefined, {
+		"WWW-Authenticate": 'Bearer realm="steadytext-metrics"',
+	});
 	const presented = presentedKey(request);
-	if (!(metricsToken && presented && (await secretsEqual(presented, metricsToken)))) {
-		obs.keyId = (await authenticate(env, await hashPresentedKey(request))).id;
-	}
+	if (presented === null) throw refused;
+	await checkCredentials(request, env, async () => {
+		const metricsToken = secret(env, "METRICS_TOKEN");
+		if (!(metricsToken && (await secretsEqual(presented, metricsToken)))) throw refused;
+	});
 	return metricsResponse(env.DB);
 }
 
 /** GET /v1/models: the runtime's model list, passed through (nothing to cache or check). */
 async function models(request: Request, env: Env, _ctx: ExecutionContext, obs: Observation): Promise<Response> {
-	const keyHash = await hashPresentedKey(request);
-	obs.keyId = (await authenticate(env, keyHash)).id;
-	await enforceRateLimit(env.RATE_LIMITER, keyHash);
+	obs.keyId = (await admit(request, env)).id;
+	obs.admitted = true;
 	const config = settings(env);
 	const answer = await callOrigin(env, { urls: config.originUrls, timeoutMs: config.originTimeoutMs }, "/v1/models", { method: "GET" }, readAnswer);
 	return new Response(answer.body, { status: answer.status, headers: { "content-type": answer.contentType } });

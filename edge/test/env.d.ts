@@ -1,7 +1,9 @@
 declare namespace Cloudflare {
 	interface Env {
 		D1_MIGRATIONS: import("cloudflare:test").D1Migration[];
+		DECLARED_RATELIMITS: string;
 		TIGHT_RATE_LIMITER: RateLimit;
+		TIGHT_AUTH_FAILURE_LIMITER: RateLimit;
 		UPGRADE_DB: D1Database;
 	}
 }

@@ -19,17 +19,29 @@ export interface CallOptions {
 	settle?: boolean;
 }
 
-export async function call(path: string, options: CallOptions = {}): Promise<Response> {
+/** A client IP of its own per call unless a test sets CF-Connecting-IP: failed checks are limited per IP. */
+export function randomClientIp(): string {
+	const [a, b] = crypto.getRandomValues(new Uint8Array(2));
+	return `198.18.${a}.${b}`;
+}
+
+export function buildRequest(path: string, options: CallOptions = {}): Request<unknown, IncomingRequestCfProperties> {
 	const headers = new Headers(options.headers);
 	if (options.key) headers.set("authorization", `Bearer ${options.key}`);
+	if (!headers.has("cf-connecting-ip")) headers.set("cf-connecting-ip", randomClientIp());
 	let body: BodyInit | undefined = options.rawBody;
 	if (options.body !== undefined) {
 		body = JSON.stringify(options.body);
 		if (!headers.has("content-type")) headers.set("content-type", "application/json");
 	}
 	const method = options.method ?? (body === undefined ? "GET" : "POST");
+	return new Request<unknown, IncomingRequestCfProperties>(BASE + path, { method, headers, body });
+}
+
+/** Sends a request through the Worker; pass a prebuilt `request` to inspect it afterwards. */
+export async function call(path: string, options: CallOptions = {}, request = buildRequest(path, options)): Promise<Response> {
 	const ctx = createExecutionContext();
-	const response = await worker.fetch(new Request(BASE + path, { method, headers, body }), { ...env, ...options.env } as Env, ctx);
+	const response = await worker.fetch(request, { ...env, ...options.env } as Env, ctx);
 	if (options.settle !== false) await waitOnExecutionContext(ctx);
 	return response;
 }
@@ -59,4 +71,35 @@ export function uniquePrompt(label: string): string {
 /** The usual per-test fixture: a fresh fake origin behind fetch and a fresh API key. */
 export async function freshOriginAndKey(): Promise<{ origin: FakeOrigin; key: string }> {
 	return { origin: installFakeOrigin(), key: await createKey() };
+}
+
+export interface StorageSpy {
+	/** Bindings to pass as `env`: the real KV and D1, with every call recorded. */
+	env: Pick<Env, "CACHE" | "DB">;
+	/** "method name" for each KV call, e.g. "get apikey:…", "getWithMetadata gen:v1:…". */
+	kv: string[];
+	/** The SQL of each D1 statement prepared, batched or executed. */
+	d1: string[];
+}
+
+/** Wraps KV and D1 so a test can see every read and write a request made (or did not make). */
+export function spyOnStorage(): StorageSpy {
+	const spy: StorageSpy = { env: { CACHE: env.CACHE, DB: env.DB }, kv: [], d1: [] };
+	const wrap = <T extends object>(target: T, record: (method: string, args: unknown[]) => void): T =>
+		new Proxy(target, {
+			get: (object, prop) => {
+				const value = Reflect.get(object, prop);
+				if (typeof value !== "function") return value;
+				return (...args: unknown[]) => {
+					record(String(prop), args);
+					return value.apply(object, args);
+				};
+			},
+		});
+	spy.env.CACHE = wrap(env.CACHE, (method, args) => spy.kv.push(`${method} ${String(args[0])}`));
+	spy.env.DB = wrap(env.DB, (method, args) => {
+		if (method === "prepare" || method === "exec") spy.d1.push(String(args[0]));
+		if (method === "batch") spy.d1.push("batch");
+	});
+	return spy;
 }
