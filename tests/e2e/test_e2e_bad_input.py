@@ -8,6 +8,13 @@ import pytest
 pytestmark = pytest.mark.e2e
 
 HUGE_PROMPT = "lorem ipsum " * 200_000  # ~2.4 MB: over any sane body limit
+JSON_DEPTH_LIMIT = 32  # the Worker's MAX_JSON_DEPTH (edge/src/http.ts)
+DEEP = 30_000  # deep enough to overflow a recursive walk; fits the Worker's default body limit
+
+
+def nested(depth: int) -> bytes:
+    return b"[" * depth + b"1" + b"]" * depth
+
 
 # (name, method, path, raw body, content type)
 BROKEN_REQUESTS = [
@@ -56,6 +63,35 @@ BROKEN_REQUESTS = [
     ("PUT on generate", "PUT", "/v1/generate", b'{"prompt": "hi"}', "application/json"),
     ("DELETE on embed", "DELETE", "/v1/embed", None, None),
     ("unknown route", "POST", "/v1/does-not-exist", b'{"prompt": "hi"}', "application/json"),
+    (
+        "deeply nested field",
+        "POST",
+        "/v1/generate",
+        b'{"prompt": "hi", "stop": ' + nested(DEEP) + b"}",
+        "application/json",
+    ),
+    (
+        "deeply nested unknown openai field",
+        "POST",
+        "/v1/completions",
+        b'{"model": "m", "prompt": "hi", "extra": ' + nested(DEEP) + b"}",
+        "application/json",
+    ),
+    ("deeply nested body", "POST", "/v1/chat/completions", nested(DEEP), "application/json"),
+    (
+        "unknown openai field",
+        "POST",
+        "/v1/completions",
+        b'{"prompt": "hi", "echo": true}',
+        "application/json",
+    ),
+    (
+        "stream_options with an unknown key",
+        "POST",
+        "/v1/chat/completions",
+        b'{"messages": [{"role": "user", "content": "hi"}], "stream_options": {"x": true}}',
+        "application/json",
+    ),
 ]
 
 # Valid JSON with unusual text: the Worker may answer or refuse, but as JSON and never with a 5xx.
@@ -94,6 +130,27 @@ def test_odd_unicode_never_breaks_the_path(worker, raw):
 
     body = assert_json_error(response, [200, *range(400, 500)])
     assert ("text" in body) if response.status_code == 200 else ("error" in body)
+
+
+@pytest.mark.parametrize(
+    ("path", "raw"),
+    [
+        ("/v1/generate", b'{"prompt": "hi", "stop": ' + nested(DEEP) + b"}"),
+        ("/v1/completions", b'{"model": "m", "prompt": "hi", "extra": ' + nested(DEEP) + b"}"),
+        ("/v1/embeddings", b'{"input": "hi", "x": ' + b'{"a": ' * 33 + b"1" + b"}" * 33 + b"}"),
+    ],
+    ids=["native field", "unknown openai field", "objects just past the limit"],
+)
+def test_deep_nesting_is_a_400_naming_the_limit_and_never_reaches_the_runtime(
+    worker, inference_count, path, raw
+):
+    runs_before = inference_count("generate") + inference_count("embed")
+
+    response = worker.post(path, content=raw, headers={"Content-Type": "application/json"})
+
+    error = assert_json_error(response, [400])["error"]
+    assert error["type"] == "invalid_json" and str(JSON_DEPTH_LIMIT) in error["message"], error
+    assert inference_count("generate") + inference_count("embed") == runs_before
 
 
 def test_worker_still_serves_after_the_corpus(worker, unique_prompt):
