@@ -145,3 +145,17 @@ def test_the_image_push_logs_in_to_ecr_in_the_job_not_through_the_program():
     order = [step.get("uses", "").split("@")[0] for step in up["steps"]]
     assert order.index("aws-actions/configure-aws-credentials") < order.index("aws-actions/amazon-ecr-login")
     assert order.index("aws-actions/amazon-ecr-login") < order.index("pulumi/actions")
+
+
+def test_the_preflight_runs_in_the_preview_the_reviewer_reads_but_never_blocks_the_deploy():
+    workflow = load("pulumi-up.yml")
+    preview = workflow["jobs"]["preview"]
+    names = [step.get("name", step.get("uses", "")) for step in preview["steps"]]
+    [preflight] = [step for step in preview["steps"] if "infra.preflight" in step.get("run", "")]
+    assert preflight["continue-on-error"] is True and "optional" in preflight["name"]
+    assert preflight["if"] == "${{ inputs.preflight }}"
+    # `on:` is YAML 1.1's `True` key to PyYAML.
+    assert workflow[True]["workflow_call"]["inputs"]["preflight"]["default"] is True
+    assert names.index(preflight["name"]) < names.index(steps_using(preview, "pulumi/actions")[0]["uses"])
+    [credentials] = steps_using(preview, "aws-actions/configure-aws-credentials")
+    assert names.index(preflight["name"]) > names.index(credentials["uses"])
