@@ -57,7 +57,7 @@ def check_aws(aws: AwsConfig, session: boto3.Session | None = None) -> list[Chec
 
 
 def _caller(client: Callable) -> Check:
-    title = "credentials"
+    title = "AWS credentials"
     try:
         identity = client("sts").get_caller_identity()
     except (ClientError, BotoCoreError) as error:
@@ -74,7 +74,7 @@ def _caller(client: Callable) -> Check:
 def _vcpu_quota(client: Callable, aws: AwsConfig) -> Check:
     instance_type = aws.gpu.instance_type
     quota_code, quota_name = VCPU_QUOTAS.get(instance_type[0], VCPU_QUOTAS["g"])
-    title = f"vCPU quota '{quota_name}'"
+    title = "vCPU quota"
     try:
         described = client("ec2").describe_instance_types(InstanceTypes=[instance_type])["InstanceTypes"]
         vcpus = described[0]["VCpuInfo"]["DefaultVCpus"]
@@ -84,12 +84,12 @@ def _vcpu_quota(client: Callable, aws: AwsConfig) -> Check:
         return failed(
             AREA,
             title,
-            f"cannot read it in {aws.region} ({_error(error)})",
+            f"cannot read '{quota_name}' in {aws.region} ({_error(error)})",
             "give the deploying identity servicequotas:GetServiceQuota and ec2:DescribeInstanceTypes",
         )
     needed = vcpus * aws.gpu.max_instances
     detail = (
-        f"{limit} vCPUs in {aws.region}; {aws.gpu.max_instances} × {instance_type} "
+        f"'{quota_name}' is {limit} vCPUs in {aws.region}; {aws.gpu.max_instances} × {instance_type} "
         f"({vcpus} vCPUs each) need {needed}"
     )
     if limit < needed:
@@ -106,7 +106,8 @@ def _vcpu_quota(client: Callable, aws: AwsConfig) -> Check:
 
 def _offerings(client: Callable, aws: AwsConfig) -> Check:
     instance_type = aws.gpu.instance_type
-    title = f"{instance_type} offered in {aws.region}"
+    title = "instance type offered"
+    where = f"{instance_type} in {aws.region}"
     ec2 = client("ec2")
     try:
         available = [
@@ -134,7 +135,7 @@ def _offerings(client: Callable, aws: AwsConfig) -> Check:
         return failed(
             AREA,
             title,
-            f"cannot read the offerings ({_error(error)})",
+            f"cannot read the offerings of {where} ({_error(error)})",
             "give the deploying identity ec2:DescribeAvailabilityZones, ec2:DescribeInstanceTypeOfferings "
             "and ec2:DescribeSubnets",
         )
@@ -145,22 +146,23 @@ def _offerings(client: Callable, aws: AwsConfig) -> Check:
             return failed(
                 AREA,
                 title,
-                "subnetIds in zones without it: "
+                f"{where}: subnetIds in zones without it: "
                 + ", ".join(f"{subnet} ({zone})" for subnet, zone in wrong.items()),
                 f"use subnets in {', '.join(zones) or 'a zone that offers it'}, or another gpuInstanceType",
             )
         used = ", ".join(sorted(set(subnet_zones.values())))
-        return passed(AREA, title, f"in every zone of subnetIds ({used})")
+        return passed(AREA, title, f"{where}: in every zone of subnetIds ({used})")
     if len(zones) < GPU_ZONES_NEEDED:
         return failed(
             AREA,
             title,
-            f"in {len(zones)} availability zone(s) ({', '.join(zones) or 'none'}); the GPU subnets need "
+            f"{where}: in {len(zones)} availability zone(s) ({', '.join(zones) or 'none'}); the GPU "
+            "subnets need "
             f"{GPU_ZONES_NEEDED}",
             "choose another gpuInstanceType or aws:region (aws ec2 describe-instance-type-offerings "
             f"--location-type availability-zone --filters Name=instance-type,Values={instance_type})",
         )
-    return passed(AREA, title, f"in {len(zones)} availability zones ({', '.join(zones)})")
+    return passed(AREA, title, f"{where}: in {len(zones)} availability zones ({', '.join(zones)})")
 
 
 def _reachable(client: Callable, service: str, name: str, read: Callable) -> Check:

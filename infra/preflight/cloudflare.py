@@ -59,7 +59,7 @@ class _Token:
 
 
 def _verify_token(api: CloudflareApi, account_id: str) -> _Token:
-    title = "API token (CLOUDFLARE_API_TOKEN)"
+    title = "API token"
     # A user token verifies under /user, an account-owned token only under its account.
     for owner_path in ("/user", f"/accounts/{account_id}"):
         answer = api.get(f"{owner_path}/tokens/verify")
@@ -195,7 +195,7 @@ def _access_team(api: CloudflareApi, cf: CloudflareConfig) -> Check:
 def _dlp(api: CloudflareApi, cf: CloudflareConfig) -> Check:
     free_ids = {profile.id for profile in PREDEFINED_PROFILES}
     if cf.gateway.dlp_profile == DLP_PROFILE_CUSTOM:
-        title = "DLP add-on (dlpProfile: custom)"
+        title = "DLP add-on"
         answer = api.get(f"/accounts/{cf.account_id}/dlp/profiles")
         if not answer.success or not isinstance(answer.result, list):
             return failed(
@@ -215,12 +215,13 @@ def _dlp(api: CloudflareApi, cf: CloudflareConfig) -> Check:
             return failed(
                 AREA,
                 title,
-                "the account can use only the predefined Financial Information and Social Security "
-                "profiles: custom DLP profiles need the DLP add-on (Zero Trust Enterprise)",
+                "dlpProfile is custom, but the account can use only the predefined Financial Information "
+                "and Social Security profiles: custom DLP profiles need the DLP add-on (Zero Trust "
+                "Enterprise)",
                 "pulumi config set dlpProfile predefined (or add the DLP add-on to the account)",
             )
-        return passed(AREA, title, "the account can use custom DLP profiles")
-    title = "DLP profiles (dlpProfile: predefined)"
+        return passed(AREA, title, "the account can use custom DLP profiles (dlpProfile is custom)")
+    title = "DLP predefined profiles"
     for profile in PREDEFINED_PROFILES:
         answer = api.get(f"/accounts/{cf.account_id}/dlp/profiles/predefined/{profile.id}")
         name = answer.result.get("name") if answer.success and isinstance(answer.result, dict) else None
@@ -232,11 +233,12 @@ def _dlp(api: CloudflareApi, cf: CloudflareConfig) -> Check:
                 f"predefined profile {profile.id} ({profile.name}) {found}",
                 "check the Zero Trust plan; or pulumi config set dlpProfile custom (needs the DLP add-on)",
             )
-    return passed(AREA, title, ", ".join(p.name for p in PREDEFINED_PROFILES) + " (every Zero Trust plan)")
+    names = ", ".join(p.name for p in PREDEFINED_PROFILES)
+    return passed(AREA, title, f"{names} (dlpProfile is predefined; every Zero Trust plan has them)")
 
 
 def _workers_paid(api: CloudflareApi, cf: CloudflareConfig) -> Check:
-    title = "Workers Paid (Logpush, observability)"
+    title = "Workers Paid"
     answer = api.get(f"/accounts/{cf.account_id}/subscriptions")
     if not answer.success or not isinstance(answer.result, list):
         return warning(
@@ -256,7 +258,7 @@ def _workers_paid(api: CloudflareApi, cf: CloudflareConfig) -> Check:
         return failed(
             AREA,
             title,
-            "no paid Workers subscription: Workers Trace Events Logpush needs Workers Paid",
+            "no paid Workers subscription: Workers Trace Events Logpush and observability need Workers Paid",
             "subscribe at dash.cloudflare.com → Workers & Pages → Plans → Workers Paid",
         )
     return passed(AREA, title, ", ".join(paid))
@@ -331,22 +333,23 @@ def _days_left(moment: str) -> float | None:
     return (when - datetime.now(UTC)).total_seconds() / 86400
 
 
-def _expiry(title: str, moment: str, fix: str) -> Check:
+def _expiry(title: str, what: str, moment: str, fix: str) -> Check:
+    """`what` ("name ", or "") starts the detail line."""
     days = _days_left(moment)
     if days is None:
-        return warning(TIME_BOUND, title, f"unreadable expiry {moment!r}", fix)
+        return warning(TIME_BOUND, title, f"{what}has an unreadable expiry {moment!r}", fix)
     if days <= 0:
-        return failed(TIME_BOUND, title, f"expired on {moment}", fix)
+        return failed(TIME_BOUND, title, f"{what}expired on {moment}", fix)
     if days < EXPIRY_WARNING_DAYS:
-        return warning(TIME_BOUND, title, f"expires in {days:.0f} day(s), on {moment}", fix)
-    return passed(TIME_BOUND, title, f"expires in {days:.0f} days, on {moment}")
+        return warning(TIME_BOUND, title, f"{what}expires in {days:.0f} day(s), on {moment}", fix)
+    return passed(TIME_BOUND, title, f"{what}expires in {days:.0f} days, on {moment}")
 
 
 def _token_expiry(token: _Token) -> Check | None:
     if not token.expires_on:
         return None  # the API token has no expiry
     return _expiry(
-        "API token expiry", token.expires_on, f"extend the token's TTL or roll it at {TOKENS_PAGE}"
+        "API token expiry", "", token.expires_on, f"extend the token's TTL or roll it at {TOKENS_PAGE}"
     )
 
 
@@ -372,7 +375,8 @@ def _service_token_expiry(api: CloudflareApi, cf: CloudflareConfig) -> Check:
         )
     soonest = min(ours, key=lambda t: _days_left(str(t["expires_at"])) or 0.0)
     return _expiry(
-        f"Access service token {name}",
+        title,
+        f"{name} ",
         str(soonest["expires_at"]),
         "rotate it before it expires: docs/infra.md, \"Service token\" (pulumi config set "
         "serviceTokenSecretVersion <current + 1>; pulumi up)",

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from infra import REPO_ROOT
 from infra.preflight.__main__ import main
 from infra.prerequisites import TOKEN_PERMISSIONS
 from tests.preflight.cloudflare_fake import TOKEN, policies_granting
@@ -24,7 +25,7 @@ def line(out: str, title: str) -> str:
     """The checklist line of a check, with its fix line when there is one."""
     lines = out.splitlines()
     for i, text in enumerate(lines):
-        if text.strip()[2:].startswith(title):
+        if text.startswith("  ") and text.strip()[2:].split(": ", 1)[0] == title:
             fix = lines[i + 1] if i + 1 < len(lines) and lines[i + 1].strip().startswith("fix:") else ""
             return f"{text}\n{fix}"
     raise AssertionError(f"no checklist line {title!r} in:\n{out}")
@@ -39,8 +40,9 @@ def test_all_green_exits_0(cloudflare, aws, capsys, tmp_path):
     assert permissions.startswith(f"✓ API token permissions: all {len(TOKEN_PERMISSIONS)}")
     assert "steadytext-test.cloudflareaccess.com" in line(out, "Access team")
     # dev: gpuMaxInstances 2 × g5.xlarge (4 vCPUs) against the 64-vCPU quota moto answers.
-    assert "need 8" in line(out, "vCPU quota 'Running On-Demand G and VT instances'")
-    assert "✓ g5.xlarge offered in us-east-1" in out
+    assert "'Running On-Demand G and VT instances' is 64 vCPUs" in line(out, "vCPU quota")
+    assert "need 8" in line(out, "vCPU quota")
+    assert "✓ instance type offered: g5.xlarge in us-east-1: in 5 availability zones" in out
     assert "✓ ECR reachable" in out and "✓ Secrets Manager reachable" in out
 
 
@@ -84,17 +86,17 @@ def test_invalid_token_fails_and_stops_the_cloudflare_checks(cloudflare, aws, mo
     monkeypatch.setenv("CLOUDFLARE_API_TOKEN", "not-the-token")
     code, out, _ = run(capsys, tmp_path)
     assert code == 1
-    found = line(out, "API token (CLOUDFLARE_API_TOKEN)")
+    found = line(out, "API token")
     assert found.lstrip().startswith("✗") and "[1000] Invalid API Token" in found
     assert "API token permissions" not in out and "Access team" not in out
-    assert "✓ credentials" in out  # the AWS side is still checked
+    assert "✓ AWS credentials" in out  # the AWS side is still checked
 
 
 def test_custom_dlp_needs_the_addon(cloudflare, aws, account, capsys, tmp_path):
     account.dlp_addon = False
     code, out, _ = run(capsys, tmp_path, overrides={"dlpProfile": "custom"})
     assert code == 1
-    found = line(out, "DLP add-on (dlpProfile: custom)")
+    found = line(out, "DLP add-on")
     assert found.lstrip().startswith("✗") and "fix: pulumi config set dlpProfile predefined" in found
 
 
@@ -102,7 +104,8 @@ def test_predefined_dlp_is_fine_without_the_addon(cloudflare, aws, account, caps
     account.dlp_addon = False
     code, out, _ = run(capsys, tmp_path, overrides={"dlpProfile": "predefined"})
     assert code == 0, out
-    assert line(out, "DLP profiles (dlpProfile: predefined)").lstrip().startswith("✓")
+    assert line(out, "DLP predefined profiles").lstrip().startswith("✓")
+    assert "DLP add-on" not in out
 
 
 def test_tls_decryption_off_fails_only_when_managed_elsewhere(cloudflare, aws, account, capsys, tmp_path):
@@ -123,16 +126,17 @@ def test_vcpu_quota_below_type_times_max_instances_fails(cloudflare, aws, capsys
     # prod: gpuMaxInstances 6 × g5.xlarge (4 vCPUs) = 24 > 16.
     code, out, _ = run(capsys, tmp_path, stack="prod")
     assert code == 1
-    found = line(out, "vCPU quota 'Running On-Demand G and VT instances'")
-    assert found.lstrip().startswith("✗") and "16 vCPUs in us-east-1" in found and "need 24" in found
+    found = line(out, "vCPU quota")
+    assert found.lstrip().startswith("✗") and "is 16 vCPUs in us-east-1" in found and "need 24" in found
     assert "--quota-code L-DB2E81BA --desired-value 24" in found
 
 
 def test_instance_type_not_offered_in_the_region_fails(cloudflare, aws, capsys, tmp_path):
     code, out, _ = run(capsys, tmp_path, overrides={"aws:region": "us-west-1"})
     assert code == 1
-    found = line(out, "g5.xlarge offered in us-west-1")
-    assert found.lstrip().startswith("✗") and "in 0 availability zone(s) (none)" in found
+    found = line(out, "instance type offered")
+    assert found.lstrip().startswith("✗")
+    assert "g5.xlarge in us-west-1: in 0 availability zone(s) (none)" in found
     assert "choose another gpuInstanceType or aws:region" in found
 
 
@@ -144,8 +148,8 @@ def test_service_token_expiring_in_10_days_is_a_warning(cloudflare, aws, account
     ]
     code, out, _ = run(capsys, tmp_path)
     assert code == 0, out  # warnings are allowed
-    found = line(out, "Access service token steadytext-dev-worker")
-    assert found.lstrip().startswith("! Access service token steadytext-dev-worker: expires in 10 day(s)")
+    found = line(out, "Access service token expiry")
+    assert found.lstrip().startswith("! Access service token expiry: steadytext-dev-worker expires in 10 day")
     assert "serviceTokenSecretVersion" in found
 
 
@@ -155,7 +159,7 @@ def test_expired_service_token_fails(cloudflare, aws, account, capsys, tmp_path)
     ]
     code, out, _ = run(capsys, tmp_path)
     assert code == 1
-    assert line(out, "Access service token steadytext-dev-worker").lstrip().startswith("✗")
+    assert line(out, "Access service token expiry").lstrip().startswith("✗")
 
 
 def test_unreadable_subscriptions_warn_about_workers_paid(cloudflare, aws, account, capsys, tmp_path):
@@ -212,3 +216,24 @@ def test_unknown_stack_is_a_usage_error(capsys, tmp_path):
     with pytest.raises(SystemExit) as exit_:
         main(["--stack", "staging"], root=tmp_path)
     assert exit_.value.code == 2
+
+
+def checklist_titles(out: str) -> set[str]:
+    return {text.strip()[2:].split(": ", 1)[0] for text in out.splitlines() if text.startswith("  ") and
+            text.strip()[:1] in "✓!✗"}
+
+
+def test_docs_describe_every_check_and_no_other(cloudflare, aws, account, capsys, tmp_path):
+    account.token_expires_on = "2099-01-01T00:00:00Z"
+    titles: set[str] = set()
+    for dlp in ("custom", "predefined"):
+        code, out, _ = run(capsys, tmp_path, overrides={"dlpProfile": dlp})
+        assert code == 0, out
+        titles |= checklist_titles(out)
+    docs = (REPO_ROOT / "docs" / "infra.md").read_text().split("## Preflight", 1)[1].split("\n## ", 1)[0]
+    rows = {
+        row.split("|")[1].strip().replace("`", "")
+        for row in docs.splitlines()
+        if row.startswith("| ") and not row.startswith(("| check ", "|---"))
+    }
+    assert titles == rows
