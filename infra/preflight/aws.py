@@ -14,12 +14,11 @@ from collections.abc import Callable
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
+from infra.components.aws.network import ZoneError, check_subnet_zones, offering_zones
 from infra.config.aws import AwsConfig
 from infra.preflight.report import Check, Status, failed, passed
 
 AREA = "aws"
-# The GPU subnets span this many AZs, each of which must offer the instance type (network.py).
-GPU_ZONES_NEEDED = 2
 # On-Demand vCPU quotas by instance family letter (Service Quotas, service code ec2).
 VCPU_QUOTAS = {
     "g": ("L-DB2E81BA", "Running On-Demand G and VT instances"),
@@ -139,30 +138,28 @@ def _offerings(client: Callable, aws: AwsConfig) -> Check:
             "give the deploying identity ec2:DescribeAvailabilityZones, ec2:DescribeInstanceTypeOfferings "
             "and ec2:DescribeSubnets",
         )
-    zones = [zone for zone in available if zone in offered]
-    if subnet_zones:
-        wrong = {subnet: zone for subnet, zone in subnet_zones.items() if zone not in offered}
-        if wrong:
-            return failed(
-                AREA,
-                title,
-                f"{where}: subnetIds in zones without it: "
-                + ", ".join(f"{subnet} ({zone})" for subnet, zone in wrong.items()),
-                f"use subnets in {', '.join(zones) or 'a zone that offers it'}, or another gpuInstanceType",
-            )
-        used = ", ".join(sorted(set(subnet_zones.values())))
-        return passed(AREA, title, f"{where}: in every zone of subnetIds ({used})")
-    if len(zones) < GPU_ZONES_NEEDED:
+    # The program's own rule (network.py): the GPU subnets go into SUBNET_COUNT AZs that offer the type,
+    # or the configured subnetIds must all be in such AZs.
+    try:
+        if subnet_zones:
+            check_subnet_zones(subnet_zones, sorted(offered), instance_type)
+            used = ", ".join(sorted(set(subnet_zones.values())))
+            return passed(AREA, title, f"{where}: in every zone of subnetIds ({used})")
+        zones = offering_zones(available, sorted(offered), instance_type)
+    except ZoneError as error:
         return failed(
             AREA,
             title,
-            f"{where}: in {len(zones)} availability zone(s) ({', '.join(zones) or 'none'}); the GPU "
-            "subnets need "
-            f"{GPU_ZONES_NEEDED}",
+            f"{where}: {error}",
             "choose another gpuInstanceType or aws:region (aws ec2 describe-instance-type-offerings "
-            f"--location-type availability-zone --filters Name=instance-type,Values={instance_type})",
+            f"--region {aws.region} --location-type availability-zone --filters "
+            f"Name=instance-type,Values={instance_type})",
         )
-    return passed(AREA, title, f"{where}: in {len(zones)} availability zones ({', '.join(zones)})")
+    offering = [zone for zone in available if zone in offered]
+    return passed(
+        AREA, title, f"{where}: in {len(offering)} availability zones ({', '.join(offering)}); subnets go "
+        f"into {', '.join(zones)}"
+    )
 
 
 def _reachable(client: Callable, service: str, name: str, read: Callable) -> Check:

@@ -22,7 +22,12 @@ ZONE_NAME = "example.com"  # the stack files' hostnames are under it
 TEAM = "steadytext-test"
 PROJECT = project_file()["name"]
 # Values for the stack files' REPLACE_WITH_… placeholders (the operator's own ids).
-PLACEHOLDER_VALUES = {"accountId": ACCOUNT_ID, "zoneId": ZONE_ID, "accessTeamName": TEAM}
+PLACEHOLDER_VALUES = {
+    "accountId": ACCOUNT_ID,
+    "zoneId": ZONE_ID,
+    "accessTeamName": TEAM,
+    "dockerHubUsername": "steadytexttest",
+}
 
 
 def write_stack(root: Path, stack: str, overrides: dict[str, object] | None = None) -> Path:

@@ -43,6 +43,7 @@ def test_all_green_exits_0(cloudflare, aws, capsys, tmp_path):
     assert "'Running On-Demand G and VT instances' is 64 vCPUs" in line(out, "vCPU quota")
     assert "need 8" in line(out, "vCPU quota")
     assert "✓ instance type offered: g5.xlarge in us-east-1: in 5 availability zones" in out
+    assert "subnets go into us-east-1a, us-east-1b" in line(out, "instance type offered")
     assert "✓ ECR reachable" in out and "✓ Secrets Manager reachable" in out
 
 
@@ -136,7 +137,7 @@ def test_instance_type_not_offered_in_the_region_fails(cloudflare, aws, capsys, 
     assert code == 1
     found = line(out, "instance type offered")
     assert found.lstrip().startswith("✗")
-    assert "g5.xlarge in us-west-1: in 0 availability zone(s) (none)" in found
+    assert "g5.xlarge in us-west-1: gpuInstanceType g5.xlarge is offered in 0 availability zone(s)" in found
     assert "choose another gpuInstanceType or aws:region" in found
 
 
