@@ -24,7 +24,7 @@ edge/node_modules/.installed: edge/package.json edge/package-lock.json
 	$(NPM) ci --no-audit --no-fund
 	touch $@
 
-# The whole request path on this machine: runtime on the CPU + Worker in workerd (local D1/KV/R2/DO).
+# The whole request path on this machine: runtime on the CPU + Worker in workerd (local D1/KV/DO).
 dev: setup
 	$(PY) -m scripts.dev
 

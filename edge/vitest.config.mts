@@ -1,4 +1,4 @@
-// Two projects: the Worker tests run inside workerd (vitest-pool-workers) with local D1/KV/R2/DO and the
+// Two projects: the Worker tests run inside workerd (vitest-pool-workers) with local D1/KV/DO and the
 // rate-limit simulator, the origin faked at the network boundary (globalThis.fetch, test/fake-origin.ts);
 // the Node tests drive the key CLI against wrangler's local stores and a fake Cloudflare API.
 import path from "node:path";

@@ -55,7 +55,6 @@ def worker_vars(cfg: StackConfig) -> dict[str, str]:
         "MAX_TOKENS_LIMIT": str(worker.max_tokens_limit),
         "MAX_BODY_BYTES": str(worker.max_body_bytes),
         "ORIGIN_TIMEOUT_MS": str(worker.origin_timeout_ms),
-        "ENVIRONMENT": cfg.stack,
         "MODEL_FINGERPRINT": worker.model_fingerprint,
     }
 
@@ -120,7 +119,6 @@ def deploy_cloudflare(cfg: StackConfig, bundle: WorkerBundle) -> CloudflareEdge:
             resource_ids={
                 "DB": storage.database.uuid,
                 "CACHE": storage.kv_namespace.id,
-                "MODELS": storage.models_bucket.name,
             },
             plain_vars=worker_vars(cfg),
             secrets={

@@ -85,10 +85,6 @@ class ModelWorker:
         self._on_depth(0)
         self._thread.join(timeout=30)
 
-    @property
-    def depth(self) -> int:
-        return len(self._jobs)
-
     def submit(self, work: Callable[[threading.Event], Any], tenant: str) -> Job:
         """Queue `work(cancelled)` for `tenant`; QueueFull when its share or the whole queue is full."""
         job = Job(work, asyncio.get_running_loop(), self._withdraw)

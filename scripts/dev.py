@@ -2,7 +2,7 @@
 
 Migrates the local D1 to the current schema, creates (once) a local API key, starts the runtime on the
 CPU and the Worker under `wrangler dev` wired to it, waits for both, prints a curl example, and stops
-both on Ctrl-C or SIGTERM. State (D1/KV/R2/DO, secrets, key, logs) persists in `.local/` between runs.
+both on Ctrl-C or SIGTERM. State (D1/KV/DO, secrets, key, logs) persists in `.local/` between runs.
 """
 
 from __future__ import annotations

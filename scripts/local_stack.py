@@ -1,6 +1,6 @@
 """The whole request path on one machine: the runtime on the CPU and the Worker under `wrangler dev`.
 
-One `LocalStack` owns a state folder (local D1/KV/R2/DO, generated secrets, logs) and three ports
+One `LocalStack` owns a state folder (local D1/KV/DO, generated secrets, logs) and three ports
 (runtime, Worker, Worker devtools).
 `make dev` uses it with `.local/`; the end-to-end tests and `bench/e2e.py` with a fresh temp folder.
 """

@@ -161,7 +161,6 @@ async function main() {
 						MAX_TOKENS_LIMIT: "512",
 						MAX_BODY_BYTES: "65536",
 						ORIGIN_TIMEOUT_MS: "10000",
-						ENVIRONMENT: "bench",
 						MODEL_FINGERPRINT: "",
 					},
 				},

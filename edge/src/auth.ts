@@ -8,7 +8,7 @@ import { sha256Hex } from "./cachekey";
 import { HttpError } from "./errors";
 import { ExpiringMap } from "./ttlmap";
 
-export const REFUSED_KEY_TTL_MS = 10_000;
+const REFUSED_KEY_TTL_MS = 10_000;
 const REFUSED_KEYS_CAPACITY = 10_000;
 
 type Refusal = "unknown" | "revoked";
@@ -22,7 +22,7 @@ export interface ApiKeyRecord {
 	revoked: boolean;
 }
 
-export const API_KEY_PREFIX = "apikey:";
+const API_KEY_PREFIX = "apikey:";
 
 export function presentedKey(request: Request): string | null {
 	const bearer = /^Bearer\s+(\S+)\s*$/i.exec(request.headers.get("authorization") ?? "");

@@ -13,7 +13,7 @@ const BLOCKED_IPS_CAPACITY = 10_000;
 const blockedUntilWindowEnd = new ExpiringMap<true>(BLOCKED_IPS_CAPACITY);
 
 /** Cloudflare sets CF-Connecting-IP on every request; without it (local tools) all share one bucket. */
-export function clientIp(request: Request): string {
+function clientIp(request: Request): string {
 	return request.headers.get("cf-connecting-ip")?.trim() || "unknown";
 }
 

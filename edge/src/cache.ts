@@ -25,7 +25,7 @@ export interface CachePolicy {
 	memoryEntries: number;
 }
 
-export interface CacheEntry {
+interface CacheEntry {
 	key: string;
 	route: string;
 	fingerprint: string;
@@ -51,8 +51,8 @@ export const KV_MAX_VALUE_BYTES = 25 * 1024 * 1024;
 
 /** Expired rows deleted per statement, and statements per cron run: each DELETE stays short (D1 runs
  * one write at a time), and a large backlog drains over several runs instead of one long one. */
-export const EVICTION_CHUNK_ROWS = 500;
-export const EVICTION_MAX_CHUNKS = 20;
+const EVICTION_CHUNK_ROWS = 500;
+const EVICTION_MAX_CHUNKS = 20;
 
 const nowSeconds = (): number => Math.floor(Date.now() / 1000);
 const encoder = new TextEncoder();

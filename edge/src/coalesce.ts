@@ -11,7 +11,7 @@ const FLIGHT_MARGIN_MS = 5_000;
 
 const inflight = new Map<string, Promise<OriginAnswer>>();
 
-export interface Flight {
+interface Flight {
 	answer: Promise<OriginAnswer>;
 	/** False when this request joined a flight another request started (its answer is then not stored). */
 	leader: boolean;

@@ -46,7 +46,7 @@ function redactText(text: string, found: Set<string>): string {
 	return result;
 }
 
-export interface DlpOutcome<T> {
+interface DlpOutcome<T> {
 	value: T;
 	/** Ids of the pattern classes that were redacted (policy "redact"), in pattern order. */
 	redacted: string[];

@@ -12,7 +12,7 @@ export class HttpError extends Error {
 	}
 }
 
-export function errorResponse(error: HttpError): Response {
+function errorResponse(error: HttpError): Response {
 	const body: { type: string; message: string; field?: string } = { type: error.type, message: error.message };
 	if (error.field !== undefined) body.field = error.field;
 	return Response.json({ error: body }, { status: error.status, headers: error.headers });

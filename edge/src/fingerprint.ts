@@ -6,7 +6,7 @@ import { OriginUnavailableError, callOrigin } from "./origin";
 
 const MEMO_MS = 30_000;
 const STATUS_TIMEOUT_MS = 3_000;
-export const FINGERPRINT_KV_KEY = "meta:model-fingerprint";
+const FINGERPRINT_KV_KEY = "meta:model-fingerprint";
 const FINGERPRINT_PATTERN = /^[0-9a-f]{8,128}$/;
 
 const memo = new Map<string, { value: string; atMs: number }>();

@@ -21,7 +21,7 @@ export interface InferenceRoute {
 	streamFormat: StreamFormat | null;
 }
 
-export type CacheStatus = "HIT" | "MISS" | "BYPASS" | "NONE";
+type CacheStatus = "HIT" | "MISS" | "BYPASS" | "NONE";
 
 /** What the request did, for the metrics row; filled in as the request progresses. */
 export interface Observation {

@@ -6,7 +6,7 @@ const MEMORY_TTL_MS = 60_000;
 // Bounds memory use to entries x this size, well inside an isolate's 128 MB.
 const MAX_ENTRY_BYTES = 64 * 1024;
 
-export interface MemoryEntry {
+interface MemoryEntry {
 	body: string;
 	contentType: string;
 	fingerprint: string;

@@ -24,8 +24,8 @@ const STATEMENTS_PER_BATCH = 200;
 const RETRY_DELAY_MS = 100;
 export const METRICS_RETENTION_DAYS = 7;
 /** The cron deletes old rows in chunks of this many, at most PRUNE_MAX_CHUNKS per run (the rest next run). */
-export const PRUNE_CHUNK_ROWS = 5_000;
-export const PRUNE_MAX_CHUNKS = 40;
+const PRUNE_CHUNK_ROWS = 5_000;
+const PRUNE_MAX_CHUNKS = 40;
 const DURATION_BUCKETS_SECONDS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 
 /** Answers a cache tier could not hold (cache.ts), labelled by tier. */
@@ -33,7 +33,7 @@ export const SKIPPED_CACHE_WRITES = "steadytext_edge_cache_writes_skipped_total"
 /** Requests that were not admitted: counted in isolate memory, never in D1. */
 const UNADMITTED = "steadytext_edge_unadmitted_requests_total";
 
-export const FAMILIES: Family[] = [
+const FAMILIES: Family[] = [
 	{ name: "steadytext_edge_requests_total", type: "counter", help: "Requests answered by the edge Worker, by endpoint, status and cache result." },
 	{ name: "steadytext_edge_request_duration_seconds", type: "histogram", help: "Time from request to response headers at the edge Worker." },
 	{

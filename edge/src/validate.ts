@@ -6,7 +6,7 @@ import { HttpError } from "./errors";
 
 export type Body = Record<string, unknown>;
 
-export interface ValidatedRequest {
+interface ValidatedRequest {
 	/** Everything that can change the answer; hashed into the cache key and forwarded. */
 	params: Body;
 	/** Fields that change only the transport (streaming, attribution); forwarded, never hashed. */
@@ -14,7 +14,7 @@ export interface ValidatedRequest {
 	stream: boolean;
 }
 
-export interface Limits {
+interface Limits {
 	maxTokensLimit: number;
 }
 

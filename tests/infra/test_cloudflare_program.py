@@ -74,11 +74,8 @@ def test_worker_bindings_carry_the_storage_ids(stack_run):
         "type": "kv_namespace",
         "namespaceId": outputs["kvNamespaceId"],
     }
-    assert binding(stack_run, "MODELS") == {
-        "name": "MODELS",
-        "type": "r2_bucket",
-        "bucketName": outputs["modelsBucket"],
-    }
+    # The models bucket is infra's (the GPU hosts download the GGUF from it); the Worker never reads it.
+    assert "MODELS" not in {b["name"] for b in stack_run.one(SCRIPT).input("bindings")}
 
 
 def test_worker_script_matches_wrangler_and_the_bundle(stack_run, worker_bundle):
@@ -103,8 +100,7 @@ def test_worker_script_matches_wrangler_and_the_bundle(stack_run, worker_bundle)
 
 
 def test_worker_vars_follow_the_stack(dev_run, prod_run):
-    assert binding(dev_run, "ENVIRONMENT")["text"] == "dev"
-    assert binding(prod_run, "ENVIRONMENT")["text"] == "prod"
+    assert "ENVIRONMENT" not in {b["name"] for b in dev_run.one(SCRIPT).input("bindings")}
     assert binding(dev_run, "DLP_POLICY")["text"] == "redact"
     assert binding(prod_run, "DLP_POLICY")["text"] == "block"
     assert binding(prod_run, "ORIGIN_URL")["text"] == "https://gpu-origin.example.com"

@@ -1,5 +1,5 @@
-"""The program uses pulumi-cloudflare 6.x names only: none of the classes the SDK deprecates (their
-replacements are what reference/pulumi.md recommends), and none of the deprecated arguments."""
+"""The program uses pulumi-cloudflare 6.x names only: none of the classes the SDK deprecates (each
+deprecated class's docstring names its replacement), and none of the deprecated arguments."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ def cloudflare_calls(tree: ast.AST):
 
 
 def test_the_sdk_deprecations_are_found():
-    # The scan below is only as good as this list: it must hold the renames reference/pulumi.md names.
+    # The scan below is only as good as this list: it must hold the 5.x → 6.x renames the SDK announces.
     assert {
         "WorkerScript",
         "WorkerDomain",

@@ -185,3 +185,19 @@ def test_a_number_too_long_to_convert_is_a_400(client, logged):
 )
 def test_nesting_depth_is_measured_without_parsing(raw, depth):
     assert nesting_depth(raw) == depth
+
+
+def test_fastapi_never_validates_a_request_itself():
+    """Every route takes the bare Request and reads its body through runtime.body, so FastAPI has no
+    parameter to validate and never raises RequestValidationError: bad input always goes through the
+    runtime's own messages (which is why the app installs no handler for it)."""
+    from runtime.app import create_app
+    from runtime.settings import RuntimeSettings
+
+    # The OpenAPI document lists exactly what FastAPI would parse and validate for each operation.
+    paths = create_app(RuntimeSettings(), load=lambda: None).openapi()["paths"]
+    assert {"/v1/generate", "/v1/chat/completions", "/v1/embeddings", "/v1/status"} <= set(paths)
+    for path, operations in paths.items():
+        for method, operation in operations.items():
+            validated = {key: operation[key] for key in ("parameters", "requestBody") if key in operation}
+            assert validated == {}, f"FastAPI validates {method.upper()} {path}: {validated}"
