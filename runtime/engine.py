@@ -16,8 +16,16 @@ import numpy as np
 from runtime.chat import Messages, chat_prompt_builder
 from runtime.stops import StopScanner
 
-# What the decoder does for every request; reported on /v1/status and hashed into the fingerprint.
+# What the decoder does for every request: passed to `Llama.generate` as is (decoder_arguments), reported
+# on /v1/status and hashed into the fingerprint, so what is reported is what runs. The names are the
+# status/fingerprint ones (renaming one would change every fingerprint); LLAMA_NAMES maps them to llama's.
 GREEDY = {"temperature": 0.0, "top_k": 1, "top_p": 1.0, "min_p": 0.0, "repeat_penalty": 1.0}
+LLAMA_NAMES = {"temperature": "temp"}
+
+
+def decoder_arguments(sampling: dict[str, float]) -> dict[str, float]:
+    """`sampling` as the keyword arguments of `Llama.generate`."""
+    return {LLAMA_NAMES.get(name, name): value for name, value in sampling.items()}
 
 
 class RequestCancelled(Exception):
@@ -91,7 +99,7 @@ class GenerationEngine:
             scanner = StopScanner(stops)
             text, emitted, produced = "", 0, 0
             finish_reason, stopped_by_string = "length", False
-            tokens = llama.generate(prompt_tokens, reset=True, temp=0.0, top_k=1, top_p=1.0, min_p=0.0)
+            tokens = llama.generate(prompt_tokens, reset=True, **decoder_arguments(GREEDY))
             try:
                 for token in tokens:
                     if cancelled.is_set():
