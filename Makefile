@@ -6,9 +6,9 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 NPM    := npm --prefix edge
 
-# Workerd/wrangler make three best-effort network calls at start; none is reachable offline.
-export WRANGLER_SEND_METRICS := false
-export CLOUDFLARE_CF_FETCH_ENABLED := false
+# Every wrangler/workerd run gets the offline settings of edge/offline.env (their one home; why is there).
+include edge/offline.env
+export $(shell sed -n 's/^\([A-Z_][A-Z0-9_]*\)=.*/\1/p' edge/offline.env)
 
 .PHONY: setup dev test test-python test-edge lint bench clean
 

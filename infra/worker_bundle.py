@@ -14,6 +14,20 @@ from infra import REPO_ROOT
 EDGE_DIR = REPO_ROOT / "edge"
 DEFAULT_OUT_DIR = EDGE_DIR / "worker-bundle"
 MAIN_MODULE = "index.js"
+# The build is edge/package.json's `build` script (its one home), writing to $WORKER_BUNDLE_DIR.
+BUILD_COMMAND = ("npm", "run", "--silent", "build")
+OUT_DIR_VARIABLE = "WORKER_BUNDLE_DIR"
+
+
+def offline_env(path: Path = EDGE_DIR / "offline.env") -> dict[str, str]:
+    """The settings every wrangler run gets (edge/offline.env, their one home: why is written there)."""
+    lines = [line.strip() for line in path.read_text().splitlines()]
+    return dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
+
+
+def build_env(out_dir: Path) -> dict[str, str]:
+    """The environment (besides os.environ) of BUILD_COMMAND writing the bundle to `out_dir`."""
+    return {**offline_env(), OUT_DIR_VARIABLE: str(out_dir)}
 
 
 class WorkerBundleError(RuntimeError):
@@ -44,14 +58,14 @@ class WorkerBundle:
 
 
 def build_worker_bundle(out_dir: Path = DEFAULT_OUT_DIR) -> WorkerBundle:
-    """Run `wrangler deploy --dry-run --outdir` in edge/ (needs edge/node_modules: `npm ci` there)."""
+    """Run the Worker's build (`npm run build`: wrangler's dry-run deploy) in edge/ (needs
+    edge/node_modules: `npm ci` there)."""
     if not (EDGE_DIR / "node_modules" / ".bin" / "wrangler").exists():
         raise WorkerBundleError(f"{EDGE_DIR}/node_modules has no wrangler: run `npm ci` in edge/ first")
-    env = {**os.environ, "WRANGLER_SEND_METRICS": "false", "CLOUDFLARE_CF_FETCH_ENABLED": "false"}
     result = subprocess.run(
-        ["npx", "--no-install", "wrangler", "deploy", "--dry-run", "--outdir", str(out_dir)],
+        BUILD_COMMAND,
         cwd=EDGE_DIR,
-        env=env,
+        env={**os.environ, **build_env(out_dir)},
         capture_output=True,
         text=True,
         check=False,

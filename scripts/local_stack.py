@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from infra.worker_bundle import BUILD_COMMAND, build_env, offline_env
 from scripts.harness import HarnessError, Service, ensure_port_free, run_step
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -21,8 +22,7 @@ EDGE_DIR = REPO_ROOT / "edge"
 WRANGLER = EDGE_DIR / "node_modules" / ".bin" / "wrangler"
 KEYS_CLI = EDGE_DIR / "scripts" / "keys.mjs"
 
-# wrangler/workerd make best-effort network calls at start; none is reachable offline.
-OFFLINE_ENV = {"CLOUDFLARE_CF_FETCH_ENABLED": "false", "WRANGLER_SEND_METRICS": "false"}
+OFFLINE_ENV = offline_env()
 WORKER_SECRET_NAMES = ("ORIGIN_TOKEN", "METRICS_TOKEN", "CF_ACCESS_CLIENT_ID", "CF_ACCESS_CLIENT_SECRET")
 HOST = "127.0.0.1"
 
@@ -149,8 +149,12 @@ class LocalStack:
 
     def start_worker(self) -> None:
         if self.config.frozen_worker:
-            self._wrangler_step(
-                "bundle the Worker", ["deploy", "--dry-run", "--outdir", str(self.worker_bundle_dir)]
+            run_step(
+                "bundle the Worker",
+                list(BUILD_COMMAND),
+                log_path=self.logs_dir / "steps.log",
+                cwd=EDGE_DIR,
+                env={**self._wrangler_env(), **build_env(self.worker_bundle_dir)},
             )
         self.worker.start()
         self.worker.wait_ready(f"{self.worker_url}/health", timeout_s=self.config.worker_ready_timeout_s)

@@ -22,7 +22,7 @@ from infra.d1_migrations import (
     migrations_dir,
     read_migrations,
 )
-from infra.worker_bundle import EDGE_DIR
+from infra.worker_bundle import EDGE_DIR, offline_env
 from tests.infra.sqlite_batch import connect, run_batch
 
 SCHEMA_SQL = REPO_ROOT / "schema.sql"
@@ -126,12 +126,7 @@ def wrangler(config: Path, persist_to: Path, *args: str) -> str:
         [str(EDGE_DIR / "node_modules" / ".bin" / "wrangler"), "d1", *args, "DB", "--local"]
         + ["--persist-to", str(persist_to), "--config", str(config)],
         cwd=config.parent,
-        env={
-            **os.environ,
-            "CI": "1",
-            "WRANGLER_SEND_METRICS": "false",
-            "CLOUDFLARE_CF_FETCH_ENABLED": "false",
-        },
+        env={**os.environ, "CI": "1", **offline_env()},
         capture_output=True,
         text=True,
         timeout=120,

@@ -7,8 +7,7 @@ import { fileURLToPath } from "node:url";
 
 export const EDGE_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
 const WRANGLER = path.join(EDGE_DIR, "node_modules", "wrangler", "bin", "wrangler.js");
-// Wrangler's best-effort network calls (cf.json, telemetry) cannot succeed offline.
-export const OFFLINE_ENV = { ...process.env, CI: "1", WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false" };
+import { OFFLINE_ENV } from "../../scripts/offline-env.mjs";
 
 /** Runs `node <args>` in edge/ and resolves with its exit code and output. */
 export function runNode(args, env = {}) {
