@@ -1,37 +1,48 @@
-"""`python -m runtime [--host H] [--port P] [...]`: flags override the RUNTIME_* environment variables."""
+"""`python -m runtime [--host H] [--port P] [...]`: one flag per setting (but secrets); flags override the
+RUNTIME_* environment variables."""
 
 import argparse
 import logging
 import sys
+from typing import get_args
 
 import uvicorn
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 
 from runtime.app import app_for_model
 from runtime.model_source import ModelSourceError, resolve_model
-from runtime.settings import RuntimeSettings, describe_settings_error
+from runtime.settings import RuntimeSettings, describe_settings_error, environment_variable
 
 IDLE_CONNECTION_TIMEOUT_S = 60
 
-# Flags for the settings one changes by hand; everything else is environment only (docs/runtime.md).
-_FLAGS = {
-    "host": str,
-    "port": int,
-    "model_path": str,
-    "model_url": str,
-    "model_sha256": str,
-    "model_cache_dir": str,
-    "n_ctx": int,
-    "n_gpu_layers": int,
-    "n_threads": int,
-    "queue_size": int,
-}
+
+def settings_flags() -> dict[str, str]:
+    """`--flag` → settings field, for every field but secrets (a command line is visible to every user
+    of the host, so those are environment only)."""
+    return {
+        f"--{name.replace('_', '-')}": name
+        for name, field in RuntimeSettings.model_fields.items()
+        if SecretStr not in get_args(field.annotation) and field.annotation is not SecretStr
+    }
 
 
 def parse_overrides(argv: list[str]) -> dict[str, object]:
+    """The flags, built from the settings fields and their descriptions (as llama-cpp-python's server
+    builds its CLI), so a new setting gets its flag and its help text from its one definition. Values
+    stay strings: the settings parse them exactly as they parse the same RUNTIME_* variable."""
     parser = argparse.ArgumentParser(prog="python -m runtime", description=__doc__)
-    for name, kind in _FLAGS.items():
-        parser.add_argument(f"--{name.replace('_', '-')}", dest=name, type=kind, default=None)
+    for flag, name in settings_flags().items():
+        field = RuntimeSettings.model_fields[name]
+        default = "unset" if field.default is None else field.default
+        parser.add_argument(
+            flag,
+            dest=name,
+            default=None,
+            metavar=name.upper(),
+            help=f"{field.description} (env {environment_variable(name)}; default: {default})".replace(
+                "%", "%%"
+            ),
+        )
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     arguments = vars(parser.parse_args(argv))
     return {key: value for key, value in arguments.items() if value is not None}

