@@ -10,7 +10,7 @@ NPM    := npm --prefix edge
 include edge/offline.env
 export $(shell sed -n 's/^\([A-Z_][A-Z0-9_]*\)=.*/\1/p' edge/offline.env)
 
-.PHONY: setup dev test test-python test-edge lint bench clean
+.PHONY: setup dev test test-python test-edge lint docs bench clean
 
 setup: $(VENV)/.installed edge/node_modules/.installed
 
@@ -41,6 +41,11 @@ test-python:
 lint: setup
 	$(VENV)/bin/ruff check runtime infra tests bench scripts
 	cd edge && npx tsc --noEmit && npx tsc --noEmit -p test
+
+# The configuration tables of README.md and docs/ from Pulumi.yaml, edge/wrangler.jsonc and the runtime
+# settings (tests/e2e/test_readme.py fails when the committed ones differ).
+docs: setup
+	$(PY) -m scripts.docs
 
 bench: setup
 	$(PY) -m bench.runtime

@@ -1,5 +1,6 @@
 """The README's configuration reference stays true to the code: every stack key, Worker var and runtime
-setting is documented, with the default the code uses (fast: reads files only)."""
+setting is documented, with the default the code uses, in tables `make docs` generates from the one home
+of each fact (fast: reads files only)."""
 
 import re
 
@@ -8,6 +9,13 @@ import pytest
 from infra.config.stack_files import project_file
 from infra.wrangler_config import load_wrangler_config
 from runtime.settings import RuntimeSettings
+from scripts.docs import (
+    DOCUMENTS,
+    GENERATORS,
+    stale_documents,
+    worker_secret_descriptions,
+    worker_var_descriptions,
+)
 from scripts.local_stack import REPO_ROOT, WORKER_SECRET_NAMES
 
 README = (REPO_ROOT / "README.md").read_text()
@@ -61,3 +69,57 @@ def test_every_runtime_setting_is_documented_with_its_default(field):
     cell = reference_row(name)[1]
     if isinstance(default, int | str) and not isinstance(default, bool):
         assert cell.startswith(f"`{default}`"), (name, cell)
+
+
+# -- the tables are generated (`make docs`) from the one home of each fact -------------------------
+
+
+def test_the_committed_tables_are_what_make_docs_writes():
+    assert stale_documents() == {}, "run `make docs` (python -m scripts.docs) and commit the result"
+
+
+def test_make_docs_rewrites_a_stale_table(tmp_path):
+    for name in DOCUMENTS:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text((REPO_ROOT / name).read_text())
+    readme = tmp_path / "README.md"
+    readme.write_text(
+        readme.read_text().replace("| `cacheTtlSeconds` | `86400` |", "| `cacheTtlSeconds` | `1` |")
+    )
+    assert set(stale_documents(tmp_path)) == {"README.md"}
+    assert stale_documents(tmp_path)["README.md"] == README
+
+
+@pytest.mark.parametrize(
+    ("region", "documents"),
+    [
+        ("stack-config", ["README.md"]),
+        ("stack-config-cloudflare", ["docs/infra.md"]),
+        ("stack-config-aws", ["docs/infra-aws.md"]),
+        ("worker-config", ["README.md", "docs/edge.md"]),
+        ("runtime-settings", ["README.md", "docs/runtime.md"]),
+    ],
+)
+def test_each_table_is_generated_where_it_is_shown(region, documents):
+    assert region in GENERATORS
+    for name in documents:
+        text = (REPO_ROOT / name).read_text()
+        assert f"<!-- generated:{region} -->" in text and f"<!-- /generated:{region} -->" in text, name
+
+
+def test_every_fact_the_tables_show_has_its_meaning_at_home():
+    config = project_file()["config"]
+    assert [key for key, declared in config.items() if not declared.get("description")] == []
+    assert set(worker_var_descriptions()) == set(load_wrangler_config()["vars"])
+    assert all(worker_var_descriptions().values())
+    assert set(worker_secret_descriptions()) == set(WORKER_SECRET_NAMES)
+    assert all(worker_secret_descriptions().values())
+    assert all(field.description for field in RuntimeSettings.model_fields.values())
+
+
+def test_every_stack_config_key_is_in_exactly_one_side_table():
+    cloudflare = (REPO_ROOT / "docs/infra.md").read_text()
+    aws = (REPO_ROOT / "docs/infra-aws.md").read_text()
+    for key in project_file()["config"]:
+        row = f"| `{key}` |"
+        assert (row in cloudflare) != (row in aws), key
