@@ -57,13 +57,25 @@ class GpuSettings:
     instance_type: str
     min_instances: int
     max_instances: int
-    desired_tasks: int
     root_volume_gib: int
     ami_parameter: str
     runtime_memory_mib: int
     # How fast a cold task start gets through the model (R2 download, sha256 check, load), in MiB/s:
     # with the model's size it sizes the runtime's health-check grace (infra/components/aws/start_budget.py).
     model_start_mib_per_second: int
+
+
+@dataclass(frozen=True)
+class ScalingSettings:
+    """ECS service auto scaling: the task count follows the work waiting per task (one task per GPU)."""
+
+    min_tasks: int  # 0 lets an idle stack scale to zero; the first miss then starts a task
+    max_tasks: int
+    # Requests queued or running per task (the runtime's QueueDepth + InFlight, averaged over the tasks)
+    # that target tracking holds the service at.
+    target_work_per_task: int
+    scale_out_cooldown_s: int
+    scale_in_cooldown_s: int
 
 
 @dataclass(frozen=True)
@@ -95,6 +107,7 @@ class NetworkSettings:
 class AwsConfig:
     region: str
     gpu: GpuSettings
+    scaling: ScalingSettings
     network: NetworkSettings
     cloudflared: CloudflaredSettings
     keep_images: int
@@ -119,7 +132,6 @@ def _gpu_settings(read: ConfigReader) -> GpuSettings:
         instance_type=instance_type,
         min_instances=minimum,
         max_instances=maximum,
-        desired_tasks=read.integer("gpuDesiredTasks", example=1, minimum=0, maximum=100),
         root_volume_gib=read.integer("gpuRootVolumeGib", example=100, minimum=30, maximum=16384),
         ami_parameter=read.string(
             "gpuAmiParameter",
@@ -131,6 +143,57 @@ def _gpu_settings(read: ConfigReader) -> GpuSettings:
         model_start_mib_per_second=read.integer(
             "modelStartMibPerSecond", example=10, minimum=1, maximum=10_000
         ),
+    )
+
+
+RETIRED_DESIRED_TASKS = "gpuDesiredTasks"
+# Keys read only to refuse them with the fix (not declared in Pulumi.yaml any more).
+RETIRED_KEYS = (RETIRED_DESIRED_TASKS,)
+
+
+def _scaling_settings(read: ConfigReader, gpu: GpuSettings) -> ScalingSettings:
+    if read.optional_string(RETIRED_DESIRED_TASKS, example="1") is not None:
+        # A fixed count would fight the auto scaling that now owns the service's desired count.
+        raise ConfigError(
+            read.key(RETIRED_DESIRED_TASKS),
+            f"is retired: ECS auto scaling now sets the task count between {read.key('gpuMinTasks')} and "
+            f"{read.key('gpuMaxTasks')}; remove it from the stack file and set those two instead",
+            "",
+            command=f"pulumi config rm {read.key(RETIRED_DESIRED_TASKS)} && pulumi config set "
+            f"{read.key('gpuMinTasks')} 1 && pulumi config set {read.key('gpuMaxTasks')} 1",
+        )
+    minimum = read.integer("gpuMinTasks", example=1, minimum=0, maximum=100)
+    maximum = read.integer("gpuMaxTasks", example=2, minimum=1, maximum=100)
+    if minimum > maximum:
+        raise ConfigError(
+            read.key("gpuMinTasks"),
+            f"is {minimum}, more than {read.key('gpuMaxTasks')} ({maximum})",
+            str(maximum),
+        )
+    # One task per GPU instance, and a rolling deploy at full scale starts a new task before it stops an
+    # old one (minimum healthy 100 %): the group must be able to hold one instance more than the tasks.
+    if gpu.max_instances < maximum + 1:
+        raise ConfigError(
+            read.key("gpuMaxInstances"),
+            f"is {gpu.max_instances}; {read.key('gpuMaxTasks')} is {maximum}, and each task needs its own "
+            "GPU instance plus one spare for a rolling deploy at full scale",
+            str(maximum + 1),
+        )
+    scale_out = read.integer("gpuScaleOutCooldownSeconds", example=60, minimum=0, maximum=3600)
+    scale_in = read.integer("gpuScaleInCooldownSeconds", example=600, minimum=0, maximum=86400)
+    if scale_in < scale_out:
+        raise ConfigError(
+            read.key("gpuScaleInCooldownSeconds"),
+            f"is {scale_in}, shorter than {read.key('gpuScaleOutCooldownSeconds')} ({scale_out}); scale-in "
+            "must be the slower direction (a GPU task takes minutes to come back)",
+            str(max(600, scale_out)),
+        )
+    return ScalingSettings(
+        min_tasks=minimum,
+        max_tasks=maximum,
+        target_work_per_task=read.integer("gpuTargetWorkPerTask", example=4, minimum=1, maximum=1000),
+        scale_out_cooldown_s=scale_out,
+        scale_in_cooldown_s=scale_in,
     )
 
 
@@ -184,9 +247,11 @@ def _network_settings(read: ConfigReader) -> NetworkSettings:
 
 def load_aws(read: ConfigReader, provider: ConfigReader) -> AwsConfig:
     """`read` covers the project namespace, `provider` the AWS provider's (`aws:region`)."""
+    gpu = _gpu_settings(read)
     return AwsConfig(
         region=provider.string("region", example="us-east-1", pattern=REGION, shape="an AWS region"),
-        gpu=_gpu_settings(read),
+        gpu=gpu,
+        scaling=_scaling_settings(read, gpu),
         network=_network_settings(read),
         cloudflared=_cloudflared_settings(read),
         keep_images=read.integer("ecrKeepImages", example=10, minimum=1, maximum=1000),

@@ -24,11 +24,20 @@ class ConfigError(pulumi.RunError):
     """A stack config value is missing or invalid. `pulumi.RunError` makes Pulumi print the message
     without a Python traceback."""
 
-    def __init__(self, key: str, problem: str, example: str, secret: bool = False, list_item: bool = False):
+    def __init__(
+        self,
+        key: str,
+        problem: str,
+        example: str,
+        secret: bool = False,
+        list_item: bool = False,
+        command: str | None = None,
+    ):
         self.key = key
         # A list item is set through its path (`--path 'ns:key[0]' value`), not the key plus a path.
         target = f"--path '{key}[0]'" if list_item else key
-        command = f"pulumi config set{' --secret' if secret else ''} {target} {example}"
+        # `command`: the fix is another command than setting this key (e.g. removing a retired key).
+        command = command or f"pulumi config set{' --secret' if secret else ''} {target} {example}"
         super().__init__(f"config {key}: {problem}; for example: {command}")
 
 
