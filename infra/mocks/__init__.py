@@ -198,6 +198,7 @@ class RecordedResource:
     dependencies: list[str]
     property_dependencies: dict[str, list[str]] = field(default_factory=dict)
     additional_secret_outputs: list[str] = field(default_factory=list)
+    ignore_changes: list[str] = field(default_factory=list)
 
     def input(self, key: str) -> Any:
         return plain(self.inputs.get(key))
@@ -241,6 +242,7 @@ class RecordingMonitor(MockMonitor):
                 property_dependencies={key: list(deps.urns)
                                        for key, deps in request.propertyDependencies.items()},
                 additional_secret_outputs=list(request.additionalSecretOutputs),
+                ignore_changes=list(request.ignoreChanges),
             ))
         return response
 

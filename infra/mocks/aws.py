@@ -109,6 +109,12 @@ AWS_COMPUTED_OUTPUTS: dict[str, Callable[[MockResourceArgs], dict]] = {
         "revision": 1,
     },
     "aws:autoscaling/group:Group": _named("autoscaling", "autoScalingGroup"),
+    "aws:appautoscaling/policy:Policy": lambda a: {
+        "arn": _arn(
+            "autoscaling",
+            f"scalingPolicy:0a1b2c3d:resource/{a.inputs['resourceId']}:policyName/{a.name}",
+        )
+    },
     # EC2 makes a new version for every change; here a new template content gives a new version number.
     "aws:ec2/launchTemplate:LaunchTemplate": lambda a: {
         "latestVersion": 1 + int(hashlib.sha256(repr(sorted(a.inputs.items())).encode()).hexdigest()[:6], 16)

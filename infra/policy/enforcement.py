@@ -16,6 +16,7 @@ from infra.config.reader import ConfigError
 from infra.config.stack_files import project_file, stack_settings
 from infra.policy.pack import POLICIES
 from infra.policy.rules.protection import stateful_resources_protected
+from infra.policy.rules.warm_tasks import MINIMUM_TASKS_DEFAULT, gpu_tasks_stay_warm
 
 LEVELS = ("advisory", "mandatory", "disabled")
 ENFORCEMENT_KEY = "policyEnforcement"
@@ -36,9 +37,11 @@ def stack_enforcement_level(stack: str) -> str:
 
 
 def policy_config(stack: str, level: str) -> dict[str, dict[str, Any]]:
-    """Per-policy config: every policy at `level`; protection of stateful resources required in prod."""
+    """Per-policy config: every policy at `level`; protection of stateful resources and warm GPU tasks
+    required in prod (other stacks may scale to zero)."""
     config: dict[str, dict[str, Any]] = {policy.name: {"enforcementLevel": level} for policy in POLICIES}
     config[stateful_resources_protected.name]["requireProtection"] = stack in PROD_STACKS
+    config[gpu_tasks_stay_warm.name]["minimumTasks"] = MINIMUM_TASKS_DEFAULT if stack in PROD_STACKS else 0
     return config
 
 

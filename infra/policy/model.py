@@ -37,6 +37,8 @@ INGRESS_RULE = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
 SECURITY_GROUP_RULE = "aws:ec2/securityGroupRule:SecurityGroupRule"
 LAUNCH_TEMPLATE = "aws:ec2/launchTemplate:LaunchTemplate"
 EC2_INSTANCE = "aws:ec2/instance:Instance"
+ECS_SERVICE = "aws:ecs/service:Service"
+SCALABLE_TARGET = "aws:appautoscaling/target:Target"
 
 # NVIDIA/AMD GPU families: g3…g6e, gr6, p2…p6 (and their sizes, e.g. g5.xlarge, p4d.24xlarge).
 GPU_INSTANCE_TYPE = re.compile(r"^(g\d+[a-z]*|gr\d+[a-z]*|p\d+[a-z]*)\.[a-z0-9]+$")

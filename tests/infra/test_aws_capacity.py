@@ -59,9 +59,9 @@ def test_dev_can_scale_to_zero_while_prod_keeps_a_minimum():
     assert dev.input("minSize") == 0
     assert prod.input("minSize") >= 1
     assert prod.input("maxSize") >= prod.input("minSize")
-    # A rolling deploy starts the new tasks first: prod has room for twice its desired count.
-    prod_service = aws_run("prod").one("aws:ecs/service:Service")
-    assert prod.input("maxSize") >= 2 * prod_service.input("desiredCount")
+    # One GPU instance per task, plus one so a rolling deploy at full scale starts a new task first.
+    prod_tasks = aws_run("prod").one("aws:appautoscaling/target:Target")
+    assert prod.input("maxSize") >= prod_tasks.input("maxCapacity") + 1
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -92,7 +92,7 @@ def test_ecs_owns_the_scaling_through_a_managed_capacity_provider(stack):
 def test_a_failed_deploy_rolls_back(stack):
     service = aws_run(stack).one("aws:ecs/service:Service")
     assert service.input("deploymentCircuitBreaker") == {"enable": True, "rollback": True}
-    assert service.input("desiredCount") == {"dev": 1, "prod": 2}[stack]
+    assert service.input("desiredCount") == {"dev": 0, "prod": 2}[stack]  # then auto scaling owns it
     assert service.input("taskDefinition").startswith("arn:aws:ecs:us-east-1:123456789012:task-definition/")
 
 

@@ -135,6 +135,10 @@ def test_the_runtime_gets_one_gpu_the_model_and_a_readiness_health_check(stack):
         "RUNTIME_MODEL_SHA256": MODEL_SHA256,
         "RUNTIME_S3_ENDPOINT_URL": "https://a1b2c3d4e5f60718293a4b5c6d7e8f90.r2.cloudflarestorage.com",
         "RUNTIME_N_GPU_LAYERS": "-1",
+        # Load metrics for auto scaling and the SIGTERM drain (tests/infra/test_aws_scaling.py).
+        "RUNTIME_EMF_NAMESPACE": "SteadyText/Runtime",
+        "RUNTIME_EMF_SERVICE": f"{stack_prefix(stack)}-inference",
+        "RUNTIME_DRAIN_SECONDS": "90",
     }
     assert runtime["healthCheck"]["command"] == HEALTH_CHECK
     assert runtime["healthCheck"]["startPeriod"] >= 60
@@ -160,7 +164,7 @@ def test_the_runtime_port_follows_the_tunnels_origin_port():
 def test_cloudflared_runs_the_tunnel_once_the_runtime_is_healthy(stack):
     containers = container_definitions(aws_run(stack))
     cloudflared, runtime = containers["cloudflared"], containers["runtime"]
-    assert cloudflared["command"] == ["tunnel", "--no-autoupdate", "run"]
+    assert cloudflared["command"] == ["tunnel", "--no-autoupdate", "--grace-period", "90s", "run"]
     assert cloudflared["dependsOn"] == [{"containerName": "runtime", "condition": "HEALTHY"}]
     assert cloudflared["essential"] is True
     # ECS applies the startTimeout of the container waited for (the runtime), not the waiting one's
@@ -202,11 +206,13 @@ def test_both_containers_log_to_the_stacks_log_group(stack):
 
 
 @pytest.mark.parametrize("stack", STACKS)
-def test_the_task_runs_on_ec2_in_its_own_network_namespace_without_a_task_role(stack):
+def test_the_task_runs_on_ec2_in_its_own_network_namespace_with_a_protection_only_task_role(stack):
     task = aws_run(stack).one("aws:ecs/taskDefinition:TaskDefinition")
     assert task.input("requiresCompatibilities") == ["EC2"]  # Fargate has no GPUs
     assert task.input("networkMode") == "awsvpc"
-    assert task.input("taskRoleArn") is None  # the runtime needs no AWS API: R2 has its own credentials
+    # R2 has its own credentials; the task role only lets the ECS agent set the task's scale-in
+    # protection for the runtime (its grant: tests/infra/test_aws_scaling.py).
+    assert task.input("taskRoleArn").endswith(f":role/{stack_prefix(stack)}-task-0a1b2c3")
 
 
 @pytest.mark.parametrize("stack", STACKS)

@@ -24,6 +24,7 @@ from infra.policy.model import (
     D1_DATABASE,
     LOGPUSH_JOB,
     S3_PUBLIC_ACCESS_BLOCK,
+    SCALABLE_TARGET,
     SECURITY_GROUP,
 )
 from infra.policy.pack import POLICIES
@@ -85,6 +86,16 @@ def test_the_plan_lists_every_resource_the_program_registers(stack, plans, outpu
     text = outputs[stack]["text"][1]
     missing = [f"{r.type}  {r.name}" for r in recorded if f"{r.type}  {r.name}" not in text]
     assert missing == []
+
+
+@pytest.mark.parametrize(("stack", "bounds"), [("dev", (0, 1)), ("prod", (2, 5))])
+def test_the_plan_shows_the_auto_scaling(stack, bounds, outputs):
+    text = outputs[stack]["text"][1]
+    target = text.split(f"aws:appautoscaling/target:Target  steadytext-{stack}-tasks\n", 1)[1]
+    assert f"maxCapacity = {bounds[1]}\n    minCapacity = {bounds[0]}\n" in target
+    policy = text.split(f"aws:appautoscaling/policy:Policy  steadytext-{stack}-work-per-task\n", 1)[1]
+    assert 'policyType = "TargetTrackingScaling"' in policy
+    assert "customizedMetricSpecification.metrics[4].expression" in policy
 
 
 def test_prod_protects_what_dev_leaves_unprotected(plans):
@@ -191,6 +202,7 @@ def mutated(declared: list, type_: str, change) -> list:
             ),
         ),
         ("stateful-resources-protected", D1_DATABASE, lambda d: replace(d, protect=False)),
+        ("gpu-tasks-stay-warm", SCALABLE_TARGET, lambda d: replace(d, props={**d.props, "minCapacity": 1})),
         ("logpush-jobs-exist", LOGPUSH_JOB, lambda d: replace(d, props={**d.props, "enabled": False})),
         (
             "s3-buckets-encrypted-and-private",

@@ -36,6 +36,8 @@ def test_the_config_covers_every_policy_and_requires_protection_only_in_prod():
     assert {entry["enforcementLevel"] for entry in dev.values()} == {"advisory"}
     assert prod[stateful_resources_protected.name]["requireProtection"] is True
     assert dev[stateful_resources_protected.name]["requireProtection"] is False
+    assert prod["gpu-tasks-stay-warm"]["minimumTasks"] == 2
+    assert dev["gpu-tasks-stay-warm"]["minimumTasks"] == 0  # dev scales to zero
 
 
 def test_the_level_decides_whether_a_violation_blocks():

@@ -7,6 +7,7 @@ ARNs resolved by ECS at start), never through ``environment``.
 
 from dataclasses import dataclass
 
+from infra.components.aws.scaling import METRIC_NAMESPACE
 from infra.components.aws.start_budget import StartBudget
 from infra.dockerfile import CUDA_DOCKERFILE, env_value
 
@@ -21,6 +22,17 @@ HEALTH_CHECK = ["CMD", "python3", "/usr/local/lib/runtime-healthcheck.py"]
 # directory of the host there keeps it across task restarts on the same instance: no second download.
 MODEL_CACHE_VOLUME = "model-cache"
 MODEL_CACHE_HOST_PATH = "/var/lib/steadytext/models"
+
+# Stopping a task (scale-in, deploy, instance drain): ECS stops containers in the reverse of their start
+# dependencies, so cloudflared gets SIGTERM first. It stops taking new requests (the edge sends them to
+# the other replicas) and waits up to its grace period for the ones in flight, which the runtime behind
+# it keeps serving; then the runtime gets SIGTERM and drains whatever is left (docs/interfaces.md) within
+# DRAIN_SECONDS. Each container's stopTimeout is its time from SIGTERM to SIGKILL and must exceed its
+# drain. 120 s is the largest value the ECS API documents (the Fargate maximum; botocore's
+# ContainerDefinition.stopTimeout docs name no maximum for EC2, where it defaults to the agent's
+# ECS_CONTAINER_STOP_TIMEOUT, 30 s): staying within it keeps the task definition valid on both.
+DRAIN_SECONDS = 90
+STOP_TIMEOUT_SECONDS = 120
 
 
 def model_cache_dir() -> str:
@@ -50,6 +62,7 @@ class TaskSettings:
     runtime_port: int  # the tunnel's ingress service is http://localhost:<this port>
     start_budget: StartBudget
     cloudflared_image: str  # <pull-through cache repository>@sha256:<digest>
+    emf_service: str  # the runtime's EMF `Service` dimension, which the scaling policy reads
 
 
 def _logs(settings: TaskSettings, stream_prefix: str) -> dict:
@@ -77,6 +90,9 @@ def container_definitions(settings: TaskSettings, secrets: SecretRefs) -> list[d
             {"name": "RUNTIME_MODEL_SHA256", "value": settings.model_sha256},
             {"name": "RUNTIME_S3_ENDPOINT_URL", "value": settings.s3_endpoint_url},
             {"name": "RUNTIME_N_GPU_LAYERS", "value": "-1"},
+            {"name": "RUNTIME_EMF_NAMESPACE", "value": METRIC_NAMESPACE},
+            {"name": "RUNTIME_EMF_SERVICE", "value": settings.emf_service},
+            {"name": "RUNTIME_DRAIN_SECONDS", "value": str(DRAIN_SECONDS)},
         ],
         "secrets": [
             {"name": "AWS_ACCESS_KEY_ID", "valueFrom": secrets.r2_access_key_id},
@@ -96,7 +112,7 @@ def container_definitions(settings: TaskSettings, secrets: SecretRefs) -> list[d
         # cloudflared waits for this container to be HEALTHY; ECS applies the startTimeout of the container
         # waited for, so it is set here (on the sidecar it would be ignored).
         "startTimeout": settings.start_budget.start_timeout_s,
-        "stopTimeout": 30,  # let in-flight generations finish after SIGTERM
+        "stopTimeout": STOP_TIMEOUT_SECONDS,
         "logConfiguration": _logs(settings, RUNTIME),
     }
     cloudflared = {
@@ -104,10 +120,11 @@ def container_definitions(settings: TaskSettings, secrets: SecretRefs) -> list[d
         "image": settings.cloudflared_image,
         "essential": True,
         "memory": CLOUDFLARED_MEMORY_MIB,
-        "command": ["tunnel", "--no-autoupdate", "run"],
+        "command": ["tunnel", "--no-autoupdate", "--grace-period", f"{DRAIN_SECONDS}s", "run"],
         "secrets": [{"name": "TUNNEL_TOKEN", "valueFrom": secrets.tunnel_token}],
         # A replica joins the tunnel only once the runtime can answer.
         "dependsOn": [{"containerName": RUNTIME, "condition": "HEALTHY"}],
+        "stopTimeout": STOP_TIMEOUT_SECONDS,
         "logConfiguration": _logs(settings, CLOUDFLARED),
     }
     return [runtime, cloudflared]

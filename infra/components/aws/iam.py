@@ -63,6 +63,25 @@ def container_instance_policy(cluster_arn: str) -> dict:
     }
 
 
+def task_protection_policy(cluster_arn: str) -> dict:
+    """The task role: what the ECS agent does for the runtime behind $ECS_AGENT_URI/task-protection/v1/state,
+    with the task role's credentials (the agent's handler calls UpdateTaskProtection/GetTaskProtection and
+    answers 403 "no task IAM role credentials available for task" without a role). Both act on tasks, here
+    only the tasks of this cluster."""
+    tasks = cluster_arn.replace(":cluster/", ":task/", 1) + "/*"
+    return {
+        "Version": POLICY_VERSION,
+        "Statement": [
+            {
+                "Sid": "OwnScaleInProtection",
+                "Effect": "Allow",
+                "Action": ["ecs:UpdateTaskProtection", "ecs:GetTaskProtection"],
+                "Resource": tasks,
+            }
+        ],
+    }
+
+
 def task_execution_policy(
     repository_arn: str, cache_repository_arn: str, log_group_arn: str, secret_arns: Sequence[str]
 ) -> dict:

@@ -13,6 +13,7 @@ from infra.build_context import program_relative
 from infra.components.aws.capacity import GpuCapacity, GpuCapacityArgs
 from infra.components.aws.image import RuntimeImage, RuntimeImageArgs
 from infra.components.aws.network import GpuNetwork, GpuNetworkArgs
+from infra.components.aws.scaling import ServiceScaling, ServiceScalingArgs
 from infra.components.aws.service import InferenceService, InferenceServiceArgs
 from infra.components.aws.sidecar_image import SidecarImage, SidecarImageArgs, cache_prefix
 from infra.components.aws.start_budget import StartBudgetError, start_budget
@@ -125,11 +126,27 @@ class GpuOrigin(pulumi.ComponentResource):
                 r2_access_key_id=args.r2_access_key_id,
                 r2_secret_access_key=args.r2_secret_access_key,
                 origin_token=args.origin_token,
-                desired_tasks=config.gpu.desired_tasks,
+                initial_tasks=config.scaling.min_tasks,
                 runtime_memory_mib=config.gpu.runtime_memory_mib,
                 runtime_port=args.runtime_port,
                 log_retention_days=config.log_retention_days,
                 tags=args.tags,
+            ),
+            opts=child,
+        )
+
+        scaling = config.scaling
+        ServiceScaling(
+            name,
+            ServiceScalingArgs(
+                cluster_name=capacity.cluster_name,
+                service_name=service.service_name,
+                emf_service=service.family,
+                min_tasks=scaling.min_tasks,
+                max_tasks=scaling.max_tasks,
+                target_work_per_task=scaling.target_work_per_task,
+                scale_out_cooldown_s=scaling.scale_out_cooldown_s,
+                scale_in_cooldown_s=scaling.scale_in_cooldown_s,
             ),
             opts=child,
         )

@@ -7,7 +7,7 @@ import pulumi
 import pulumi_aws as aws
 
 from infra.components.aws.containers import SecretRefs, TaskSettings, container_definitions, task_volumes
-from infra.components.aws.iam import service_role, task_execution_policy
+from infra.components.aws.iam import service_role, task_execution_policy, task_protection_policy
 from infra.components.aws.start_budget import StartBudget
 
 
@@ -31,7 +31,8 @@ class InferenceServiceArgs:
     r2_access_key_id: pulumi.Input[str]
     r2_secret_access_key: pulumi.Input[str]
     origin_token: pulumi.Input[str]
-    desired_tasks: int = 1
+    # The service's first task count; from then on auto scaling owns it (infra/components/aws/scaling.py).
+    initial_tasks: int = 1
     runtime_memory_mib: int = 12288
     runtime_port: int = 8000
     log_retention_days: int = 30
@@ -42,6 +43,7 @@ class InferenceService(pulumi.ComponentResource):
     service_name: pulumi.Output[str]
     log_group_name: pulumi.Output[str]
     task_definition_arn: pulumi.Output[str]
+    family: str  # the task definition family, also the runtime's EMF `Service` dimension
 
     def __init__(
         self, name: str, args: InferenceServiceArgs, opts: pulumi.ResourceOptions | None = None
@@ -78,6 +80,19 @@ class InferenceService(pulumi.ComponentResource):
             parent=self,
         )
 
+        # The runtime sets and clears its own scale-in protection through the ECS agent
+        # ($ECS_AGENT_URI/task-protection/v1/state); the agent calls UpdateTaskProtection with the task
+        # role's credentials and answers 403 when the task has none.
+        task_role, _ = service_role(
+            f"{name}-task",
+            "ecs-tasks.amazonaws.com",
+            "The running inference task: set and read its own scale-in protection, nothing else",
+            pulumi.Output.from_input(args.cluster_arn).apply(task_protection_policy),
+            args.tags,
+            parent=self,
+        )
+        family = f"{name}-inference"
+
         definitions = pulumi.Output.all(
             image_ref=args.image_ref,
             cloudflared_image=args.cloudflared_image_ref,
@@ -104,6 +119,7 @@ class InferenceService(pulumi.ComponentResource):
                         runtime_port=args.runtime_port,
                         start_budget=args.start_budget,
                         cloudflared_image=v["cloudflared_image"],
+                        emf_service=family,
                     ),
                     SecretRefs(
                         tunnel_token=v["tunnel_token"],
@@ -119,10 +135,11 @@ class InferenceService(pulumi.ComponentResource):
         # and ECS_AWSVPC_BLOCK_IMDS keeps it away from the instance role.
         task = aws.ecs.TaskDefinition(
             f"{name}-task",
-            family=f"{name}-inference",
+            family=family,
             requires_compatibilities=["EC2"],
             network_mode="awsvpc",
             execution_role_arn=execution_role.arn,
+            task_role_arn=task_role.arn,
             container_definitions=definitions,
             volumes=task_volumes(),
             tags=args.tags,
@@ -133,7 +150,7 @@ class InferenceService(pulumi.ComponentResource):
             f"{name}-service",
             cluster=args.cluster_arn,
             task_definition=task.arn,
-            desired_count=args.desired_tasks,
+            desired_count=args.initial_tasks,
             capacity_provider_strategies=[{"capacity_provider": args.capacity_provider_name, "weight": 1}],
             network_configuration={
                 "subnets": args.subnet_ids,
@@ -159,15 +176,19 @@ class InferenceService(pulumi.ComponentResource):
             enable_ecs_managed_tags=True,
             propagate_tags="SERVICE",
             tags=args.tags,
-            # The execution policy and the secret values must exist before ECS first starts a task.
+            # The execution policy and the secret values must exist before ECS first starts a task. Auto
+            # scaling owns the desired count: a deploy must not reset it to the initial value.
             opts=pulumi.ResourceOptions(
-                parent=self, depends_on=[execution_policy, *secret_versions.values()]
+                parent=self,
+                depends_on=[execution_policy, *secret_versions.values()],
+                ignore_changes=["desiredCount"],
             ),
         )
 
         self.service_name = service.name
         self.log_group_name = log_group.name
         self.task_definition_arn = task.arn
+        self.family = family
         self.register_outputs(
             {
                 "service_name": self.service_name,
