@@ -1,5 +1,5 @@
 // The request path for generation and embedding routes:
-// admission (key check → rate limit), only then body → validation → DLP → fingerprint → cache lookup;
+// admission (key check → rate limit), only then body → DLP → validation → fingerprint → cache lookup;
 // hit → replay; miss → single-flight origin call → write-behind to KV and D1.
 import { admit } from "./admission";
 import { lookup, store, type CachedAnswer } from "./cache";
@@ -56,15 +56,15 @@ function cacheMode(request: Request): CacheMode {
 
 /** Everything that reads the request or the cache; runs only once the request is admitted. */
 async function prepare(request: Request, env: Env, ctx: ExecutionContext, config: Settings, route: InferenceRoute): Promise<Prepared> {
-	const body = await readJsonObject(request, config.maxBodyBytes);
-	const validated = route.validate(body, config);
-	const { value: params, redacted } = applyDlp(validated.params, config.dlpPolicy);
-	const { value: transport } = applyDlp(validated.transport, config.dlpPolicy);
+	// DLP sees the raw body, keys included, before validation: a 400 naming an unknown field must never
+	// echo a card number used as the field's name.
+	const { value: body, redacted } = applyDlp(await readJsonObject(request, config.maxBodyBytes), config.dlpPolicy);
+	const { params, transport, stream } = route.validate(body, config);
 	const mode = cacheMode(request);
 	const fingerprint = await currentFingerprint(env, config, ctx);
 	const key = await cacheKey(route.kind, route.originPath, params, fingerprint);
 	const cached = mode === "use" ? await lookup(env, ctx, key, config.cache) : null;
-	return { ...validated, params, transport, redacted, mode, fingerprint, key, cached };
+	return { params, transport, stream, redacted, mode, fingerprint, key, cached };
 }
 
 /** The body the origin receives: the validated (and DLP-checked) fields, nothing else of the request. */

@@ -7,3 +7,9 @@ declare namespace Cloudflare {
 		UPGRADE_DB: D1Database;
 	}
 }
+
+// Vite's ?raw imports: a file's text, bundled into the test (the DLP corpus).
+declare module "*?raw" {
+	const text: string;
+	export default text;
+}

@@ -30,6 +30,10 @@ from infra.dlp_patterns import DlpPattern
 SERVICE_POLICY_PRECEDENCE = 1
 PEOPLE_POLICY_PRECEDENCE = 2
 POSTURE_PLATFORMS = ("windows", "mac", "linux", "ios", "android")
+PROFILE_DESCRIPTION = (
+    "The steadytext Worker's DLP classes (dlp-patterns.json) as far as Zero Trust regexes can express "
+    "them; what they miss (split numbers, Unicode card digits, ...) is listed in docs/dlp.md."
+)
 # How long the Worker's previous service-token secret stays valid after a rotation: the new one reaches
 # the Worker seconds later in the same `pulumi up`; the rest is room to re-run a failed update.
 PREVIOUS_SECRET_GRACE_SECONDS = 24 * 3600
@@ -178,7 +182,7 @@ class ZeroTrust(pulumi.ComponentResource):
             f"{name}-dlp-profile",
             account_id=args.account_id,
             name=f"{args.resource_prefix}-prompt-dlp",
-            description="Patterns the steadytext Worker blocks or redacts (dlp-patterns.json).",
+            description=PROFILE_DESCRIPTION,
             opts=child,
         )
         for pattern in args.dlp_patterns:

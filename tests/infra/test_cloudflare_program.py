@@ -203,6 +203,7 @@ def test_dlp_entries_are_the_workers_patterns(stack_run):
     # `validation` is deprecated in provider v5 (deploy-fidelity #7): not sent; the Worker checks Luhn.
     assert all(set(e.input("pattern")) == {"regex"} for e in entries)
     assert all(e.input("profileId") == f"{profile.name}-id" and e.input("enabled") for e in entries)
+    assert "docs/dlp.md" in profile.input("description")  # where the entries' gaps are written down
     gateway = stack_run.one(GATEWAY)
     assert gateway.input("action") == "block" and gateway.input("filters") == ["http"]
     assert f'dlp.profiles[*] in {{"{profile.name}-id"}}' in gateway.input("traffic")

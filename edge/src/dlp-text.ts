@@ -1,0 +1,152 @@
+// DLP normalisation: the text a detector reads, with a map back to the original strings.
+//
+// What people paste hides digits from a plain regex in many ways: full-width or Arabic-Indic digits,
+// NBSP and thin spaces, dots or underscores between groups, zero-width characters, a letter touching
+// the number. So every code point is classified once (rules in dlp-patterns.json "text"):
+//   - line and tab breaks end a number (lines and columns separate records: phone lists, CSV rows);
+//   - format characters (Cf), combining marks (M) and other controls are dropped: they are invisible;
+//   - the rest is NFKC-normalised; every Unicode decimal digit (Nd) becomes its ASCII digit;
+//   - separators (Zs spaces incl. NBSP, Pd dashes, Pc underscores, dots, minus signs) become a space,
+//     and "." stays "." (detectors read a run of spaces as one separator; a dot counts only alone:
+//     it may be a decimal point, and ". " ends a sentence);
+//   - ASCII letters are lower-cased (for context keywords); anything else ends a number.
+// Each output character remembers which input string and which UTF-16 range it came from.
+import definitions from "../../dlp-patterns.json";
+
+export const BREAK = "\u0001"; // output for a character that ends a number and is no keyword letter
+
+const breaks = new Set(Array.from(definitions.text.breaks));
+const ignored = new RegExp(`^[${definitions.text.ignored_categories.map((c) => `\\p{${c}}`).join("")}]$`, "u");
+const separator = new RegExp(
+	`^[${definitions.text.separator_categories.map((c) => `\\p{${c}}`).join("")}${escapeClass(definitions.text.separator_characters)}]$`,
+	"u",
+);
+const decimalDigit = /^\p{Nd}$/u;
+
+function escapeClass(characters: string): string {
+	return characters.replace(/[\\\]\[^-]/g, (c) => `\\${c}`);
+}
+
+/** The ASCII digit of a Unicode decimal digit: Nd digits come in contiguous runs of whole 0–9 sets. */
+function digitValue(codePoint: number): string {
+	let zero = codePoint;
+	while (zero > 0 && decimalDigit.test(String.fromCodePoint(zero - 1))) zero--;
+	return String((codePoint - zero) % 10);
+}
+
+/** What one code point becomes: "" (dropped), " " or "." (separator), a digit, "+", a letter, or BREAK. */
+function classifyUncached(char: string): string {
+	if (breaks.has(char)) return BREAK;
+	if (ignored.test(char)) return "";
+	let out = "";
+	for (const part of char.normalize("NFKC")) {
+		if (part >= "0" && part <= "9") out += part;
+		else if (decimalDigit.test(part)) out += digitValue(part.codePointAt(0)!);
+		else if (separator.test(part)) out += part === "." ? "." : " ";
+		else if (ignored.test(part)) continue;
+		else if (part.length === 1 && part.charCodeAt(0) < 0x80) out += part.toLowerCase();
+		else out += BREAK;
+	}
+	return out;
+}
+
+const ASCII = Array.from({ length: 128 }, (_, code) => classifyUncached(String.fromCharCode(code)));
+// Non-ASCII classifications are cached per isolate; the cap keeps a hostile request from growing it.
+const cache = new Map<string, string>();
+const CACHE_LIMIT = 4096;
+
+/** classifyUncached for a non-ASCII code point. */
+function classify(char: string): string {
+	let result = cache.get(char);
+	if (result === undefined) {
+		result = classifyUncached(char);
+		if (cache.size >= CACHE_LIMIT) cache.clear();
+		cache.set(char, result);
+	}
+	return result;
+}
+
+// Printable ASCII plus line breaks, the common case, is normalised by native string operations with one
+// output character per input character. The table above stays the definition: checked once here.
+const PLAIN_ASCII = /^[\x20-\x7e\t\n\v\f\r]*$/;
+function plainAscii(value: string): string {
+	return value.toLowerCase().replace(/[-_]/g, " ").replace(/[\t\n\v\f\r]/g, BREAK);
+}
+for (let code = 0; code < 128; code++) {
+	const char = String.fromCharCode(code);
+	if (PLAIN_ASCII.test(char) && plainAscii(char) !== ASCII[code]) throw new Error(`dlp-text: fast path disagrees on ${code}`);
+}
+
+/** Where one input string lies in the normalised text; `start`/`end` map its output characters back
+ * (null: one output character per input character, at the same offset). */
+interface Piece {
+	segment: number;
+	offset: number;
+	length: number;
+	start: number[] | null;
+	end: number[] | null;
+}
+
+export class NormalizedText {
+	/** Digits, " " per separator ("." for a dot), "+", lower-case ASCII, BREAK for everything else. */
+	readonly text: string;
+	private readonly pieces: Piece[];
+
+	constructor(text: string, pieces: Piece[]) {
+		this.text = text;
+		this.pieces = pieces;
+	}
+
+	/** The input string and UTF-16 range an output character came from; null for a joint between strings. */
+	origin(position: number): { segment: number; start: number; end: number } | null {
+		for (const piece of this.pieces) {
+			const at = position - piece.offset;
+			if (at < 0 || at >= piece.length) continue;
+			if (piece.start === null) return { segment: piece.segment, start: at, end: at + 1 };
+			return { segment: piece.segment, start: piece.start[at], end: piece.end![at] };
+		}
+		return null;
+	}
+}
+
+function normalizePiece(value: string, segment: number, offset: number): [string, Piece] {
+	if (PLAIN_ASCII.test(value)) return [plainAscii(value), { segment, offset, length: value.length, start: null, end: null }];
+	const chars: string[] = [];
+	const start: number[] = [];
+	const end: number[] = [];
+	for (let i = 0; i < value.length; ) {
+		const code = value.charCodeAt(i);
+		const next = value.charCodeAt(i + 1);
+		const width = code >= 0xd800 && code <= 0xdbff && next >= 0xdc00 && next <= 0xdfff ? 2 : 1;
+		const out = code < 0x80 ? ASCII[code] : classify(value.slice(i, i + width));
+		for (const char of out) {
+			chars.push(char);
+			start.push(i);
+			end.push(i + width);
+		}
+		i += width;
+	}
+	const text = chars.join("");
+	return [text, { segment, offset, length: text.length, start, end }];
+}
+
+/**
+ * Normalises strings that are read together (chat messages, prompt + stop) as one text, with `joint`
+ * (" ": a separator, or "": nothing) between them, so a number split across them stays one number.
+ */
+export function normalizeText(segments: readonly string[], joint = " "): NormalizedText {
+	const parts: string[] = [];
+	const pieces: Piece[] = [];
+	let offset = 0;
+	segments.forEach((value, segment) => {
+		if (segment > 0) {
+			parts.push(joint);
+			offset += joint.length;
+		}
+		const [text, piece] = normalizePiece(value, segment, offset);
+		parts.push(text);
+		pieces.push(piece);
+		offset += text.length;
+	});
+	return new NormalizedText(parts.join(""), pieces);
+}
