@@ -12,7 +12,7 @@
 //   keyword such as "SSN" — any 9 digits in whole groups (123456789, 123 456 789); both within the SSA's
 //   ranges (area not 000, 666 or 9xx; group not 00; serial not 0000), with the same limit on other digits.
 import definitions from "../../dlp-patterns.json";
-import { BREAK, normalizeText, type NormalizedText } from "./dlp-text";
+import { normalizeText, SPACE_LIKE, type NormalizedText } from "./dlp-text";
 
 export type DlpClassId = "us_ssn" | "payment_card";
 
@@ -85,10 +85,10 @@ export const DLP_CLASSES: DlpClass[] = definitions.classes.map((entry) => ({ id:
 const SSN_FIELDS = ssnDefinition.fields.map((field) => ({ digits: field.digits, ranges: field.ranges.map(parseRange) }));
 const SSN_GROUPS = SSN_FIELDS.map((field) => field.digits);
 const SSN_DIGITS = SSN_GROUPS.reduce((sum, digits) => sum + digits, 0);
-// Keywords are matched in normalised text, where "soc. sec." reads "soc" BREAK "sec" BREAK.
+// Keywords in any case; between their words anything but letters and digits ("soc. sec.", "social-security").
 const SSN_CONTEXT = new RegExp(
-	`(?<![a-z])(?:${ssnDefinition.context.keywords.map((k) => k.replace(/[.*+?^${}()|[\]\\#]/g, "\\$&").replaceAll(" ", `[ .${BREAK}]{1,3}`)).join("|")})(?![a-z])`,
-	"g",
+	`(?<![a-z])(?:${ssnDefinition.context.keywords.map((k) => k.replace(/[.*+?^${}()|[\]\\#]/g, "\\$&").replaceAll(" ", "[^a-z0-9]{1,3}")).join("|")})(?![a-z])`,
+	"gi",
 );
 const SSN_CONTEXT_DISTANCE = ssnDefinition.context.distance;
 
@@ -148,29 +148,38 @@ interface Window {
 	to: number;
 }
 
-// A run: digit groups joined by separators, where spaces (any separator but a dot) count as one and a
-// dot only alone ("4111.1111", "0.25"); ". " ends a sentence, not a group.
-const RUN = /[0-9]+(?:(?: +|\.)[0-9]+)*/g;
+// A run: digit groups joined by separators, where a run of SPACE_LIKE ones (" ", "-", "_") counts as one
+// and a dot only alone ("4111.1111", "0.25"); ". " ends a sentence, not a group.
+const SPACES = `[${SPACE_LIKE.replace(/[\\\]\[^-]/g, "\\$&")}]+`;
+const RUN = new RegExp(`[0-9]+(?:(?:${SPACES}|\\.)[0-9]+)*`, "g");
+const GROUP = new RegExp(`([0-9]+)(${SPACES}|\\.)?`, "g");
 const FEWEST_DIGITS = Math.min(SSN_DIGITS, CARD_MIN);
-const GROUP = /([0-9]+)( +|\.)?/g;
+
+function digitCount(run: string): number {
+	let count = 0;
+	for (let i = 0; i < run.length; i++) if (run.charCodeAt(i) <= 0x39 && run.charCodeAt(i) >= 0x30) count++;
+	return count;
+}
 
 function runsOf(text: string): Run[] {
 	const runs: Run[] = [];
 	RUN.lastIndex = 0;
 	// exec loops, not matchAll: matchAll copies the regex on every call, and this runs once per number.
 	for (let match = RUN.exec(text); match !== null; match = RUN.exec(text)) {
-		if (match[0].length < FEWEST_DIGITS) continue; // most numbers in prose: too short to be either class
+		const run = match[0];
+		if (run.length < FEWEST_DIGITS || digitCount(run) < FEWEST_DIGITS) continue; // most numbers in prose
 		const groups: Group[] = [];
 		const before = [0];
 		GROUP.lastIndex = 0;
-		for (let part = GROUP.exec(match[0]); part !== null; part = GROUP.exec(match[0])) {
-			const [, digits, separator = ""] = part;
+		for (let part = GROUP.exec(run); part !== null; part = GROUP.exec(run)) {
+			const digits = part[1];
 			const first = match.index + part.index;
-			groups.push({ digits, first, last: first + digits.length - 1, separator: separator === "." ? "." : separator && " " });
+			const separator = part[2] === undefined ? "" : part[2] === "." ? "." : " ";
+			groups.push({ digits, first, last: first + digits.length - 1, separator });
 			before.push(before[before.length - 1] + digits.length);
 		}
 		let preceding = match.index - 1;
-		while (text[preceding] === " ") preceding--;
+		while (preceding >= 0 && SPACE_LIKE.includes(text[preceding])) preceding--;
 		runs.push({ groups, before, afterPlus: text[preceding] === NOT_AFTER });
 	}
 	return runs;

@@ -6,14 +6,15 @@
 //   - line and tab breaks end a number (lines and columns separate records: phone lists, CSV rows);
 //   - format characters (Cf), combining marks (M) and other controls are dropped: they are invisible;
 //   - the rest is NFKC-normalised; every Unicode decimal digit (Nd) becomes its ASCII digit;
-//   - separators (Zs spaces incl. NBSP, Pd dashes, Pc underscores, dots, minus signs) become a space,
-//     and "." stays "." (detectors read a run of spaces as one separator; a dot counts only alone:
-//     it may be a decimal point, and ". " ends a sentence);
-//   - ASCII letters are lower-cased (for context keywords); anything else ends a number.
+//   - separators (Zs spaces incl. NBSP, Pd dashes, Pc underscores, minus signs, dots) become a space,
+//     and a dot a "."; ASCII characters stay themselves, anything else becomes BREAK.
+// So the normalised text is ASCII: digits; SPACE_LIKE separators (" ", "-", "_": detectors read a run of
+// them as one); "." (a separator only alone: it may be a decimal point, and ". " ends a sentence);
+// letters (detectors match keywords in any case); and characters that end a number.
 // Each output character remembers which input string and which UTF-16 range it came from.
 import definitions from "../../dlp-patterns.json";
 
-export const BREAK = "\u0001"; // output for a character that ends a number and is no keyword letter
+export const BREAK = "\u0001"; // what a non-ASCII character that is no digit or separator becomes
 
 const breaks = new Set(Array.from(definitions.text.breaks));
 const ignored = new RegExp(`^[${definitions.text.ignored_categories.map((c) => `\\p{${c}}`).join("")}]$`, "u");
@@ -27,6 +28,11 @@ function escapeClass(characters: string): string {
 	return characters.replace(/[\\\]\[^-]/g, (c) => `\\${c}`);
 }
 
+/** The ASCII separators other than the dot, as the text keeps them. */
+export const SPACE_LIKE = Array.from({ length: 0x5f }, (_, i) => String.fromCharCode(0x20 + i))
+	.filter((char) => char !== "." && separator.test(char))
+	.join("");
+
 /** The ASCII digit of a Unicode decimal digit: Nd digits come in contiguous runs of whole 0–9 sets. */
 function digitValue(codePoint: number): string {
 	let zero = codePoint;
@@ -34,18 +40,17 @@ function digitValue(codePoint: number): string {
 	return String((codePoint - zero) % 10);
 }
 
-/** What one code point becomes: "" (dropped), " " or "." (separator), a digit, "+", a letter, or BREAK. */
+/** What one code point becomes: "" (dropped), ASCII (itself, or a digit or separator), or BREAK. */
 function classifyUncached(char: string): string {
-	if (breaks.has(char)) return BREAK;
+	const ascii = char.length === 1 && char.charCodeAt(0) < 0x80;
+	if (breaks.has(char)) return ascii ? char : BREAK;
 	if (ignored.test(char)) return "";
 	let out = "";
 	for (const part of char.normalize("NFKC")) {
-		if (part >= "0" && part <= "9") out += part;
+		if (part.length === 1 && part.charCodeAt(0) < 0x80) out += part;
 		else if (decimalDigit.test(part)) out += digitValue(part.codePointAt(0)!);
-		else if (separator.test(part)) out += part === "." ? "." : " ";
-		else if (ignored.test(part)) continue;
-		else if (part.length === 1 && part.charCodeAt(0) < 0x80) out += part.toLowerCase();
-		else out += BREAK;
+		else if (separator.test(part)) out += " ";
+		else if (!ignored.test(part)) out += BREAK;
 	}
 	return out;
 }
@@ -66,15 +71,11 @@ function classify(char: string): string {
 	return result;
 }
 
-// Printable ASCII plus line breaks, the common case, is normalised by native string operations with one
-// output character per input character. The table above stays the definition: checked once here.
+// Printable ASCII and line breaks, the common case, normalise to themselves: such a string is used as is.
 const PLAIN_ASCII = /^[\x20-\x7e\t\n\v\f\r]*$/;
-function plainAscii(value: string): string {
-	return value.toLowerCase().replace(/[-_]/g, " ").replace(/[\t\n\v\f\r]/g, BREAK);
-}
 for (let code = 0; code < 128; code++) {
 	const char = String.fromCharCode(code);
-	if (PLAIN_ASCII.test(char) && plainAscii(char) !== ASCII[code]) throw new Error(`dlp-text: fast path disagrees on ${code}`);
+	if (PLAIN_ASCII.test(char) && ASCII[code] !== char) throw new Error(`dlp-text: ASCII ${code} is not itself`);
 }
 
 /** Where one input string lies in the normalised text; `start`/`end` map its output characters back
@@ -88,7 +89,7 @@ interface Piece {
 }
 
 export class NormalizedText {
-	/** Digits, " " per separator ("." for a dot), "+", lower-case ASCII, BREAK for everything else. */
+	/** ASCII only: see the top of this file. */
 	readonly text: string;
 	private readonly pieces: Piece[];
 
@@ -110,7 +111,7 @@ export class NormalizedText {
 }
 
 function normalizePiece(value: string, segment: number, offset: number): [string, Piece] {
-	if (PLAIN_ASCII.test(value)) return [plainAscii(value), { segment, offset, length: value.length, start: null, end: null }];
+	if (PLAIN_ASCII.test(value)) return [value, { segment, offset, length: value.length, start: null, end: null }];
 	const chars: string[] = [];
 	const start: number[] = [];
 	const end: number[] = [];

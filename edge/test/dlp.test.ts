@@ -129,6 +129,7 @@ describe("social security numbers", () => {
 		["the keyword after it", "123456789 is my social security number"],
 		["3-3-3 grouping", "social security no. 123 456 789"],
 		["a full-width keyword", "ＳＳＮ １２３４５６７８９"],
+		["an abbreviated keyword in capitals", "Soc. Sec. #: 123456789"],
 	])("finds one with %s", (_, text) => {
 		expect(classesIn({ prompt: text })).toEqual(["us_ssn"]);
 	});
