@@ -51,6 +51,7 @@ bench: setup
 	$(PY) -m bench.runtime
 	$(PY) -m bench.e2e
 	$(PY) -m bench.plan
+	$(PY) -m bench.dlp
 	cd edge && node bench/edge.mjs
 
 clean:

@@ -44,7 +44,7 @@ function previousDetector(value) {
 // issuer, extra-digit and decimal-point rules of docs/dlp.md are measured against.
 function everyWindowCards(value) {
 	for (const text of strings(value)) {
-		for (const run of normalizeText([text]).text.matchAll(/[0-9]+(?:(?: +|\.)[0-9]+)*/g)) {
+		for (const run of normalizeText([text]).text.matchAll(/[0-9]+(?:(?:[ _-]+|\.)[0-9]+)*/g)) {
 			const digits = run[0].replace(/[^0-9]/g, "");
 			for (let length = 13; length <= 19; length++) {
 				for (let start = 0; start + length <= digits.length; start++) {
