@@ -5,8 +5,8 @@ Detectors over the same cases:
   run under node (bench/dlp_worker.mjs), applied to each request body as the Worker applies it;
 - `zero_trust`: the regex entries infra sends to Cloudflare's DLP (infra/dlp_patterns.py), run with
   Python's `re` (the same syntax and semantics as Rust's `regex` for these patterns: classes, bounded
-  repeats, alternation, no look-around) over the JSON body as Gateway sees it; Luhn on a match's ASCII
-  digits; once as JavaScript clients send bodies (UTF-8) and once as Python's json.dumps does (\\u escapes);
+  repeats, alternation, no look-around) over the JSON body as Gateway sees it (no Luhn check: the entries
+  carry none), as JavaScript clients send bodies (UTF-8) and as Python's json.dumps does (\\u escapes);
 - `previous_worker`: the two regexes the Worker used before this corpus existed;
 - `cards_every_window_luhn_only`: cards only, every 13-19-digit window of every normalised run with Luhn
   and nothing else: the false positives that the group, issuer and extra-digit rules remove.

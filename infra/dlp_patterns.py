@@ -2,14 +2,16 @@
 Zero Trust DLP custom entries Gateway enforces.
 
 The Worker's detector (edge/src/dlp-detect.ts) normalises text and reasons about digit groups; Cloudflare's
-DLP engine runs one Rust regex per entry (no look-around, bounded repeats only, 1024-byte matches, an
-optional Luhn check of the match). So each entry is generated from the same facts (issuer prefixes and
-lengths, SSN ranges and keywords, separators) as the strongest regex that engine accepts, and
+DLP engine runs one Rust regex per entry (no look-around, bounded repeats only, 1024-byte matches; the
+entry's Luhn `validation` is deprecated and not sent). So each entry is generated from the same facts
+(issuer prefixes and lengths, SSN ranges and keywords, separators) as the strongest regex that engine
+accepts, and
 `ZERO_TRUST_GAPS` says what it cannot do; docs/dlp.md repeats that list (a test keeps them equal).
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import unicodedata
@@ -32,16 +34,15 @@ MAX_SEPARATOR_RUN = 3  # a "run of separators" in a Zero Trust regex must have a
 CARD_HEAD = 4  # every card layout starts with a group of 4 digits
 
 ZERO_TRUST_GAPS = (
+    "no Luhn check (the entry's validation field is deprecated in provider v5 and not sent): any "
+    "card-shaped number with an issuer's prefix matches",
     "no Unicode normalisation: card digits must be ASCII (SSN digits may also be full-width, Arabic-Indic, "
     "Persian or Devanagari), and zero-width or combining characters inside a group hide the number",
     "no joined reading: a number split across chat messages, or across prompt and stop, is missed",
     "cards only in the usual layouts (contiguous, 4-4-4-4 and the others in zero_trust.card_layouts) with "
-    "separator runs of at most 3 characters from a fixed list",
-    "no limit on other digits in the same number: a card-like stretch of a tracking number can match",
-    "matches do not overlap and Luhn checks one candidate per place, so a card right after other digits "
-    "can be missed",
-    "a JSON-escaped separator (\\u00a0, as Python clients send) breaks a card match: its hex digits would "
-    "enter the Luhn sum",
+    "separator runs of at most 3 characters from a fixed list or JSON escapes",
+    "other digits beside a card count as one group at most (3 digits before, 4 after): two cards in one "
+    "number, or an expiry written as two groups after a card, are missed",
     "an SSN near a keyword must be written 3-2-4 or without separators, and the keyword in ASCII",
     "Gateway scans only traffic from devices enrolled in WARP",
 )
@@ -63,21 +64,16 @@ def passes_luhn(digits: str) -> bool:
 
 @dataclass(frozen=True)
 class DlpPattern:
-    """One Zero Trust DLP custom entry."""
+    """One Zero Trust DLP custom entry: a regex, nothing else (the entry's `validation: luhn` is
+    deprecated in provider v5 and not sent, so Gateway has no Luhn check; the Worker has)."""
 
     id: str
     class_id: str
     name: str
     regex: str
-    validation: str | None
 
     def finds(self, text: str) -> bool:
-        """What Gateway does with the entry, as far as Cloudflare documents it: a regex match that, for
-        "luhn", passes Luhn over its ASCII digits (assumed: separators and other characters ignored)."""
-        return any(
-            self.validation is None or passes_luhn("".join(c for c in match.group() if "0" <= c <= "9"))
-            for match in re.finditer(self.regex, text)
-        )
+        return re.search(self.regex, text) is not None
 
 
 def _require(condition: bool, path: Path, message: str) -> None:
@@ -147,7 +143,7 @@ def _worker_drops_or_separates(text: dict, char: str) -> bool:
     ) and char not in text["breaks"]
 
 
-def _separator(path: Path, document: dict, text: dict) -> str:
+def _separators(path: Path, document: dict, text: dict) -> str:
     zero_trust = document.get("zero_trust")
     _require(isinstance(zero_trust, dict), path, '"zero_trust" must be an object')
     separators = zero_trust.get("separators")
@@ -156,7 +152,15 @@ def _separator(path: Path, document: dict, text: dict) -> str:
     )
     stray = [f"U+{ord(c):04X}" for c in separators if not _worker_drops_or_separates(text, c)]
     _require(not stray, path, f"zero_trust.separators {stray} are not separators or ignored in the Worker")
-    return char_class(separators)
+    return separators
+
+
+# A JSON-escaped character (\u00a0, as Python's json.dumps sends NBSP) counts as a separator too.
+JSON_ESCAPE = "\\\\u[0-9a-fA-F]{4}"
+
+
+def _separator(characters: str) -> str:
+    return f"(?:{char_class(characters)}|{JSON_ESCAPE})"
 
 
 def _digit_zeros(path: Path, document: dict) -> str:
@@ -199,8 +203,7 @@ def _card_layouts(path: Path, card: dict, zero_trust: dict) -> dict[int, list[tu
     return layouts
 
 
-def _card_pattern(path: Path, card: dict, zero_trust: dict, separator: str) -> DlpPattern:
-    _require(card.get("validation") == "luhn", path, 'payment_card: validation must be "luhn"')
+def _card_pattern(path: Path, card: dict, zero_trust: dict, separators: str) -> DlpPattern:
     issuers = card.get("issuers")
     _require(isinstance(issuers, list) and issuers != [], path, "payment_card: needs a list of issuers")
     _require(
@@ -213,9 +216,9 @@ def _card_pattern(path: Path, card: dict, zero_trust: dict, separator: str) -> D
     )
     layouts = _card_layouts(path, card, zero_trust)
     ascii_digit = digit_class("0")
-    # Every layout starts with a group of CARD_HEAD digits, the issuer prefix inside it. Issuers with the
-    # same lengths share one branch: (?:34|37)[0-9]{2}(?:[0-9]{11}|S[0-9]{6}S[0-9]{5}|...).
-    heads: dict[tuple[int, ...], list[str]] = {}
+    # Every layout starts with a group of CARD_HEAD digits, the issuer prefix inside it. One branch per
+    # length, longest first: (?:heads issued at 15 digits)(?:[0-9]{11}|S[0-9]{6}S[0-9]{5}|...).
+    heads: dict[int, list[str]] = {}
     for issuer in issuers:
         lengths = issuer.get("lengths") if isinstance(issuer, dict) else None
         _require(
@@ -231,23 +234,39 @@ def _card_pattern(path: Path, card: dict, zero_trust: dict, separator: str) -> D
             _require(len(low) <= CARD_HEAD, path, f"payment_card: prefix {prefix} is longer than {CARD_HEAD}")
             rest = CARD_HEAD - len(low)
             head = digit_range(low, high, ascii_digit) + (f"[0-9]{{{rest}}}" if rest else "")
-            heads.setdefault(tuple(sorted(lengths)), []).append(head)
+            for length in lengths:
+                heads.setdefault(length, []).append(head)
+    separator = _separator(separators)
     gap = f"{separator}{{1,{MAX_SEPARATOR_RUN}}}"
 
-    def tails(length: int) -> list[str]:
-        grouped = ["".join(f"{gap}[0-9]{{{size}}}" for size in layout[1:]) for layout in layouts[length]]
-        return [f"[0-9]{{{length - CARD_HEAD}}}", *grouped]
+    def grouped(sizes: tuple[int, ...]) -> str:
+        """S[0-9]{4}S[0-9]{4}S[0-9]{4} as (?:S[0-9]{4}){3}: the separator class is long."""
+        runs = [(size, len(list(same))) for size, same in itertools.groupby(sizes)]
+        return "".join(
+            f"(?:{gap}[0-9]{{{size}}}){{{count}}}" if count > 1 else f"{gap}[0-9]{{{size}}}"
+            for size, count in runs
+        )
 
-    alternatives = [
-        f"(?:{'|'.join(prefixes)})(?:{'|'.join(t for n in reversed(lengths) for t in tails(n))})"
-        for lengths, prefixes in sorted(heads.items())
-    ]
-    # Starts after a non-digit that is neither "+" (E.164) nor a decimal point; ends likewise.
-    not_after = char_class("0123456789." + card["not_after"], negate=True)
-    start = f"(?:^|{not_after}|[^0-9]\\.)"
-    end = "(?:[^0-9.]|\\.[^0-9]|\\.?$)"
+    def tails(length: int) -> str:
+        contiguous = f"[0-9]{{{length - CARD_HEAD}}}"
+        return "|".join([contiguous, *(grouped(layout[1:]) for layout in layouts[length])])
+
+    alternatives = [f"(?:{'|'.join(heads[n])})(?:{tails(n)})" for n in sorted(heads, reverse=True)]
+    # Around the card, as in the Worker: at most max_digits_before digits before it in the same number
+    # and max_digits_after after it ("#12 <card> 12/25"), no "+" right before it (E.164), and no lone dot
+    # on either side (a decimal point). These digits are part of the match: no Luhn check to spoil.
+    quiet = char_class("0123456789" + separators, negate=True)  # neither digit nor separator
+    no_dot = _separator(separators.replace(".", ""))
+    run = f"(?:{no_dot}{separator}{{0,{MAX_SEPARATOR_RUN - 1}}}|\\.{separator}{{1,{MAX_SEPARATOR_RUN - 1}}})"
+    edge = f"(?:$|{quiet}|{separator}{{1,{MAX_SEPARATOR_RUN}}}(?:$|{quiet}))"
+    before, after = card["max_digits_before"], card["max_digits_after"]
+    start = (
+        f"(?:^|{char_class('0123456789.' + separators + card['not_after'], negate=True)}"
+        f"|(?:^|{quiet}){separator}{{1,{MAX_SEPARATOR_RUN}}}|(?:^|[^0-9])[0-9]{{1,{before}}}{run})"
+    )
+    end = f"(?:{edge}|{run}[0-9]{{1,{after}}}{edge})"
     regex = f"{start}(?:{'|'.join(alternatives)}){end}"
-    return DlpPattern("payment_card", "payment_card", card["name"], regex, "luhn")
+    return DlpPattern("payment_card", "payment_card", card["name"], regex)
 
 
 def _ssn_patterns(path: Path, ssn: dict, separator: str, zeros: str) -> tuple[DlpPattern, DlpPattern]:
@@ -279,8 +298,7 @@ def _ssn_patterns(path: Path, ssn: dict, separator: str, zeros: str) -> tuple[Dl
     )
     any_digit = char_class(chr(ord(z) + v) for z in zeros for v in range(10))
     not_digit = any_digit.replace("[", "[^", 1)
-    # JSON-escaped characters (\u00a0) count as separators: no Luhn sum here for their hex digits to spoil.
-    gap = f"(?:{separator}|\\\\u[0-9a-fA-F]{{4}})"
+    gap = separator
     start, end = f"(?:^|{not_digit})", f"(?:{not_digit}|$)"
     some, maybe = f"{gap}{{1,{MAX_SEPARATOR_RUN}}}", f"{gap}{{0,{MAX_SEPARATOR_RUN}}}"
     formatted = f"{start}{parts[0]}{some}{parts[1]}{some}{parts[2]}{end}"
@@ -291,8 +309,8 @@ def _ssn_patterns(path: Path, ssn: dict, separator: str, zeros: str) -> tuple[Dl
     near = f"[^0-9]{{0,{context['distance']}}}"
     keyword_regex = f"(?i:{keywords}){near}{bare}{end}|{start}{bare}{near}(?i:{keywords})"
     return (
-        DlpPattern("us_ssn", "us_ssn", ssn["name"], formatted, None),
-        DlpPattern("us_ssn_near_keyword", "us_ssn", f"{ssn['name']} (near a keyword)", keyword_regex, None),
+        DlpPattern("us_ssn", "us_ssn", ssn["name"], formatted),
+        DlpPattern("us_ssn_near_keyword", "us_ssn", f"{ssn['name']} (near a keyword)", keyword_regex),
     )
 
 
@@ -315,11 +333,11 @@ def load_dlp_definitions(path: Path = DLP_PATTERNS) -> dict:
 def load_dlp_patterns(path: Path = DLP_PATTERNS) -> tuple[DlpPattern, ...]:
     """The Zero Trust entries for the classes in `path`; raises DlpPatternError naming the problem."""
     document = load_dlp_definitions(path)
-    separator = _separator(path, document, document["text"])
+    separators = _separators(path, document, document["text"])
     zeros = _digit_zeros(path, document)
     patterns = (
-        *_ssn_patterns(path, _class(document, path, "us_ssn"), separator, zeros),
-        _card_pattern(path, _class(document, path, "payment_card"), document["zero_trust"], separator),
+        *_ssn_patterns(path, _class(document, path, "us_ssn"), _separator(separators), zeros),
+        _card_pattern(path, _class(document, path, "payment_card"), document["zero_trust"], separators),
     )
     for pattern in patterns:
         try:

@@ -33,9 +33,8 @@ function blockError(value: unknown): HttpError {
 const onlyDigits = (text: string) => text.replace(/[^0-9]/g, "");
 
 describe("dlp-patterns.json", () => {
-	it("defines the two classes; cards are Luhn-checked", () => {
+	it("defines the two classes", () => {
 		expect(definitions.classes.map((c) => c.id)).toEqual(["us_ssn", "payment_card"]);
-		expect(definitions.classes[1]).toMatchObject({ validation: "luhn" });
 	});
 });
 

@@ -26,7 +26,8 @@ EXPRESSIBLE = {
         "fullwidth_hyphen", "middle_dot", "separator_runs", "double_dash", "zero_width_space_between_groups",
         "soft_hyphen_between_groups", "word_joiner_between_groups", "byte_order_mark_between_groups",
         "zero_width_joiner_between_groups", "touching_letters", "touching_letters_grouped", "digits_before",
-        "own_line", "two_cards_in_one_number", "csv_row", "expiry_after_contiguous", "json_number_value",
+        "expiry_after", "digits_before_and_after",
+        "own_line", "csv_row", "json_number_value",
         "in_stop", "in_embedding_input", "in_user_field", "in_message_name", "in_model_field",
     },
     "us_ssn": {
@@ -115,9 +116,12 @@ def test_the_expressible_list_is_honest():
 
 
 def test_zero_trust_false_positives_stay_rare():
-    flagged = [case["id"] for case in CORPUS_CASES["negatives"] if found_classes(case["body"])]
-    # Weaker than the Worker's 0 (no group-size or extra-digit rules: docs/dlp.md); bench.dlp reports it.
-    assert len(flagged) <= len(CORPUS_CASES["negatives"]) // 1000, flagged
+    """Weaker than the Worker's 0: without a Luhn check any card-shaped number with an issuer prefix
+    matches (docs/dlp.md); bench.dlp reports the exact rate. The SSN entries have no such excuse."""
+    text = {case["id"]: json.dumps(case["body"], ensure_ascii=False) for case in CORPUS_CASES["negatives"]}
+    flagged = {pattern.id: [i for i, t in text.items() if pattern.finds(t)] for pattern in PATTERNS}
+    assert flagged["us_ssn"] == [] and flagged["us_ssn_near_keyword"] == []
+    assert len(flagged["payment_card"]) <= len(text) // 100, flagged["payment_card"]
 
 
 def test_docs_list_every_gap():

@@ -34,7 +34,6 @@ def test_the_committed_patterns_load():
         (lambda d: d["classes"].pop(), "classes must be exactly"),
         (lambda d: card(d)["issuers"][0].update(prefixes=["22-2720"]), "bad digit range '22-2720'"),
         (lambda d: card(d)["issuers"][0].update(lengths=[12]), "needs lengths between 13 and 19"),
-        (lambda d: card(d).update(validation="mod97"), 'validation must be "luhn"'),
         (lambda d: card(d).pop("max_digits_after"), "max_digits_after must be a count"),
         (lambda d: d["text"].update(separator_categories=["Space"]), "two-letter Unicode general categories"),
         (lambda d: d["zero_trust"].update(separators=" x"), r"\['U\+0078'\] are not separators"),
