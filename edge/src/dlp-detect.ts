@@ -16,19 +16,19 @@ import { normalizeText, SPACE_LIKE, type NormalizedText } from "./dlp-text";
 
 export type DlpClassId = "us_ssn" | "payment_card";
 
-export interface DlpClass {
+interface DlpClass {
 	id: DlpClassId;
 	name: string;
 }
 
 /** Where a finding lies in the input strings: a UTF-16 range of the string at `segment`. */
-export interface Span {
+interface Span {
 	segment: number;
 	start: number;
 	end: number;
 }
 
-export interface Finding {
+interface Finding {
 	classId: DlpClassId;
 	/** One span per input string the match touches (more than one when it is split across strings). */
 	spans: Span[];
@@ -113,11 +113,11 @@ export function passesLuhn(candidate: string): boolean {
 	return digits.length > 0 && sum % 10 === 0;
 }
 
-export function isIssuedCardNumber(digits: string): boolean {
+function isIssuedCardNumber(digits: string): boolean {
 	return ISSUERS.some((issuer) => issuer.lengths.has(digits.length) && issuer.prefixes.some((range) => inRange(digits, range)));
 }
 
-export function isValidSsn(digits: string): boolean {
+function isValidSsn(digits: string): boolean {
 	let offset = 0;
 	return SSN_FIELDS.every((field) => {
 		const part = digits.slice(offset, (offset += field.digits));

@@ -14,7 +14,7 @@
 // Each output character remembers which input string and which UTF-16 range it came from.
 import definitions from "../../dlp-patterns.json";
 
-export const BREAK = "\u0001"; // what a non-ASCII character that is no digit or separator becomes
+const BREAK = "\u0001"; // what a non-ASCII character that is no digit or separator becomes
 
 const breaks = new Set(Array.from(definitions.text.breaks));
 const ignored = new RegExp(`^[${definitions.text.ignored_categories.map((c) => `\\p{${c}}`).join("")}]$`, "u");
