@@ -39,7 +39,7 @@ test-python:
 	$(PY) -m pytest; rc=$$?; [ $$rc -eq 0 ] || [ $$rc -eq 5 ]
 
 lint: setup
-	$(VENV)/bin/ruff check runtime infra tests bench scripts
+	$(VENV)/bin/ruff check runtime infra pulumi_offline tests bench scripts
 	cd edge && npx tsc --noEmit && npx tsc --noEmit -p test
 
 # The configuration tables of README.md and docs/ from Pulumi.yaml, edge/wrangler.jsonc and the runtime

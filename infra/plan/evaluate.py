@@ -17,11 +17,11 @@ from pulumi.runtime import rpc
 from pulumi_policy import Secret
 
 from infra import REPO_ROOT
-from infra.mocks import PROJECT, TEST_SECRETS, PulumiRun, run_pulumi, stack_config
 from infra.plan.inventory import STACK_TYPE, build_plan
 from infra.policy.evaluate import Declared
 from infra.program import run as run_program
 from infra.worker_bundle import WorkerBundle, build_worker_bundle
+from pulumi_offline import PROJECT, TEST_SECRETS, PulumiRun, run_pulumi, stack_config
 
 
 class PlanError(Exception):

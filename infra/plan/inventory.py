@@ -13,7 +13,7 @@ import pulumi
 from pulumi.runtime import rpc
 
 from infra import REPO_ROOT
-from infra.mocks import PulumiRun, plain
+from pulumi_offline import PulumiRun, plain
 
 PLAN_FORMAT = "steadytext-edge-plan/1"
 SECRET = "[secret]"

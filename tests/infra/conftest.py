@@ -1,5 +1,5 @@
-"""tests/infra: the Pulumi mocks harness lives in `infra.mocks` (the offline plan runs the program with it
-too); its names are imported here so tests keep using `tests.infra.conftest`.
+"""tests/infra: the Pulumi mocks harness is the top-level package `pulumi_offline` (the offline plan runs
+the program with it too); its names are imported here so tests keep using `tests.infra.conftest`.
 """
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from collections.abc import Iterable
 
 import pytest
 
-from infra.mocks import (  # noqa: F401 (re-exported for the tests)
+from pulumi_offline import (  # noqa: F401 (re-exported for the tests)
     PROJECT,
     TEST_ACCOUNT_ID,
     TEST_IDENTITY,

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from infra.components.aws.audit_logging import DATASET_FIELDS, LOGPUSH_PRINCIPAL
-from infra.mocks.aws import challenge_token_for
+from pulumi_offline.aws import challenge_token_for
 from tests.infra.aws_harness import aws_run
 from tests.infra.conftest import TEST_ACCOUNT_ID, plaintext_leaks
 

@@ -9,8 +9,8 @@ import botocore.session
 import pytest
 from botocore.validate import ParamValidator
 
-from infra.mocks import aws as mocks_aws
-from infra.mocks.aws import TEST_AMI
+from pulumi_offline import aws as mocks_aws
+from pulumi_offline.aws import TEST_AMI
 from tests.infra.aws_harness import AL2_GPU_AMI_PARAMETER, aws_run, custom_run, run_with
 from tests.infra.conftest import PROJECT
 

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from infra.mocks import aws as mocks_aws
-from infra.mocks.aws import GPU_ZONES, TEST_ZONES
+from pulumi_offline import aws as mocks_aws
+from pulumi_offline.aws import GPU_ZONES, TEST_ZONES
 from tests.infra.aws_harness import EXISTING_SUBNETS, EXISTING_VPC, aws_run, custom_run, run_with
 from tests.infra.conftest import PROJECT
 

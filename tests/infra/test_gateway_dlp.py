@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import pytest
 
-from infra import mocks
+import pulumi_offline as mocks
 from infra.components.gateway_dlp import PREDEFINED_PROFILES, PredefinedProfileError, predefined_entry_ids
-from infra.mocks import TEST_ACCOUNT_ID
+from pulumi_offline import TEST_ACCOUNT_ID
 
 CF = "cloudflare:index"
 SETTINGS = f"{CF}/zeroTrustGatewaySettings:ZeroTrustGatewaySettings"

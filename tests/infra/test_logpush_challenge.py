@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 
 from infra.components.logpush_challenge import ChallengeError, ChallengeTokenProvider, challenge_object_key
-from infra.mocks import INVOKE_RESULTS
-from infra.mocks.aws import challenge_token_for
+from pulumi_offline import INVOKE_RESULTS
+from pulumi_offline.aws import challenge_token_for
 from tests.conftest import moto_s3_client
 from tests.infra.aws_harness import run_with
 

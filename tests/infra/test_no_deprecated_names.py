@@ -10,7 +10,7 @@ from pathlib import Path
 import pulumi_cloudflare
 
 from infra import REPO_ROOT
-from infra.mocks import plain
+from pulumi_offline import plain
 
 DEPRECATION = re.compile(r"cloudflare\.index/\w+\.(\w+) has been deprecated in favor of")
 # Deprecated arguments of the classes the program does use (SDK docstrings).

@@ -12,7 +12,6 @@ from dataclasses import replace
 import pytest
 
 from infra import REPO_ROOT
-from infra.mocks import PROJECT, TEST_SECRETS
 from infra.plan import evaluate
 from infra.plan.__main__ import EXIT_BAD_INPUT, EXIT_POLICY_BLOCKED, main
 from infra.plan.diff import diff_plans
@@ -28,6 +27,7 @@ from infra.policy.model import (
     SECURITY_GROUP,
 )
 from infra.policy.pack import POLICIES
+from pulumi_offline import PROJECT, TEST_SECRETS
 
 STACKS = ("dev", "prod")
 # The harness's computed secrets (Access client secret, tunnel token, ECR password) share this prefix.

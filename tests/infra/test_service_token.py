@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 from infra.components.rotation_window import RotationWindowProvider
 from infra.components.zero_trust import PREVIOUS_SECRET_GRACE_SECONDS
-from infra.mocks import ROTATION_WINDOW_ENDS_AT, SERVICE_TOKEN_EXPIRES_AT
+from pulumi_offline import ROTATION_WINDOW_ENDS_AT, SERVICE_TOKEN_EXPIRES_AT
 
 TOKEN = "cloudflare:index/zeroTrustAccessServiceToken:ZeroTrustAccessServiceToken"
 SCRIPT = "cloudflare:index/workersScript:WorkersScript"

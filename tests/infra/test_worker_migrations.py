@@ -10,7 +10,8 @@ import copy
 
 import pytest
 
-from infra import mocks, program
+import pulumi_offline as mocks
+from infra import program
 from infra.components.edge_worker import MigrationTagError, durable_object_migrations
 from infra.wrangler_config import load_wrangler_config
 

@@ -1,5 +1,14 @@
 """Pulumi mocks harness: run the program (or a single component) without any cloud and inspect what it
-declared. Used by tests/infra (through its conftest) and by the offline plan (`python -m infra.plan`).
+declared. Used by tests/infra (through its conftest) and by the offline plan (`python -m infra.plan`); it is
+test tooling, so it lives beside the production package `infra`, never inside it (the program and its
+components never import it).
+
+It is built on Pulumi's public testing API — `pulumi.runtime.Mocks`, `pulumi.runtime.set_mocks` and the
+`@pulumi.runtime.test` decorator that awaits what the run returns — so a Pulumi upgrade that changes the
+SDK's internals fails here loudly, not silently. Two things the plan needs have no public API; each is
+one small function below, named in its comment: what the engine is sent for a resource beyond its
+inputs (`RecordingMonitor.RegisterResource`) and the stack's exports with their secretness
+(`resolved_exports`).
 
 - `RecordingMocks` answers resource registrations (inputs echoed back as outputs, plus the computed
   outputs in `COMPUTED_OUTPUTS`) and invokes (`INVOKE_RESULTS`); an invoke with no answer fails the run,
@@ -17,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextvars
 import hashlib
 import json
 from collections.abc import Callable, Iterable
@@ -24,12 +34,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
-from pulumi.runtime import rpc, settings
+from pulumi.runtime import rpc
 from pulumi.runtime.mocks import MockCallArgs, MockMonitor, MockResourceArgs
-from pulumi.runtime.sync_await import _sync_await
 
 from infra.config.stack_files import stack_settings
-from infra.mocks.aws import AWS_COMPUTED_OUTPUTS, AWS_INVOKE_RESULTS, challenge_token_outputs
+from pulumi_offline.aws import AWS_COMPUTED_OUTPUTS, AWS_INVOKE_RESULTS, challenge_token_outputs
 
 PROJECT = "steadytext-edge"
 
@@ -217,11 +226,20 @@ class RecordingMocks(pulumi.runtime.Mocks):
         self.invocations.append((args.token, plain(args.args)))
         answer = INVOKE_RESULTS.get(args.token)
         if answer is None:
-            raise NotImplementedError(f"infra/mocks has no INVOKE_RESULTS entry for {args.token}")
+            raise NotImplementedError(f"pulumi_offline has no INVOKE_RESULTS entry for {args.token}")
         return answer(plain(args.args))
 
 
 class RecordingMonitor(MockMonitor):
+    """Records every resource as the engine would receive it.
+
+    Private API, on purpose: `Mocks.new_resource` (the public hook) is given only a resource's type, name,
+    inputs, provider and id, while the plan and the policy pack also need its parent, `protect`,
+    `retain_on_delete`, dependencies, property dependencies and additional secret outputs — fields of the
+    engine's RegisterResource request that only the monitor sees. This override only reads the request
+    and passes it on; tests/infra/test_mocks_harness.py pins each recorded field.
+    """
+
     def __init__(self, mocks: RecordingMocks) -> None:
         super().__init__(mocks)
         self.recorded: list[RecordedResource] = []
@@ -247,6 +265,26 @@ class RecordingMonitor(MockMonitor):
         return response
 
 
+async def resolved_exports() -> tuple[dict[str, Any], set[str]]:
+    """The values the current run passed to `pulumi.export`, resolved, and the names of the secret ones.
+
+    Private API, on purpose: Pulumi has no public way to read a stack's exports in-process (the CLI gets
+    them from the engine, which the mocks replace) nor to ask whether an Output is secret, so this reads
+    the root Stack resource's `outputs` and awaits `Output.future()` / `Output.is_secret()` (the SDK's
+    undocumented internals). tests/infra/test_mocks_harness.py pins what it returns.
+    """
+    from pulumi.runtime.settings import get_root_resource
+
+    values: dict[str, Any] = {}
+    secret: set[str] = set()
+    for name, value in get_root_resource().outputs.items():
+        output = pulumi.Output.from_input(value)
+        values[name] = await output.future()
+        if await output.is_secret():
+            secret.add(name)
+    return values, secret
+
+
 @dataclass
 class PulumiRun:
     resources: list[RecordedResource]
@@ -268,28 +306,35 @@ class PulumiRun:
 
 def run_pulumi(build: Callable[[], Any], *, stack: str, config: dict[str, str],
                secret_keys: Iterable[str] = ()) -> PulumiRun:
-    """Run `build` (the program, or a component under test) as stack `stack` under the mocks."""
+    """Run `build` (the program, or a component under test) as stack `stack` under the mocks.
+
+    Each run happens in a fresh `contextvars.Context`, where Pulumi's runtime state (settings, config, the
+    root Stack) starts empty, so `set_mocks` creates a new root Stack and nothing — exports included —
+    leaks from one run into the next."""
+    return contextvars.Context().run(_run_in_fresh_context, build, stack, dict(config), list(secret_keys))
+
+
+def _run_in_fresh_context(build: Callable[[], Any], stack: str, config: dict[str, str],
+                          secret_keys: list[str]) -> PulumiRun:
     _ensure_event_loop()
-    pulumi.runtime.set_all_config(dict(config), secret_keys=list(secret_keys))
-    settings.ROOT.set(None)  # a fresh root Stack per run, so exports do not leak between runs
     mocks = RecordingMocks()
     monitor = RecordingMonitor(mocks)
     pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False, monitor=monitor)
+    pulumi.runtime.set_all_config(config, secret_keys=secret_keys)
+    exports: list[tuple[dict[str, Any], set[str]]] = []
+
+    async def keep_exports() -> None:
+        exports.append(await resolved_exports())
 
     @pulumi.runtime.test
     def program():
-        return build()
+        build()
+        # The decorator awaits what the test returns (here: every export, resolved) before it returns.
+        return keep_exports()
 
     program()
-    exports = settings.get_root_resource().outputs
-    resolved: dict[str, Any] = {}
-    secret: set[str] = set()
-    for name, value in exports.items():
-        output = pulumi.Output.from_input(value)
-        resolved[name] = _sync_await(output.future())
-        if _sync_await(output.is_secret()):
-            secret.add(name)
-    return PulumiRun(monitor.recorded, resolved, secret, mocks.invocations)
+    (values, secret), = exports
+    return PulumiRun(monitor.recorded, values, secret, mocks.invocations)
 
 
 def _ensure_event_loop() -> None:

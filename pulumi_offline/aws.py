@@ -1,6 +1,6 @@
 """What AWS (and the Logpush challenge) would compute for the resources and invokes the AWS side uses.
 
-Merged into the harness's COMPUTED_OUTPUTS / INVOKE_RESULTS by infra/mocks/__init__.py.
+Merged into the harness's COMPUTED_OUTPUTS / INVOKE_RESULTS by pulumi_offline/__init__.py.
 """
 
 from __future__ import annotations
