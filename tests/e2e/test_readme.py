@@ -12,6 +12,7 @@ from runtime.settings import RuntimeSettings
 from scripts.docs import (
     DOCUMENTS,
     GENERATORS,
+    shown,
     stale_documents,
     worker_secret_descriptions,
     worker_var_descriptions,
@@ -34,13 +35,6 @@ def test_readme_opens_with_the_two_commands():
     commands = [line.split("#")[0].strip() for line in first_block.group(1).splitlines()]
     assert commands == ["make dev", "make test"]
     assert README.index("make dev") < README.index("## ")
-
-
-def shown(default: object) -> str:
-    """A default as the README writes it: in backticks, JSON-ish for booleans and empty values."""
-    if isinstance(default, bool):
-        return f"`{str(default).lower()}`"
-    return '`""`' if default == "" else f"`{default}`"
 
 
 @pytest.mark.parametrize("key", sorted(project_file()["config"]))
