@@ -1,11 +1,14 @@
 // Two projects: the Worker tests run inside workerd (vitest-pool-workers) with local D1/KV/DO and the
-// rate-limit simulator, the origin faked at the network boundary (globalThis.fetch, test/fake-origin.ts);
-// the Node tests drive the key CLI against wrangler's local stores and a fake Cloudflare API.
+// rate-limit simulator, the origin faked at the network boundary (globalThis.fetch, test/fake-origin.ts,
+// or, for workerd's own fetch behaviour such as redirects, the outbound network in
+// test/node/redirecting-origin.mjs); the Node tests drive the key CLI against wrangler's local stores and
+// a fake Cloudflare API.
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-pool-workers";
 import { unstable_readConfig } from "wrangler";
 import { defineConfig } from "vitest/config";
+import { redirectingOutbound } from "./test/node/redirecting-origin.mjs";
 
 // The D1 migrations, from the folder wrangler.jsonc names (test/setup.ts applies them as the chanfana template does).
 const edgeDir = path.dirname(fileURLToPath(import.meta.url));
@@ -43,6 +46,8 @@ export default defineConfig({
 							},
 							// A second, unmigrated database for the upgrade test (test/migrations.test.ts).
 							d1Databases: { UPGRADE_DB: "upgrade-test-db" },
+							// Real fetches (tests that do not fake globalThis.fetch) reach this, with workerd's own redirect handling.
+							outboundService: redirectingOutbound,
 						},
 					}),
 				],

@@ -2,7 +2,9 @@
 // plain data (never a Response, which cannot cross requests), and the leader goes through the
 // Coalescer Durable Object for the key, which merges the flights of every other isolate. A joiner takes
 // the flight's answer only when it is a 200; after any other answer it makes its own origin call, so
-// one tenant's refused or throttled request never becomes another tenant's answer.
+// one tenant's refused or throttled request never becomes another tenant's answer. The origin work of
+// the leader, and of a joiner making its own call, runs under the caller's guard (its key's lease,
+// capacity.ts); a joiner of a flight holds nothing.
 import type { FlightResult } from "./coalescer";
 import { fetchAnswer, OriginUnavailableError, type OriginAnswer, type OriginTarget } from "./origin";
 
@@ -33,9 +35,18 @@ async function viaDurableObject(env: Env, key: string, target: OriginTarget, pat
 	return fetchAnswer(env, target, path, body);
 }
 
-/** Unavailability (every origin down or timed out) is shared as is: it carries nothing of the leader's request. */
+/**
+ * Unavailability (every origin down or timed out) is shared as is: it carries nothing of the leader's
+ * request. Any other failure of the flight is the leader's own (its key's limit refused it): not shared.
+ */
 async function join(flight: Promise<OriginAnswer>, ownCall: () => Promise<OriginAnswer>): Promise<OriginAnswer> {
-	const answer = await flight;
+	let answer: OriginAnswer;
+	try {
+		answer = await flight;
+	} catch (error) {
+		if (error instanceof OriginUnavailableError) throw error;
+		return ownCall();
+	}
 	return answer.status === 200 ? answer : ownCall();
 }
 
@@ -47,10 +58,14 @@ function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
 	return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
-export function coalescedAnswer(env: Env, ctx: ExecutionContext, key: string, target: OriginTarget, path: string, body: string): Flight {
+/** Wraps a request's own origin work (its key's lease: see capacity.ts). */
+export type OriginGuard = (work: () => Promise<OriginAnswer>) => Promise<OriginAnswer>;
+
+export function coalescedAnswer(env: Env, ctx: ExecutionContext, key: string, target: OriginTarget, path: string, body: string, guard: OriginGuard): Flight {
 	const existing = inflight.get(key);
-	if (existing) return { answer: join(existing, () => fetchAnswer(env, target, path, body)), leader: false };
-	const answer = withTimeout(viaDurableObject(env, key, target, path, body), target.timeoutMs * target.urls.length + FLIGHT_MARGIN_MS).finally(
+	if (existing) return { answer: join(existing, () => guard(() => fetchAnswer(env, target, path, body))), leader: false };
+	const work = guard(() => viaDurableObject(env, key, target, path, body));
+	const answer = withTimeout(work, target.timeoutMs * target.urls.length + FLIGHT_MARGIN_MS).finally(
 		() => inflight.delete(key),
 	);
 	inflight.set(key, answer);

@@ -4,6 +4,7 @@
 // runtime's queue), so a joiner is told to make its own call. A 200 is kept for RECENT_MS to cover the
 // gap until the KV write-behind is visible to late arrivals.
 import { DurableObject } from "cloudflare:workers";
+import { isCacheableAnswer } from "./answers";
 import { fetchAnswer, OriginUnavailableError, type OriginAnswer, type OriginTarget } from "./origin";
 
 const RECENT_MS = 5_000;
@@ -34,7 +35,8 @@ export class Coalescer extends DurableObject<Env> {
 	private async callOrigin(target: OriginTarget, path: string, body: string): Promise<FlightResult> {
 		try {
 			const answer = await fetchAnswer(this.env, target, path, body);
-			if (answer.status === 200) this.recent = { answer, atMs: Date.now() };
+			// Kept for late arrivals only if it may be cached at all (answers.ts).
+			if (isCacheableAnswer(path, answer)) this.recent = { answer, atMs: Date.now() };
 			return { outcome: "answered", answer };
 		} catch (error) {
 			// RPC carries plain data better than error classes: report "unavailable" as a value.

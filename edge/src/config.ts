@@ -1,5 +1,6 @@
 // Worker settings from plain vars, validated once per env object; a bad value names its var.
 import type { CachePolicy } from "./cache";
+import type { KeyLimits } from "./capacity";
 import { HttpError } from "./errors";
 
 export type DlpPolicy = "block" | "redact";
@@ -12,6 +13,10 @@ export interface Settings {
 	maxTokensLimit: number;
 	maxBodyBytes: number;
 	originTimeoutMs: number;
+	/** Largest number of inputs one embedding request may carry. */
+	maxEmbedInputs: number;
+	/** Per-key limits on origin work in flight (enforced by the KeyLimiter Durable Object). */
+	keyLimits: KeyLimits;
 	/** Set when MODEL_FINGERPRINT pins the fingerprint instead of learning it from the origin. */
 	pinnedFingerprint: string | null;
 }
@@ -82,6 +87,12 @@ function parseSettings(env: Env): Settings {
 		maxTokensLimit: integerVar(env, "MAX_TOKENS_LIMIT"),
 		maxBodyBytes: integerVar(env, "MAX_BODY_BYTES"),
 		originTimeoutMs: integerVar(env, "ORIGIN_TIMEOUT_MS"),
+		maxEmbedInputs: integerVar(env, "MAX_EMBED_INPUTS"),
+		keyLimits: {
+			requests: integerVar(env, "MAX_CONCURRENT_PER_KEY"),
+			tokens: integerVar(env, "MAX_TOKENS_IN_FLIGHT_PER_KEY"),
+			embedInputs: integerVar(env, "MAX_EMBED_INPUTS_IN_FLIGHT_PER_KEY"),
+		},
 		pinnedFingerprint: pinned === "" ? null : pinned,
 	};
 }

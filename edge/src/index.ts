@@ -7,6 +7,7 @@ import { countUnadmitted, pruneRequestMetrics, recordRequest, type RequestRecord
 import { route } from "./router";
 
 export { Coalescer } from "./coalescer";
+export { KeyLimiter } from "./keylimiter";
 
 export default {
 	async fetch(request, env, ctx): Promise<Response> {

@@ -1,12 +1,15 @@
 // The request path for generation and embedding routes:
 // admission (key check → rate limit), only then body → DLP → validation → fingerprint → cache lookup;
-// hit → replay; miss → single-flight origin call → write-behind to KV and D1.
+// hit → replay; miss → single-flight origin call under a per-key lease → write-behind to KV and D1.
 import { admit } from "./admission";
+import { isCacheableAnswer } from "./answers";
 import { lookup, store, type CachedAnswer } from "./cache";
 import { cacheKey, type Kind } from "./cachekey";
+import { acquireLease, checkDemandFits, demandOf, releasingAtEnd, withLease, type LeaseRequest } from "./capacity";
 import { coalescedAnswer } from "./coalesce";
 import { settings, type Settings } from "./config";
 import { applyDlp } from "./dlp";
+import { HttpError } from "./errors";
 import { currentFingerprint, isFingerprint, rememberFingerprint } from "./fingerprint";
 import { readJsonObject } from "./http";
 import { callOrigin, fetchAnswer, type OriginAnswer, type OriginTarget } from "./origin";
@@ -34,6 +37,9 @@ export interface Observation {
 }
 
 type CacheMode = "use" | "no-cache" | "no-store";
+
+// Beyond the origin timeouts, how long a lease may outlive its request before it expires by itself.
+const LEASE_MARGIN_MS = 5_000;
 
 interface Prepared {
 	params: Body;
@@ -73,7 +79,8 @@ function originBody(prepared: Prepared): string {
 }
 
 function answerHeaders(contentType: string, cache: CacheStatus, prepared: Prepared, fingerprint: string | null): Headers {
-	const headers = new Headers({ "content-type": contentType, "x-cache": cache, "x-cache-key": prepared.key });
+	const headers = new Headers({ "x-cache": cache, "x-cache-key": prepared.key });
+	if (contentType) headers.set("content-type", contentType);
 	if (fingerprint) headers.set("x-model-fingerprint", fingerprint);
 	if (prepared.redacted.length > 0) headers.set("x-dlp-redacted", prepared.redacted.join(","));
 	return headers;
@@ -90,12 +97,22 @@ function replayHit(route: InferenceRoute, prepared: Prepared, cached: CachedAnsw
 	return new Response(cached.body, { headers });
 }
 
-/** Streams are passed through untouched and not stored; a later identical request is a miss. */
-async function passThroughStream(env: Env, target: OriginTarget, route: InferenceRoute, prepared: Prepared, obs: Observation): Promise<Response> {
-	const upstream = await callOrigin(env, target, route.originPath, { method: "POST", body: originBody(prepared) }, async (response) => response);
+/**
+ * Streams are passed through untouched and not stored; a later identical request is a miss. The lease
+ * is held until the stream ends, fails or the client goes away.
+ */
+async function passThroughStream(env: Env, ctx: ExecutionContext, target: OriginTarget, route: InferenceRoute, prepared: Prepared, lease: LeaseRequest, obs: Observation): Promise<Response> {
+	const held = await acquireLease(env, ctx, lease);
+	let upstream: Response;
+	try {
+		upstream = await callOrigin(env, target, route.originPath, { method: "POST", body: originBody(prepared) }, async (response) => response);
+	} catch (error) {
+		held.release();
+		throw error;
+	}
 	obs.cache = prepared.mode === "use" ? "MISS" : "BYPASS";
 	const headers = answerHeaders(upstream.headers.get("content-type") ?? "text/event-stream", obs.cache, prepared, upstream.headers.get("x-model-fingerprint"));
-	return new Response(upstream.body, { status: upstream.status, headers });
+	return new Response(releasingAtEnd(upstream.body, held), { status: upstream.status, headers });
 }
 
 /** Stores a successful answer under the key of the fingerprint that produced it. */
@@ -111,25 +128,37 @@ async function storeAnswer(env: Env, ctx: ExecutionContext, config: Settings, ro
 }
 
 export async function handleInference(request: Request, env: Env, ctx: ExecutionContext, route: InferenceRoute, obs: Observation): Promise<Response> {
-	obs.keyId = (await admit(request, env)).id;
+	const tenant = (await admit(request, env)).id;
+	obs.keyId = tenant;
 	obs.admitted = true;
 	const config = settings(env);
 	const prepared = await prepare(request, env, ctx, config, route);
+	const demand = demandOf(route.kind, prepared.params, config.maxTokensLimit);
+	// Before the cache is consulted, so that the answer never depends on what happens to be cached.
+	checkDemandFits(prepared.params, demand, config.keyLimits);
 	if (prepared.cached) {
 		obs.cache = "HIT";
 		obs.cacheTier = prepared.cached.tier;
 		return replayHit(route, prepared, prepared.cached);
 	}
-	const target: OriginTarget = { urls: config.originUrls, timeoutMs: config.originTimeoutMs };
-	if (prepared.stream) return passThroughStream(env, target, route, prepared, obs);
+	const target: OriginTarget = { urls: config.originUrls, timeoutMs: config.originTimeoutMs, tenant };
+	// The lease outlives the longest the origin work may take (every origin tried once), then expires.
+	const lease: LeaseRequest = { tenant, demand, limits: config.keyLimits, ttlMs: target.timeoutMs * target.urls.length + LEASE_MARGIN_MS };
+	if (prepared.stream) return passThroughStream(env, ctx, target, route, prepared, lease, obs);
 
 	const body = originBody(prepared);
+	// Only the request that does origin work holds a lease: a flight's leader, or a joiner making its own call.
+	const underLease = (work: () => Promise<OriginAnswer>) => withLease(env, ctx, lease, work);
 	const flight =
 		prepared.mode === "use"
-			? coalescedAnswer(env, ctx, prepared.key, target, route.originPath, body)
-			: { answer: fetchAnswer(env, target, route.originPath, body), leader: true };
+			? coalescedAnswer(env, ctx, prepared.key, target, route.originPath, body, underLease)
+			: { answer: underLease(() => fetchAnswer(env, target, route.originPath, body)), leader: true };
 	const answer = await flight.answer;
 	obs.cache = prepared.mode === "use" ? "MISS" : "BYPASS";
+	if (answer.status === 200 && !isCacheableAnswer(route.originPath, answer)) {
+		console.error(`origin: a 200 from ${route.originPath} without its JSON shape (content type ${JSON.stringify(answer.contentType)}); not cached`);
+		throw new HttpError(502, "bad_origin_answer", `the origin's answer does not have the shape of ${route.originPath} answers; it was not cached`);
+	}
 	// Only the request that made the origin call stores the answer: one write per key, not one per waiter.
 	if (answer.status === 200 && prepared.mode !== "no-store" && flight.leader) await storeAnswer(env, ctx, config, route, prepared, answer);
 	const headers = answerHeaders(answer.contentType, obs.cache, prepared, answer.fingerprint);

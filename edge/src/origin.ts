@@ -2,12 +2,12 @@
 // secrets, a timeout per attempt, failover to the next origin. The runtime's routes are deterministic
 // and side-effect free, so failing over is safe. A timed-out origin is not called again (that would only
 // pile more work onto it); a connection lost before any answer is resent once (see fetchReconnectingOnce).
-import { breakerFor } from "./breaker";
+// Redirects are never followed: the credentials would go wherever the Location points (fetch keeps custom
+// headers such as CF-Access-Client-Secret across hosts), so a 3xx is an origin failure.
+import { breakerFor, isOriginFailure } from "./breaker";
 import { secret } from "./config";
 import { HttpError } from "./errors";
 
-/** Status codes that mean "this origin cannot answer now" (gateway errors, Cloudflare tunnel errors). */
-const UNAVAILABLE_STATUS = new Set([502, 503, 504, 520, 521, 522, 523, 524, 530]);
 const DEFAULT_RETRY_AFTER_SECONDS = 5;
 
 /** A complete origin answer as plain data, so it can be shared between requests and sent over RPC. */
@@ -30,11 +30,16 @@ export class OriginUnavailableError extends HttpError {
 export interface OriginTarget {
 	urls: string[];
 	timeoutMs: number;
+	/** The API key id the work is for, sent as X-Steadytext-Tenant so the runtime can queue fairly. */
+	tenant?: string;
 }
 
-function originHeaders(env: Env, hasBody: boolean): Headers {
+export const TENANT_HEADER = "X-Steadytext-Tenant";
+
+function originHeaders(env: Env, hasBody: boolean, tenant: string | undefined): Headers {
 	const headers = new Headers({ accept: "application/json, text/event-stream" });
 	if (hasBody) headers.set("content-type", "application/json");
+	if (tenant) headers.set(TENANT_HEADER, tenant);
 	const accessId = secret(env, "CF_ACCESS_CLIENT_ID");
 	const accessSecret = secret(env, "CF_ACCESS_CLIENT_SECRET");
 	if (accessId && accessSecret) {
@@ -57,6 +62,17 @@ async function fetchReconnectingOnce(url: string, init: RequestInit): Promise<Re
 	} catch (error) {
 		if (init.signal?.aborted) throw error;
 		return await fetch(url, init);
+	}
+}
+
+/** Names where a redirect pointed (host only: the rest of a Location may carry tokens). */
+function redirectNote(response: Response): string {
+	const location = response.headers.get("location");
+	if (!location) return "";
+	try {
+		return ` (redirect to ${new URL(location, "http://origin.invalid").host}, not followed)`;
+	} catch {
+		return " (redirect, not followed)";
 	}
 }
 
@@ -83,13 +99,14 @@ export async function callOrigin<T>(
 		try {
 			const response = await fetchReconnectingOnce(base + path, {
 				method: init.method,
-				headers: originHeaders(env, init.body !== undefined),
+				headers: originHeaders(env, init.body !== undefined, target.tenant),
 				body: init.body,
+				redirect: "manual",
 				signal: controller.signal,
 			});
-			if (UNAVAILABLE_STATUS.has(response.status)) {
+			if (isOriginFailure(response.status)) {
 				await response.body?.cancel();
-				throw new Error(`status ${response.status}`);
+				throw new Error(`status ${response.status}${redirectNote(response)}`);
 			}
 			const result = await consume(response);
 			breaker.onSuccess();
@@ -109,7 +126,8 @@ export async function readAnswer(response: Response): Promise<OriginAnswer> {
 	return {
 		status: response.status,
 		body: await response.text(),
-		contentType: response.headers.get("content-type") ?? "application/json",
+		// No default: an answer without a content type is never taken for JSON (answers.ts).
+		contentType: response.headers.get("content-type") ?? "",
 		fingerprint: response.headers.get("x-model-fingerprint"),
 		retryAfter: response.headers.get("retry-after"),
 	};

@@ -16,6 +16,7 @@ interface ValidatedRequest {
 
 interface Limits {
 	maxTokensLimit: number;
+	maxEmbedInputs: number;
 }
 
 export type Validator = (body: Body, limits: Limits) => ValidatedRequest;
@@ -109,6 +110,7 @@ const stopStrings: Check = (value, field) => {
 const textInput: Check = (value, field, limits) => {
 	if (!Array.isArray(value)) return nonEmptyString(value, field, limits);
 	if (value.length === 0) throw invalid(field, "must not be an empty array");
+	if (value.length > limits.maxEmbedInputs) throw invalid(field, `has ${value.length} items; the limit is ${limits.maxEmbedInputs} (MAX_EMBED_INPUTS)`);
 	return value.map((item, index) => nonEmptyString(item, `${field}[${index}]`, limits));
 };
 

@@ -14,11 +14,22 @@ export interface OriginCall {
 }
 
 export interface HostBehaviour {
-	/** "down": connection refused; a number: answer every call with that status. */
+	/** "down": connection refused; 429: the runtime's queue_full answer; another number: that status. */
 	fail?: "down" | number;
 	delayMs?: number;
 	/** How many of the next calls lose their connection before any answer (a stale keep-alive). */
 	dropConnections?: number;
+	/** Inference calls wait for this gate before answering (a test opens it when it is ready). */
+	gate?: Promise<void>;
+	/** Answers inference calls with this instead of the usual answer (a bad or odd origin). */
+	respond?: (path: string) => Response;
+}
+
+/** A gate for HostBehaviour.gate and a function that opens it. */
+export function makeGate(): { gate: Promise<void>; open: () => void } {
+	let open!: () => void;
+	const gate = new Promise<void>((resolve) => (open = resolve));
+	return { gate, open };
 }
 
 type Json = Record<string, any>;
@@ -33,8 +44,17 @@ function delay(ms: number, signal: AbortSignal | null): Promise<void> {
 	});
 }
 
+function awaitGate(gate: Promise<void>, signal: AbortSignal | null): Promise<void> {
+	return new Promise((resolve, reject) => {
+		gate.then(resolve);
+		signal?.addEventListener("abort", () => reject(new DOMException("The operation was aborted", "AbortError")));
+	});
+}
+
 export class FakeOrigin {
 	readonly calls: OriginCall[] = [];
+	/** Inference calls that have arrived and not answered yet. */
+	pending = 0;
 	readonly hosts = new Map<string, HostBehaviour>();
 	fingerprint = FINGERPRINT;
 	/** Numbers per embedding vector: raise it for answers of realistic (or excessive) size. */
@@ -54,10 +74,10 @@ export class FakeOrigin {
 		return `gen(${prompt}|${body.max_tokens ?? 16}|${body.seed ?? 42}|${JSON.stringify(body.stop ?? null)}) é`;
 	}
 
-	private json(payload: unknown, status = 200): Response {
+	private json(payload: unknown, status = 200, extraHeaders: Record<string, string> = {}): Response {
 		return new Response(JSON.stringify(payload, null, 1), {
 			status,
-			headers: { "content-type": "application/json", "x-model-fingerprint": this.fingerprint },
+			headers: { "content-type": "application/json", "x-model-fingerprint": this.fingerprint, ...extraHeaders },
 		});
 	}
 
@@ -117,13 +137,22 @@ export class FakeOrigin {
 		const text = request.method === "POST" ? await request.text() : "";
 		this.calls.push({ host: url.host, path: url.pathname, method: request.method, headers: request.headers, body: text ? JSON.parse(text) : null });
 		const behaviour = this.hosts.get(url.host) ?? {};
-		if (behaviour.delayMs) await delay(behaviour.delayMs, init?.signal ?? null);
+		const inference = request.method === "POST";
+		if (inference) this.pending += 1;
+		try {
+			if (behaviour.delayMs) await delay(behaviour.delayMs, init?.signal ?? null);
+			if (behaviour.gate && inference) await awaitGate(behaviour.gate, init?.signal ?? null);
+		} finally {
+			if (inference) this.pending -= 1;
+		}
 		if (behaviour.fail === "down") throw new TypeError("Network connection lost.");
 		if (behaviour.dropConnections) {
 			behaviour.dropConnections -= 1;
 			throw new TypeError("Network connection lost.");
 		}
+		if (behaviour.fail === 429) return this.json({ error: { type: "queue_full", message: "the queue is full; retry in 3s" } }, 429, { "retry-after": "3" });
 		if (typeof behaviour.fail === "number") return new Response("origin failure", { status: behaviour.fail });
+		if (behaviour.respond && inference) return behaviour.respond(url.pathname);
 		return this.answer(url.pathname, request.method, text ? JSON.parse(text) : null);
 	}
 }

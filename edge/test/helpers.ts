@@ -63,6 +63,13 @@ export async function createKey(options: { revoked?: boolean; kvOnly?: boolean; 
 	return key;
 }
 
+/** The public id of a key made by createKey (what the Worker names the tenant by). */
+export async function keyIdOf(key: string): Promise<string> {
+	const record = await env.CACHE.get<{ id: string }>(`apikey:${await sha256Hex(key)}`, "json");
+	if (!record) throw new Error("not a key made by createKey");
+	return record.id;
+}
+
 /** A prompt no other test uses, so cache state never leaks between tests. */
 export function uniquePrompt(label: string): string {
 	return `${label} ${crypto.randomUUID()}`;

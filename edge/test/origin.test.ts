@@ -111,6 +111,41 @@ describe("circuit breaker", () => {
 		expect(retryAfter).toBeLessThanOrEqual(COOLDOWN_MS / 1000);
 	});
 
+	it(`stops calling an origin after ${FAILURE_THRESHOLD} consecutive timeouts`, async () => {
+		origin.set(primary, { delayMs: 1000 });
+		const quick = { ORIGIN_TIMEOUT_MS: "100" };
+		for (let i = 0; i < FAILURE_THRESHOLD; i++) expect((await generate(uniquePrompt("slow"), quick)).status).toBe(200);
+		const primaryCalls = origin.calls.filter((c) => c.host === primary).length;
+		expect((await generate(uniquePrompt("skipped"), quick)).status).toBe(200);
+		expect(origin.calls.filter((c) => c.host === primary)).toHaveLength(primaryCalls);
+	});
+
+	it("does not count the runtime's own 429 (queue_full) as a failure, however many", async () => {
+		expect((await generate(uniquePrompt("warm"))).status).toBe(200); // learns the fingerprint first
+		origin.set(primary, { fail: 429 });
+		for (let i = 0; i < 2 * FAILURE_THRESHOLD; i++) {
+			const busy = await generate(uniquePrompt("queue full"));
+			expect(busy.status).toBe(429);
+			expect(busy.headers.get("retry-after")).toBe("3");
+		}
+		origin.set(primary, {});
+		expect((await generate(uniquePrompt("after the flood"))).status).toBe(200);
+		expect(origin.callsTo("/v1/generate", primary)).toHaveLength(2 * FAILURE_THRESHOLD + 2);
+		expect(origin.callsTo("/v1/generate", fallback)).toHaveLength(0);
+	});
+
+	it("does not count slow answers after a long queue wait as failures", async () => {
+		expect((await generate(uniquePrompt("warm"))).status).toBe(200);
+		// Well past the threshold, each slow but inside the timeout (2000 ms in the test config).
+		origin.set(primary, { delayMs: 400 });
+		const roomy = { MAX_CONCURRENT_PER_KEY: String(2 * FAILURE_THRESHOLD) };
+		const slow = await Promise.all(Array.from({ length: 2 * FAILURE_THRESHOLD }, () => generate(uniquePrompt("queued"), roomy)));
+		expect(slow.map((r) => r.status)).toEqual(Array(2 * FAILURE_THRESHOLD).fill(200));
+		origin.set(primary, {});
+		expect((await generate(uniquePrompt("still closed"))).status).toBe(200);
+		expect(origin.callsTo("/v1/generate", fallback)).toHaveLength(0);
+	});
+
 	it("lets one trial through after the cooldown and closes on success or reopens on failure", () => {
 		const breaker = new CircuitBreaker();
 		for (let i = 0; i < FAILURE_THRESHOLD - 1; i++) breaker.onFailure(0);

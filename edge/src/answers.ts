@@ -1,0 +1,39 @@
+// What counts as a cacheable answer: a 200 with a JSON content type whose body has the top-level shape
+// of its route (docs/interfaces.md). Anything else (an error page, a proxy's or login page's HTML, a
+// JSON error sent with 200, a truncated body) would be replayed to every later client for the cache's
+// lifetime, and a cached body must be JSON for the stream replay (sse.ts) to read it.
+import type { OriginAnswer } from "./origin";
+
+type Json = Record<string, unknown>;
+
+const isObject = (value: unknown): value is Json => value !== null && typeof value === "object" && !Array.isArray(value);
+const everyItem = (value: unknown, check: (item: unknown) => boolean): boolean => Array.isArray(value) && value.length > 0 && value.every(check);
+const isVector = (value: unknown): boolean => Array.isArray(value) && value.length > 0 && typeof value[0] === "number";
+
+/** The top-level shape of each runtime route's answer (by origin path). */
+const SHAPES: Record<string, (answer: Json) => boolean> = {
+	"/v1/generate": (answer) => typeof answer.text === "string",
+	"/v1/embed": (answer) => everyItem(answer.embeddings, isVector),
+	"/v1/completions": (answer) => answer.object === "text_completion" && everyItem(answer.choices, (choice) => isObject(choice) && typeof choice.text === "string"),
+	"/v1/chat/completions": (answer) =>
+		answer.object === "chat.completion" &&
+		everyItem(answer.choices, (choice) => isObject(choice) && isObject(choice.message) && typeof choice.message.content === "string"),
+	"/v1/embeddings": (answer) => answer.object === "list" && everyItem(answer.data, (item) => isObject(item) && isVector(item.embedding)),
+};
+
+function isJsonMediaType(contentType: string): boolean {
+	return contentType.split(";")[0].trim().toLowerCase() === "application/json";
+}
+
+/** True only for a 200 JSON answer with the shape of `originPath`'s answers. */
+export function isCacheableAnswer(originPath: string, answer: OriginAnswer): boolean {
+	const shape = SHAPES[originPath];
+	if (answer.status !== 200 || !shape || !isJsonMediaType(answer.contentType)) return false;
+	let body: unknown;
+	try {
+		body = JSON.parse(answer.body);
+	} catch {
+		return false;
+	}
+	return isObject(body) && shape(body);
+}
