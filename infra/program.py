@@ -43,9 +43,20 @@ def local_model(model: ModelConfig):
     return resolve_model(RuntimeSettings(model_path=None, model_url=None, model_sha256=None))
 
 
-def worker_vars(cfg: StackConfig) -> dict[str, str]:
+# Per-key limits live in edge/wrangler.jsonc alone, like the RATE_LIMITER binding's limit: the deployed
+# Worker gets that file's values.
+WRANGLER_DEFINED_VARS = (
+    "MAX_CONCURRENT_PER_KEY",
+    "MAX_TOKENS_IN_FLIGHT_PER_KEY",
+    "MAX_EMBED_INPUTS_IN_FLIGHT_PER_KEY",
+    "MAX_EMBED_INPUTS",
+)
+
+
+def worker_vars(cfg: StackConfig, wrangler_vars: dict[str, str]) -> dict[str, str]:
     cf, worker = cfg.cloudflare, cfg.cloudflare.worker
     return {
+        **{name: wrangler_vars[name] for name in WRANGLER_DEFINED_VARS},
         "ORIGIN_URL": f"https://{cf.origin_hostname}",
         "ORIGIN_FALLBACK_URL": worker.origin_fallback_url,
         "DLP_POLICY": worker.dlp_policy,
@@ -120,7 +131,7 @@ def deploy_cloudflare(cfg: StackConfig, bundle: WorkerBundle) -> CloudflareEdge:
                 "DB": storage.database.uuid,
                 "CACHE": storage.kv_namespace.id,
             },
-            plain_vars=worker_vars(cfg),
+            plain_vars=worker_vars(cfg, wrangler["vars"]),
             secrets={
                 "CF_ACCESS_CLIENT_ID": zero_trust.service_token.client_id,
                 "CF_ACCESS_CLIENT_SECRET": zero_trust.service_token.client_secret,

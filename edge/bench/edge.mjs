@@ -150,7 +150,7 @@ async function main() {
 					routes: ["edge.bench/*"],
 					d1Databases: ["DB"],
 					kvNamespaces: ["CACHE"],
-					durableObjects: { COALESCER: { className: "Coalescer", useSQLite: true } },
+					durableObjects: { COALESCER: { className: "Coalescer", useSQLite: true }, KEY_LIMITER: { className: "KeyLimiter", useSQLite: true } },
 					// The deployed limit (600/min) would throttle the benchmark itself.
 					ratelimits: { RATE_LIMITER: { simple: { limit: 100_000_000, period: 60 } }, AUTH_FAILURE_LIMITER: { simple: { limit: 30, period: 60 } } },
 					bindings: {
@@ -162,6 +162,10 @@ async function main() {
 						MEMORY_CACHE_ENTRIES: "256",
 						MAX_TOKENS_LIMIT: "512",
 						MAX_BODY_BYTES: "65536",
+						MAX_EMBED_INPUTS: "64",
+						MAX_CONCURRENT_PER_KEY: "8",
+						MAX_TOKENS_IN_FLIGHT_PER_KEY: "16384",
+						MAX_EMBED_INPUTS_IN_FLIGHT_PER_KEY: "256",
 						ORIGIN_TIMEOUT_MS: "10000",
 						MODEL_FINGERPRINT: "",
 					},

@@ -9,6 +9,7 @@ from pulumi.runtime import rpc
 
 from infra.d1_migrations import migrations_dir, read_migrations
 from infra.dlp_patterns import load_dlp_patterns
+from infra.program import WRANGLER_DEFINED_VARS
 from infra.wrangler_config import load_wrangler_config
 from tests.infra.conftest import PROJECT, TEST_ACCOUNT_ID, TEST_SECRETS, TEST_ZONE_ID, plain, plaintext_leaks
 
@@ -111,6 +112,13 @@ def test_worker_vars_follow_the_stack(dev_run, prod_run):
         "type": "plain_text",
         "text": "1024",
     }
+
+
+def test_per_key_limits_deploy_with_the_values_of_wrangler_jsonc(stack_run):
+    wrangler_vars = load_wrangler_config()["vars"]
+    assert "MAX_CONCURRENT_PER_KEY" in WRANGLER_DEFINED_VARS
+    for name in WRANGLER_DEFINED_VARS:
+        assert binding(stack_run, name)["text"] == wrangler_vars[name]
 
 
 def test_the_access_service_token_and_secrets_reach_the_worker_as_secrets(stack_run):
