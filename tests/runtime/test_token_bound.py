@@ -25,7 +25,15 @@ CHAT_TOKENS_PER_MESSAGE = edge_constant("CHAT_TOKENS_PER_MESSAGE")
 def random_text(seed: int, length: int) -> str:
     """Code points from every plane in use (no surrogates): mostly byte-fallback tokens."""
     rng = random.Random(seed)
-    ranges = [(0x20, 0x7E), (0xA0, 0x2FF), (0x370, 0x52F), (0x4E00, 0x9FFF), (0xAC00, 0xD7A3), (0x1F300, 0x1FAFF), (0x20000, 0x2A6DF)]
+    ranges = [
+        (0x20, 0x7E),
+        (0xA0, 0x2FF),
+        (0x370, 0x52F),
+        (0x4E00, 0x9FFF),
+        (0xAC00, 0xD7A3),
+        (0x1F300, 0x1FAFF),
+        (0x20000, 0x2A6DF),
+    ]
     return "".join(chr(rng.randint(*rng.choice(ranges))) for _ in range(length))
 
 
@@ -56,7 +64,9 @@ def test_prompt_tokens_never_exceed_the_edge_estimate(loaded_models, label):
     "roles",
     [["user"], ["system", "user"], ["user", "assistant", "user"], ["user", "assistant"] * 4 + ["user"]],
 )
-@pytest.mark.parametrize("label", ["digits", "emoji", "special-token text", "random unicode 1", "single byte"])
+@pytest.mark.parametrize(
+    "label", ["digits", "emoji", "special-token text", "random unicode 1", "single byte"]
+)
 def test_chat_prompt_tokens_never_exceed_the_edge_estimate(loaded_models, roles, label):
     messages = [{"role": role, "content": FINE_GRAINED[label][:200]} for role in roles]
     tokens = loaded_models.generator.tokenize_chat(messages)
