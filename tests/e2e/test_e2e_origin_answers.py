@@ -131,7 +131,7 @@ def worker_before_fake(fake_origin, tmp_path_factory) -> Iterator[tuple[LocalSta
             frozen_worker=True,
         )
     )
-    stack.apply_schema()
+    stack.migrate_d1()
     try:
         stack.start_worker()
         yield stack, stack.create_api_key("e2e-fake-origin")
