@@ -10,10 +10,12 @@ import uvicorn
 from pydantic import SecretStr, ValidationError
 
 from runtime.app import app_for_model
+from runtime.drain import DrainingServer
 from runtime.model_source import ModelSourceError, resolve_model
 from runtime.settings import RuntimeSettings, describe_settings_error, environment_variable
 
 IDLE_CONNECTION_TIMEOUT_S = 60
+SHUTDOWN_AFTER_DRAIN_S = 5
 
 
 def settings_flags() -> dict[str, str]:
@@ -63,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"runtime: {error}", file=sys.stderr)
         return 1
     app = app_for_model(settings, model)
-    uvicorn.run(
+    config = uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
@@ -72,8 +74,13 @@ def main(argv: list[str] | None = None) -> int:
         # uvicorn closes idle connections after 5 s, often just as the Worker (or cloudflared) reuses
         # one; a minute keeps pooled connections alive between bursts, as load balancers usually do.
         timeout_keep_alive=IDLE_CONNECTION_TIMEOUT_S,
+        # The drain has waited for every accepted request already (runtime/drain.py); this bounds only
+        # what is left after its grace period ran out.
+        timeout_graceful_shutdown=SHUTDOWN_AFTER_DRAIN_S,
     )
-    return 0
+    drain = app.state.runtime.drain
+    DrainingServer(config, drain).run()
+    return 1 if drain.cut_off else 0
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """The app factory: one FastAPI app per (settings, model loader); models load in the background."""
 
+import asyncio
 import threading
 from collections.abc import Callable
 from contextlib import asynccontextmanager
@@ -7,23 +8,49 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from runtime import routes_native, routes_openai, routes_ops
+from runtime.drain import DrainMiddleware
+from runtime.emf import LoadReporter
 from runtime.errors import install_error_handlers
 from runtime.metrics import RuntimeMetrics
 from runtime.middleware import BearerAuthMiddleware, MetricsMiddleware
 from runtime.model_source import ModelFile
 from runtime.models import LoadedModels, load_models
+from runtime.protection import TaskProtection, agent_uri_from_environment
 from runtime.settings import RuntimeSettings
 from runtime.state import RuntimeState
 
 
-def create_app(settings: RuntimeSettings, load: Callable[[], LoadedModels]) -> FastAPI:
-    """`load` builds the engines on a thread started with the app, so /readyz is 503 until it ends."""
+def create_app(
+    settings: RuntimeSettings, load: Callable[[], LoadedModels], ecs_agent_uri: str | None = None
+) -> FastAPI:
+    """`load` builds the engines on a thread started with the app, so /readyz is 503 until it ends.
+
+    `ecs_agent_uri` (default: `ECS_AGENT_URI` from the environment) turns on task scale-in protection.
+    """
     state = RuntimeState(settings, RuntimeMetrics())
+    agent_uri = ecs_agent_uri or agent_uri_from_environment()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         threading.Thread(target=state.load, args=(load,), name="model-loader", daemon=True).start()
+        background = []
+        if settings.emf_interval_seconds > 0:
+            reporter = LoadReporter(
+                state.load_tracker,
+                state.metrics,
+                settings.emf_namespace,
+                settings.emf_service,
+                settings.emf_interval_seconds,
+            )
+            background.append(asyncio.create_task(reporter.run(), name="load-reporter"))
+        if agent_uri is not None:
+            protection = TaskProtection(
+                state.load_tracker, agent_uri, settings.protection_minutes, settings.protection_idle_seconds
+            )
+            background.append(asyncio.create_task(protection.run(), name="task-protection"))
         yield
+        for task in background:
+            task.cancel()
         state.close()
 
     app = FastAPI(title="steadytext-edge runtime", lifespan=lifespan)
@@ -33,7 +60,8 @@ def create_app(settings: RuntimeSettings, load: Callable[[], LoadedModels]) -> F
     install_error_handlers(app)
     if settings.auth_token is not None:
         app.add_middleware(BearerAuthMiddleware, token=settings.auth_token.get_secret_value())
-    app.add_middleware(MetricsMiddleware, metrics=state.metrics)  # outermost: 401s are counted too
+    app.add_middleware(DrainMiddleware, load=state.load_tracker, drain=state.drain)
+    app.add_middleware(MetricsMiddleware, metrics=state.metrics)  # outermost: 401s and 503s are counted too
     return app
 
 

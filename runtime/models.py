@@ -8,6 +8,9 @@ from runtime.fingerprint import Fingerprint, compute_fingerprint
 from runtime.model_source import ModelFile
 from runtime.settings import RuntimeSettings
 
+# The runtime's two engines over one model file; each has its own worker, queue and metrics label.
+MODEL_KINDS = ("generate", "embed")
+
 
 @dataclass(frozen=True)
 class LoadedModels:

@@ -4,6 +4,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from runtime.drain import shutting_down
 from runtime.engine import GREEDY
 from runtime.state import runtime_state
 
@@ -21,7 +22,10 @@ async def healthz(request: Request):
 
 @router.get("/readyz")
 async def readyz(request: Request):
-    service = runtime_state(request).require_service()
+    state = runtime_state(request)
+    if state.drain.requested:  # the load balancer / Worker should send new work elsewhere
+        raise shutting_down()
+    service = state.require_service()
     return {"status": "ready", "fingerprint": service.models.fingerprint.value}
 
 

@@ -11,8 +11,9 @@ import numpy as np
 
 from runtime.engine import Generation, RequestCancelled
 from runtime.errors import ApiError, invalid_field
+from runtime.load import LoadTracker
 from runtime.metrics import RuntimeMetrics
-from runtime.models import LoadedModels
+from runtime.models import MODEL_KINDS, LoadedModels
 from runtime.settings import RuntimeSettings
 from runtime.worker import Job, ModelWorker, QueueFull, WorkerStopped
 
@@ -36,10 +37,13 @@ class DecodingRequest:
 
 
 class InferenceService:
-    def __init__(self, models: LoadedModels, settings: RuntimeSettings, metrics: RuntimeMetrics):
+    def __init__(
+        self, models: LoadedModels, settings: RuntimeSettings, metrics: RuntimeMetrics, load: LoadTracker
+    ):
         self.models = models
         self._settings = settings
         self._metrics = metrics
+        self._load = load
         self._workers = {
             kind: ModelWorker(
                 kind,
@@ -47,7 +51,7 @@ class InferenceService:
                 settings.tenant_queue_size,
                 metrics.queue_depth.labels(model=kind).set,
             )
-            for kind in ("generate", "embed")
+            for kind in MODEL_KINDS
         }
 
     def start(self) -> None:
@@ -101,6 +105,17 @@ class InferenceService:
     # --- running on the model threads ---
 
     def _submit(self, kind: str, work: Callable[[threading.Event], Any], tenant: str) -> Job:
+        """Queue `work` on `kind`'s worker, counted by the load tracker from admission to its end."""
+        ticket = self._load.admit(kind)
+        try:
+            job = self._submit_to_worker(kind, ticket.run(work), tenant)
+        except BaseException:
+            ticket.settled()
+            raise
+        job.future.add_done_callback(lambda _: ticket.settled())
+        return job
+
+    def _submit_to_worker(self, kind: str, work: Callable[[threading.Event], Any], tenant: str) -> Job:
         try:
             return self._workers[kind].submit(work, tenant)
         except QueueFull as full:

@@ -75,6 +75,41 @@ class RuntimeSettings(BaseSettings):
         description="when set, every route but `/healthz` and `/readyz` needs `Authorization: Bearer "
         "<token>` (environment only: a secret never goes on a command line)",
     )
+    emf_interval_seconds: float = Field(
+        0,
+        ge=0,
+        description="seconds between load reports: CloudWatch EMF lines on stdout (queue depth, in flight, "
+        "tokens/s, p95 queue wait per model; docs/interfaces.md); 0 = off (the container entrypoint sets 10)",
+    )
+    emf_namespace: str = Field(
+        "SteadyText/Runtime",
+        min_length=1,
+        max_length=255,
+        description="CloudWatch namespace of the load reports",
+    )
+    emf_service: str = Field(
+        "steadytext-runtime",
+        min_length=1,
+        max_length=1024,
+        description="the `Service` dimension of the load reports (in ECS: the service's name)",
+    )
+    protection_minutes: int = Field(
+        15,
+        ge=1,
+        le=2880,
+        description="expiry of the ECS task scale-in protection (set while busy, where `ECS_AGENT_URI` "
+        "is set), "
+        "renewed at half of it while the work lasts",
+    )
+    protection_idle_seconds: float = Field(
+        30, ge=0, description="idle time before the scale-in protection is cleared"
+    )
+    drain_seconds: float = Field(
+        90,
+        ge=0,
+        description="after SIGTERM: how long accepted requests may take to finish while new ones get 503; "
+        "then the runtime exits anyway (exit 1). The task's `stopTimeout` must be longer",
+    )
 
     @field_validator("model_sha256")
     @classmethod

@@ -6,9 +6,11 @@ from collections.abc import Callable
 
 from fastapi import Request
 
+from runtime.drain import Drain
 from runtime.errors import ApiError
+from runtime.load import LoadTracker
 from runtime.metrics import RuntimeMetrics
-from runtime.models import LoadedModels
+from runtime.models import MODEL_KINDS, LoadedModels
 from runtime.service import InferenceService
 from runtime.settings import RuntimeSettings
 
@@ -21,6 +23,8 @@ class RuntimeState:
     def __init__(self, settings: RuntimeSettings, metrics: RuntimeMetrics):
         self.settings = settings
         self.metrics = metrics
+        self.load_tracker = LoadTracker(MODEL_KINDS)
+        self.drain = Drain(self.load_tracker, settings.drain_seconds)
         self.service: InferenceService | None = None
         self.load_error: str | None = None
         self._closed = False
@@ -30,7 +34,7 @@ class RuntimeState:
         started = time.perf_counter()
         try:
             models = loader()
-            service = InferenceService(models, self.settings, self.metrics)
+            service = InferenceService(models, self.settings, self.metrics, self.load_tracker)
             service.start()
         except Exception as error:
             log.exception("loading the models failed")
