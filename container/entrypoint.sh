@@ -6,7 +6,9 @@ set -eu
 # In a container the port must be reachable from the sidecar (cloudflared) and the health check.
 : "${RUNTIME_HOST:=0.0.0.0}"
 : "${RUNTIME_PORT:=8000}"
-export RUNTIME_HOST RUNTIME_PORT
+# In a container stdout goes to the awslogs driver: load reports (EMF) on, for the auto scaling to read.
+: "${RUNTIME_EMF_INTERVAL_SECONDS:=10}"
+export RUNTIME_HOST RUNTIME_PORT RUNTIME_EMF_INTERVAL_SECONDS
 
 fail() {
     echo "entrypoint: $*" >&2

@@ -74,6 +74,13 @@ def test_entrypoint_defaults_to_all_interfaces_and_execs_the_runtime(fake_python
     assert result.returncode == 0, result.stderr
     assert record.splitlines()[0] == "ARGS -m runtime --host 0.0.0.0 --port 8000"
     assert "RUNTIME_HOST=0.0.0.0" in record and "RUNTIME_PORT=8000" in record
+    assert "RUNTIME_EMF_INTERVAL_SECONDS=10" in record  # load reports for the auto scaling
+
+
+def test_entrypoint_keeps_load_reports_off_when_asked(fake_python):
+    result, record = run_entrypoint(fake_python, RUNTIME_EMF_INTERVAL_SECONDS="0")
+    assert result.returncode == 0, result.stderr
+    assert "RUNTIME_EMF_INTERVAL_SECONDS=0" in record
 
 
 def test_entrypoint_passes_settings_and_extra_flags_through(fake_python):
