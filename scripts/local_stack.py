@@ -24,6 +24,8 @@ KEYS_CLI = EDGE_DIR / "scripts" / "keys.mjs"
 
 OFFLINE_ENV = offline_env()
 WORKER_SECRET_NAMES = ("ORIGIN_TOKEN", "METRICS_TOKEN", "CF_ACCESS_CLIENT_ID", "CF_ACCESS_CLIENT_SECRET")
+# Deployed stacks that scale to zero only (the IAM key of the scale-from-zero signal): unset locally.
+CLOUD_ONLY_WORKER_SECRET_NAMES = ("SCALE_SIGNAL_ACCESS_KEY_ID", "SCALE_SIGNAL_SECRET_ACCESS_KEY")
 HOST = "127.0.0.1"
 
 

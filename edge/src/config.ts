@@ -39,7 +39,7 @@ function configError(message: string): HttpError {
 	return new HttpError(500, "configuration_error", message);
 }
 
-function integerVar(env: Env, name: keyof Env, min = 1): number {
+export function integerVar(env: Env, name: keyof Env, min = 1): number {
 	const raw = String(env[name] ?? "").trim();
 	const value = Number(raw);
 	if (!/^[0-9]+$/.test(raw) || !Number.isSafeInteger(value) || value < min) {

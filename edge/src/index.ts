@@ -4,7 +4,9 @@ import { cachePolicy } from "./config";
 import { toErrorResponse } from "./errors";
 import type { Observation } from "./inference";
 import { countUnadmitted, pruneRequestMetrics, recordRequest, type RequestRecord } from "./metrics";
+import { OriginUnavailableError } from "./origin";
 import { route } from "./router";
+import { onOriginUnavailable } from "./scalesignal";
 
 export { Coalescer } from "./coalescer";
 export { KeyLimiter } from "./keylimiter";
@@ -17,7 +19,7 @@ export default {
 		try {
 			response = await route(request, env, ctx, obs);
 		} catch (error) {
-			response = toErrorResponse(error);
+			response = toErrorResponse(error instanceof OriginUnavailableError ? onOriginUnavailable(error, env, ctx) : error);
 		}
 		const record: RequestRecord = {
 			tsMs: startedMs,
