@@ -10,7 +10,10 @@ import pulumi
 
 from infra import config
 from infra.components.aws.audit_logging import AuditLogging, AuditLoggingArgs
-from infra.components.aws.origin import GpuOrigin, GpuOriginArgs
+from infra.components.aws.cold_start import cold_start_seconds
+from infra.components.aws.origin import GpuOrigin, GpuOriginArgs, task_start_budget
+from infra.components.aws.scale_signal import ScaleSignal, ScaleSignalArgs
+from infra.components.aws.service import task_family
 from infra.components.edge_storage import EdgeStorage, EdgeStorageArgs
 from infra.components.edge_worker import EdgeWorker, EdgeWorkerArgs
 from infra.components.model_artifact import ModelArtifact, ModelArtifactArgs
@@ -53,8 +56,20 @@ WRANGLER_DEFINED_VARS = (
 )
 
 
-def worker_vars(cfg: StackConfig, wrangler_vars: dict[str, str]) -> dict[str, str]:
+def aws_tags(cfg: StackConfig) -> dict[str, str]:
+    return {"steadytext:stack": cfg.stack}
+
+
+def scales_to_zero(cfg: StackConfig) -> bool:
+    return cfg.aws.scaling.min_tasks == 0
+
+
+def worker_vars(cfg: StackConfig, wrangler_vars: dict[str, str], model_bytes: int) -> dict[str, str]:
     cf, worker = cfg.cloudflare, cfg.cloudflare.worker
+    # Where the GPU service may run no task, a miss with the origin down signals a start (the IAM key is in
+    # the secrets) and tells the client to come back after the cold start.
+    to_zero = scales_to_zero(cfg)
+    cold_start = cold_start_seconds(task_start_budget(model_bytes, cfg.aws)) if to_zero else 0
     return {
         **{name: wrangler_vars[name] for name in WRANGLER_DEFINED_VARS},
         "ORIGIN_URL": f"https://{cf.origin_hostname}",
@@ -67,10 +82,15 @@ def worker_vars(cfg: StackConfig, wrangler_vars: dict[str, str]) -> dict[str, st
         "MAX_BODY_BYTES": str(worker.max_body_bytes),
         "ORIGIN_TIMEOUT_MS": str(worker.origin_timeout_ms),
         "MODEL_FINGERPRINT": worker.model_fingerprint,
+        "COLD_START_SECONDS": str(cold_start),
+        "SCALE_SIGNAL_REGION": cfg.aws.region if to_zero else "",
+        "SCALE_SIGNAL_SERVICE": task_family(cf.resource_prefix) if to_zero else "",
     }
 
 
-def deploy_cloudflare(cfg: StackConfig, bundle: WorkerBundle) -> CloudflareEdge:
+def deploy_cloudflare(
+    cfg: StackConfig, bundle: WorkerBundle, scale_signal: ScaleSignal | None = None
+) -> CloudflareEdge:
     cf = cfg.cloudflare
     wrangler = load_wrangler_config()
     model_file = local_model(cfg.model)
@@ -131,12 +151,20 @@ def deploy_cloudflare(cfg: StackConfig, bundle: WorkerBundle) -> CloudflareEdge:
                 "DB": storage.database.uuid,
                 "CACHE": storage.kv_namespace.id,
             },
-            plain_vars=worker_vars(cfg, wrangler["vars"]),
+            plain_vars=worker_vars(cfg, wrangler["vars"], model_file.path.stat().st_size),
             secrets={
                 "CF_ACCESS_CLIENT_ID": zero_trust.service_token.client_id,
                 "CF_ACCESS_CLIENT_SECRET": zero_trust.service_token.client_secret,
                 "ORIGIN_TOKEN": cf.origin_token,
                 "METRICS_TOKEN": cf.metrics_token,
+                **(
+                    {
+                        "SCALE_SIGNAL_ACCESS_KEY_ID": scale_signal.access_key_id,
+                        "SCALE_SIGNAL_SECRET_ACCESS_KEY": scale_signal.secret_access_key,
+                    }
+                    if scale_signal is not None
+                    else {}
+                ),
             },
             after=(storage.schema,),
         ),
@@ -181,7 +209,7 @@ def deploy_aws(
 ) -> None:
     """The GPU origin behind the tunnel and the Logpush audit bucket; exports what operators look up."""
     cf = cfg.cloudflare
-    tags = {"steadytext:stack": cfg.stack}
+    tags = aws_tags(cfg)
     origin = GpuOrigin(
         cf.resource_prefix,
         GpuOriginArgs(
@@ -220,7 +248,13 @@ def run(bundle: WorkerBundle | None = None) -> CloudflareEdge:
     """Declare the whole stack. `bundle`: a Worker bundle already built (tests, the offline plan);
     by default wrangler builds one from edge/."""
     cfg = config.load()
-    edge = deploy_cloudflare(cfg, bundle or build_worker_bundle())
+    # The Worker's scale-from-zero key comes from AWS before the Worker that holds it is declared.
+    signal = (
+        ScaleSignal(cfg.cloudflare.resource_prefix, ScaleSignalArgs(tags=aws_tags(cfg)))
+        if scales_to_zero(cfg)
+        else None
+    )
+    edge = deploy_cloudflare(cfg, bundle or build_worker_bundle(), signal)
     export_cloudflare(edge, cfg)
     deploy_aws(cfg, edge.tunnel.token, edge.model.url, edge.model.sha256, edge.model_bytes)
     return edge

@@ -123,6 +123,15 @@ AWS_COMPUTED_OUTPUTS: dict[str, Callable[[MockResourceArgs], dict]] = {
         "name": f"{a.name}-0a1b2c3",
         "arn": f"arn:aws:iam::{TEST_AWS_ACCOUNT}:role/{a.name}-0a1b2c3",
     },
+    "aws:iam/user:User": lambda a: {
+        "name": f"{a.name}-0a1b2c3",
+        "arn": f"arn:aws:iam::{TEST_AWS_ACCOUNT}:user/{a.name}-0a1b2c3",
+    },
+    # The key's secret half shares the harness's SECRET- prefix, so leak checks find it anywhere plain.
+    "aws:iam/accessKey:AccessKey": lambda a: {
+        "secret": f"SECRET-{a.name}-secret-access-key",
+        "status": "Active",
+    },
     "aws:iam/instanceProfile:InstanceProfile": lambda a: {
         "arn": f"arn:aws:iam::{TEST_AWS_ACCOUNT}:instance-profile/{a.name}-0a1b2c3"
     },

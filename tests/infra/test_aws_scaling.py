@@ -43,6 +43,11 @@ def validation_errors(operation: str, request: dict) -> str:
     return report.generate_report() if report.has_errors() else ""
 
 
+def tracking_policy(run):
+    (policy,) = [p for p in run.of_type(POLICY) if p.input("policyType") == "TargetTrackingScaling"]
+    return policy
+
+
 def put_scaling_policy_request(policy) -> dict:
     return {
         "PolicyName": policy.name,
@@ -57,9 +62,7 @@ def put_scaling_policy_request(policy) -> dict:
 
 
 def tracking(run) -> dict:
-    policy = run.one(POLICY)
-    assert policy.input("policyType") == "TargetTrackingScaling"
-    return policy.input("targetTrackingScalingPolicyConfiguration")
+    return tracking_policy(run).input("targetTrackingScalingPolicyConfiguration")
 
 
 def runtime_env(run) -> dict[str, str]:
@@ -89,13 +92,13 @@ def test_the_scalable_target_is_the_services_task_count_within_the_stacks_bounds
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_the_policy_request_is_one_the_application_autoscaling_api_accepts(stack):
-    policy = aws_run(stack).one(POLICY)
+    policy = tracking_policy(aws_run(stack))
     assert policy.input("resourceId") == aws_run(stack).one(TARGET).input("resourceId")
     assert validation_errors("PutScalingPolicy", put_scaling_policy_request(policy)) == ""
 
 
 def test_the_api_model_check_rejects_a_malformed_metric_query():
-    request = put_scaling_policy_request(aws_run("dev").one(POLICY))
+    request = put_scaling_policy_request(tracking_policy(aws_run("dev")))
     metrics = request["TargetTrackingScalingPolicyConfiguration"]["CustomizedMetricSpecification"]["Metrics"]
     metrics[0]["MetricStat"]["Statistic"] = "Average"  # the step-scaling spelling; target tracking says Stat
     del metrics[1]["Id"]

@@ -121,15 +121,23 @@ def test_per_key_limits_deploy_with_the_values_of_wrangler_jsonc(stack_run):
         assert binding(stack_run, name)["text"] == wrangler_vars[name]
 
 
-def test_the_access_service_token_and_secrets_reach_the_worker_as_secrets(stack_run):
+def test_the_access_service_token_and_secrets_reach_the_worker_as_secrets(stack_run, dev_run):
     script = stack_run.one(SCRIPT)
     secret_bindings = {b["name"]: b for b in script.input("bindings") if b["type"] == "secret_text"}
-    assert set(secret_bindings) == {
-        "CF_ACCESS_CLIENT_ID",
-        "CF_ACCESS_CLIENT_SECRET",
-        "ORIGIN_TOKEN",
-        "METRICS_TOKEN",
-    }
+    # Dev scales to zero: its Worker also holds the scale-from-zero signal's IAM key (test_scale_signal.py).
+    scale_signal = (
+        {"SCALE_SIGNAL_ACCESS_KEY_ID", "SCALE_SIGNAL_SECRET_ACCESS_KEY"} if stack_run is dev_run else set()
+    )
+    assert (
+        set(secret_bindings)
+        == {
+            "CF_ACCESS_CLIENT_ID",
+            "CF_ACCESS_CLIENT_SECRET",
+            "ORIGIN_TOKEN",
+            "METRICS_TOKEN",
+        }
+        | scale_signal
+    )
     assert secret_bindings["CF_ACCESS_CLIENT_ID"]["text"] == stack_run.outputs["accessServiceTokenClientId"]
     assert secret_bindings["CF_ACCESS_CLIENT_SECRET"]["text"].startswith("SECRET-access-client-secret-")
     assert secret_bindings["ORIGIN_TOKEN"]["text"] == TEST_SECRETS[f"{PROJECT}:originToken"]

@@ -43,9 +43,17 @@ def interface_secrets() -> set[str]:
     return set(re.findall(r"`([A-Z_]+)`", row))
 
 
+# Bound only where the GPU service scales to zero (the Worker then has a signal region to send to).
+SCALE_SIGNAL_SECRETS = {"SCALE_SIGNAL_ACCESS_KEY_ID", "SCALE_SIGNAL_SECRET_ACCESS_KEY"}
+
+
 def test_deployed_bindings_match_wrangler_by_name_and_type(stack_run):
-    deployed = {(b["name"], b["type"]) for b in stack_run.one(SCRIPT).input("bindings")}
-    expected = wrangler_bindings(load_wrangler_config()) | {(s, "secret_text") for s in interface_secrets()}
+    bindings = stack_run.one(SCRIPT).input("bindings")
+    deployed = {(b["name"], b["type"]) for b in bindings}
+    scales_to_zero = next(b["text"] for b in bindings if b["name"] == "SCALE_SIGNAL_REGION") != ""
+    secrets = interface_secrets() if scales_to_zero else interface_secrets() - SCALE_SIGNAL_SECRETS
+    assert interface_secrets() >= SCALE_SIGNAL_SECRETS
+    expected = wrangler_bindings(load_wrangler_config()) | {(s, "secret_text") for s in secrets}
     assert deployed == expected
 
 

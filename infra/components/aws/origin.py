@@ -11,12 +11,13 @@ import pulumi
 from infra import REPO_ROOT
 from infra.build_context import program_relative
 from infra.components.aws.capacity import GpuCapacity, GpuCapacityArgs
+from infra.components.aws.cold_start import cold_start_seconds
 from infra.components.aws.image import RuntimeImage, RuntimeImageArgs
 from infra.components.aws.network import GpuNetwork, GpuNetworkArgs
 from infra.components.aws.scaling import ServiceScaling, ServiceScalingArgs
 from infra.components.aws.service import InferenceService, InferenceServiceArgs
 from infra.components.aws.sidecar_image import SidecarImage, SidecarImageArgs, cache_prefix
-from infra.components.aws.start_budget import StartBudgetError, start_budget
+from infra.components.aws.start_budget import StartBudget, StartBudgetError, start_budget
 from infra.config.aws import AwsConfig
 from infra.config.reader import ConfigError, ConfigReader
 from infra.dockerfile import CUDA_DOCKERFILE
@@ -37,6 +38,18 @@ class GpuOriginArgs:
     tags: dict[str, str] = field(default_factory=dict)
 
 
+def task_start_budget(model_bytes: int, config: AwsConfig) -> StartBudget:
+    """The runtime's start budget for this model, or a ConfigError naming the key that would fix it."""
+    try:
+        return start_budget(model_bytes, config.gpu.model_start_mib_per_second)
+    except StartBudgetError as error:
+        raise ConfigError(
+            ConfigReader().key("modelStartMibPerSecond"),
+            f"{error}; raise it if the hosts really fetch and load faster, or bake the model into the image",
+            str(error.minimum_mib_per_second),
+        ) from error
+
+
 class GpuOrigin(pulumi.ComponentResource):
     image_digest: pulumi.Output[str]
     cluster_name: pulumi.Output[str]
@@ -47,15 +60,7 @@ class GpuOrigin(pulumi.ComponentResource):
         super().__init__("steadytext:aws:GpuOrigin", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         config = args.config
-        try:
-            budget = start_budget(args.model_bytes, config.gpu.model_start_mib_per_second)
-        except StartBudgetError as error:
-            raise ConfigError(
-                ConfigReader().key("modelStartMibPerSecond"),
-                f"{error}; raise it if the hosts really fetch and load faster, or bake the model into the "
-                "image",
-                str(error.minimum_mib_per_second),
-            ) from error
+        budget = task_start_budget(args.model_bytes, config)
 
         network = GpuNetwork(
             name,
@@ -147,6 +152,7 @@ class GpuOrigin(pulumi.ComponentResource):
                 target_work_per_task=scaling.target_work_per_task,
                 scale_out_cooldown_s=scaling.scale_out_cooldown_s,
                 scale_in_cooldown_s=scaling.scale_in_cooldown_s,
+                cold_start_s=cold_start_seconds(budget),
             ),
             opts=child,
         )

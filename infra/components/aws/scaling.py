@@ -9,7 +9,11 @@ statistic `Average` over the service's documents is the per-task value, so the s
 average never counts work that no task holds.
 
 Target tracking does nothing on missing data, so a service at zero tasks (no documents) is started by the
-scale-from-zero signal instead (docs/infra-aws.md, "Scaling").
+scale-from-zero signal instead: a stack with `min_tasks` 0 gets an alarm on the Worker's ColdMisses
+datapoints (infra/components/aws/scale_signal.py) that fires only while the service's desired count is
+0 (Container Insights' DesiredTaskCount; missing counts as 0, since a service at zero tasks may report
+nothing), and a step policy that then sets exactly 1 task. Gating on the desired count, not on running
+tasks, means a start already under way (minutes on a cold instance) is not asked for again.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
+
+from infra.components.aws.scale_signal import SIGNAL_METRIC, SIGNAL_NAMESPACE
 
 # The names the runtime publishes under (docs/interfaces.md); the task definition sets the namespace and
 # the Service dimension from here, so the emitter and the policy cannot disagree.
@@ -28,6 +34,8 @@ WORK_PER_TASK_EXPRESSION_ID = "work_per_task"
 
 ECS_NAMESPACE = "ecs"
 DESIRED_COUNT = "ecs:service:DesiredCount"
+SIGNAL_PERIOD_S = 60  # standard resolution; the Worker puts at most one datapoint per isolate per period
+COLD_MISSES_EXPRESSION = "IF(FILL(desired, 0) < 1, FILL(misses, 0), 0)"
 
 
 def scalable_resource_id(cluster_name: str, service_name: str) -> str:
@@ -77,6 +85,41 @@ class ServiceScalingArgs:
     target_work_per_task: int
     scale_out_cooldown_s: int
     scale_in_cooldown_s: int
+    cold_start_s: int  # from the first miss at zero tasks until a task answers (cold_start.py)
+
+
+def cold_miss_queries(emf_service: str, cluster_name: str, service_name: str) -> list[dict]:
+    """The scale-from-zero alarm's metric math (Pulumi's MetricAlarm.metric_queries shape)."""
+    return [
+        {
+            "id": "misses",
+            "metric": {
+                "namespace": SIGNAL_NAMESPACE,
+                "metric_name": SIGNAL_METRIC,
+                "dimensions": {"Service": emf_service},
+                "period": SIGNAL_PERIOD_S,
+                "stat": "Sum",
+            },
+            "return_data": False,
+        },
+        {
+            "id": "desired",
+            "metric": {
+                "namespace": "ECS/ContainerInsights",
+                "metric_name": "DesiredTaskCount",
+                "dimensions": {"ClusterName": cluster_name, "ServiceName": service_name},
+                "period": SIGNAL_PERIOD_S,
+                "stat": "Maximum",
+            },
+            "return_data": False,
+        },
+        {
+            "id": "cold_misses",
+            "label": "Misses while the service has no task",
+            "expression": COLD_MISSES_EXPRESSION,
+            "return_data": True,
+        },
+    ]
 
 
 class ServiceScaling(pulumi.ComponentResource):
@@ -117,4 +160,37 @@ class ServiceScaling(pulumi.ComponentResource):
             },
             opts=child,
         )
+        if args.min_tasks == 0:
+            self._scale_from_zero(name, args, child)
         self.register_outputs({"resource_id": self.resource_id})
+
+    def _scale_from_zero(self, name: str, args: ServiceScalingArgs, child: pulumi.ResourceOptions) -> None:
+        start_one = aws.appautoscaling.Policy(
+            f"{name}-from-zero",
+            policy_type="StepScaling",
+            service_namespace=self.target.service_namespace,
+            scalable_dimension=self.target.scalable_dimension,
+            resource_id=self.target.resource_id,
+            step_scaling_policy_configuration={
+                # Exactly 1, however often the alarm fires: never more than a cold start needs.
+                "adjustment_type": "ExactCapacity",
+                "cooldown": args.cold_start_s,
+                "metric_aggregation_type": "Maximum",
+                "step_adjustments": [{"metric_interval_lower_bound": "0", "scaling_adjustment": 1}],
+            },
+            opts=child,
+        )
+        aws.cloudwatch.MetricAlarm(
+            f"{name}-cold-misses",
+            alarm_description="A request missed the cache while the GPU service had no task: start one",
+            comparison_operator="GreaterThanOrEqualToThreshold",
+            threshold=1,
+            evaluation_periods=1,
+            datapoints_to_alarm=1,
+            treat_missing_data="notBreaching",
+            metric_queries=pulumi.Output.all(args.cluster_name, args.service_name).apply(
+                lambda names: cold_miss_queries(args.emf_service, *names)
+            ),
+            alarm_actions=[start_one.arn],
+            opts=child,
+        )

@@ -39,6 +39,12 @@ class InferenceServiceArgs:
     tags: dict[str, str] = field(default_factory=dict)
 
 
+def task_family(name: str) -> str:
+    """The task definition family of the GpuOrigin `name`: also the runtime's EMF `Service` dimension and
+    the Worker's scale-signal dimension, a name known before anything is created."""
+    return f"{name}-inference"
+
+
 class InferenceService(pulumi.ComponentResource):
     service_name: pulumi.Output[str]
     log_group_name: pulumi.Output[str]
@@ -91,7 +97,7 @@ class InferenceService(pulumi.ComponentResource):
             args.tags,
             parent=self,
         )
-        family = f"{name}-inference"
+        family = task_family(name)
 
         definitions = pulumi.Output.all(
             image_ref=args.image_ref,
