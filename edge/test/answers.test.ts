@@ -105,6 +105,18 @@ describe("only answers with their route's shape are cached", () => {
 		expect((await call(path, { body: uncached, key })).headers.get("x-cache")).toBe("MISS");
 	});
 
+	it("/v1/embeddings with encoding_format base64 (a string per vector) is an answer of its shape, served and cached", async () => {
+		const body = { input: uniquePrompt("base64 vectors"), encoding_format: "base64" };
+		const first = await call("/v1/embeddings", { body, key });
+		expect(first.status).toBe(200);
+		const answer = await first.json<{ data: { embedding: string }[] }>();
+		expect(typeof answer.data[0].embedding).toBe("string");
+		const again = await call("/v1/embeddings", { body, key });
+		expect(again.headers.get("x-cache")).toBe("HIT");
+		expect(await again.json()).toEqual(answer);
+		expect(origin.callsTo("/v1/embeddings")).toHaveLength(1);
+	});
+
 	it("passes a non-200 answer through without storing it", async () => {
 		origin.set("origin-primary.test", { fail: 429 });
 		const body = { prompt: uniquePrompt("busy") };

@@ -124,8 +124,11 @@ export class FakeOrigin {
 				const message = { role: "assistant", content: text };
 				return this.json({ ...base, object: "chat.completion", choices: [{ index: 0, message, finish_reason: "length" }], usage });
 			}
-			case "/v1/embeddings":
-				return this.json({ object: "list", data: vectors.map((embedding, index) => ({ object: "embedding", index, embedding })), model: "gemma3-270m" });
+			case "/v1/embeddings": {
+				// Like the runtime: base64 of the little-endian float32 vector when the client asks for it.
+				const encode = (vector: number[]) => (body.encoding_format === "base64" ? btoa(String.fromCharCode(...new Uint8Array(new Float32Array(vector).buffer))) : vector);
+				return this.json({ object: "list", data: vectors.map((vector, index) => ({ object: "embedding", index, embedding: encode(vector) })), model: "gemma3-270m" });
+			}
 			default:
 				return this.json({ error: { type: "not_found", message: "no route" } }, 404);
 		}
