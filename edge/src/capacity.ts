@@ -69,7 +69,7 @@ export function checkDemandFits(params: Body, demand: Demand, limits: KeyLimits)
 	}
 }
 
-export interface Lease {
+interface Lease {
 	/** Idempotent; the release itself runs under the request's waitUntil. */
 	release(): void;
 }

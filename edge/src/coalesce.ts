@@ -59,7 +59,7 @@ function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
 }
 
 /** Wraps a request's own origin work (its key's lease: see capacity.ts). */
-export type OriginGuard = (work: () => Promise<OriginAnswer>) => Promise<OriginAnswer>;
+type OriginGuard = (work: () => Promise<OriginAnswer>) => Promise<OriginAnswer>;
 
 export function coalescedAnswer(env: Env, ctx: ExecutionContext, key: string, target: OriginTarget, path: string, body: string, guard: OriginGuard): Flight {
 	const existing = inflight.get(key);

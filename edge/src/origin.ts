@@ -34,7 +34,7 @@ export interface OriginTarget {
 	tenant?: string;
 }
 
-export const TENANT_HEADER = "X-Steadytext-Tenant";
+const TENANT_HEADER = "X-Steadytext-Tenant";
 
 function originHeaders(env: Env, hasBody: boolean, tenant: string | undefined): Headers {
 	const headers = new Headers({ accept: "application/json, text/event-stream" });
