@@ -12,7 +12,7 @@
 //   keyword such as "SSN" — any 9 digits in whole groups (123456789, 123 456 789); both within the SSA's
 //   ranges (area not 000, 666 or 9xx; group not 00; serial not 0000), with the same limit on other digits.
 import definitions from "../../dlp-patterns.json";
-import { normalizeText, SPACE_LIKE, type NormalizedText } from "./dlp-text";
+import { hasInvisibleCharacters, normalizeText, SPACE_LIKE, type NormalizedText } from "./dlp-text";
 
 export type DlpClassId = "us_ssn" | "payment_card";
 
@@ -263,8 +263,8 @@ function spansOf(normalized: NormalizedText, first: number, last: number): Span[
 	return spans;
 }
 
-function detectJoined(segments: readonly string[], joint: string, classes: readonly DlpClassId[]): Finding[] {
-	const normalized = normalizeText(segments, joint);
+function detectJoined(segments: readonly string[], joint: string, classes: readonly DlpClassId[], invisibleAs = ""): Finding[] {
+	const normalized = normalizeText(segments, joint, invisibleAs);
 	const { text } = normalized;
 	let keywordSpans: [number, number][] | null = null;
 	const keywords = () => (keywordSpans ??= [...text.matchAll(SSN_CONTEXT)].map((m) => [m.index, m.index + m[0].length] as [number, number]));
@@ -282,12 +282,16 @@ function detectJoined(segments: readonly string[], joint: string, classes: reado
  * Every card and SSN in strings read together (one string: a list of one). Strings are joined with a
  * separator between them (a split at a group boundary: "123-45" + "6789"), and for cards also with
  * nothing between them (a split inside a group: "4111 1111 1111 11" + "11"). Not for SSNs: gluing the
- * end of one string to the next made 3-2-4 shapes out of phone numbers.
+ * end of one string to the next made 3-2-4 shapes out of phone numbers. Strings with invisible characters
+ * are read a second time with each of them as a separator.
  */
 export function detect(segments: readonly string[]): Finding[] {
 	if (!segments.some((value) => /[0-9]|[^\x00-\x7f]/.test(value))) return []; // no digit can hide here
 	const findings = detectJoined(segments, " ", ["us_ssn", "payment_card"]);
 	if (segments.length > 1) findings.push(...detectJoined(segments, "", ["payment_card"]));
+	// An invisible character is nothing inside a group, but it may be the only thing between two groups:
+	// read it both ways.
+	if (segments.some(hasInvisibleCharacters)) findings.push(...detectJoined(segments, " ", ["us_ssn", "payment_card"], " "));
 	const seen = new Set<string>();
 	return findings.filter((finding) => {
 		const key = `${finding.classId}:${finding.spans.map((s) => `${s.segment}.${s.start}.${s.end}`).join()}`;

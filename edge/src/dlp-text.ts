@@ -23,6 +23,16 @@ const separator = new RegExp(
 	"u",
 );
 const decimalDigit = /^\p{Nd}$/u;
+// A character the normalisation drops (not a break): the detectors also read it as a separator (below).
+const invisible = new RegExp(
+	`(?![${escapeClass(definitions.text.breaks)}])[${definitions.text.ignored_categories.map((c) => `\\p{${c}}`).join("")}]`,
+	"u",
+);
+
+/** Whether a string holds a character the normalisation drops: one that may hide a group boundary. */
+export function hasInvisibleCharacters(value: string): boolean {
+	return !PLAIN_ASCII.test(value) && invisible.test(value);
+}
 
 function escapeClass(characters: string): string {
 	return characters.replace(/[\\\]\[^-]/g, (c) => `\\${c}`);
@@ -110,7 +120,7 @@ export class NormalizedText {
 	}
 }
 
-function normalizePiece(value: string, segment: number, offset: number): [string, Piece] {
+function normalizePiece(value: string, segment: number, offset: number, invisibleAs: string): [string, Piece] {
 	if (PLAIN_ASCII.test(value)) return [value, { segment, offset, length: value.length, start: null, end: null }];
 	const chars: string[] = [];
 	const start: number[] = [];
@@ -119,7 +129,7 @@ function normalizePiece(value: string, segment: number, offset: number): [string
 		const code = value.charCodeAt(i);
 		const next = value.charCodeAt(i + 1);
 		const width = code >= 0xd800 && code <= 0xdbff && next >= 0xdc00 && next <= 0xdfff ? 2 : 1;
-		const out = code < 0x80 ? ASCII[code] : classify(value.slice(i, i + width));
+		const out = (code < 0x80 ? ASCII[code] : classify(value.slice(i, i + width))) || invisibleAs;
 		for (const char of out) {
 			chars.push(char);
 			start.push(i);
@@ -134,8 +144,10 @@ function normalizePiece(value: string, segment: number, offset: number): [string
 /**
  * Normalises strings that are read together (chat messages, prompt + stop) as one text, with `joint`
  * (" ": a separator, or "": nothing) between them, so a number split across them stays one number.
+ * `invisibleAs`: what a dropped (invisible) character becomes: "" (nothing: `4<ZWSP>111` is one group),
+ * or " " (a separator: `4111<ZWSP>1111 1111 1111` is four groups, not a group of 8 that no card has).
  */
-export function normalizeText(segments: readonly string[], joint = " "): NormalizedText {
+export function normalizeText(segments: readonly string[], joint = " ", invisibleAs = ""): NormalizedText {
 	const parts: string[] = [];
 	const pieces: Piece[] = [];
 	let offset = 0;
@@ -144,7 +156,7 @@ export function normalizeText(segments: readonly string[], joint = " "): Normali
 			parts.push(joint);
 			offset += joint.length;
 		}
-		const [text, piece] = normalizePiece(value, segment, offset);
+		const [text, piece] = normalizePiece(value, segment, offset, invisibleAs);
 		parts.push(text);
 		pieces.push(piece);
 		offset += text.length;

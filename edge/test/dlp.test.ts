@@ -49,6 +49,10 @@ describe("normalisation", () => {
 		["a run of separators", "4111 - 1111 -- 1111 _ 1111"],
 		["zero-width spaces between every digit", [..."4111111111111111"].join("\u200b")],
 		["soft hyphens and word joiners", "4111\u00ad1111\u20601111\ufeff1111"],
+		// An invisible character is nothing inside a group but may be the only separator between two.
+		["a zero-width space as one separator among spaces", "4111\u200b1111 1111 1111"],
+		["a control character as one separator among dashes", "4111-1111\u00001111-1111"],
+		["a combining mark on a separator-less group boundary", "4111 1111\u03321111 1111"],
 		["combining underlines", [..."4111111111111111"].map((d) => `${d}\u0332`).join("")],
 		["keycap emoji digits", [..."4111111111111111"].map((d) => `${d}\ufe0f\u20e3`).join("")],
 		["Arabic-Indic digits", "٤١١١ ١١١١ ١١١١ ١١١١"],
@@ -58,6 +62,11 @@ describe("normalisation", () => {
 		["letters touching it", "pan4111111111111111exp"],
 	])("finds a card written with %s", (_, card) => {
 		expect(classesIn({ prompt: `pay with ${card} please` })).toEqual(["payment_card"]);
+	});
+
+	it("redacts a card whose groups an invisible character separates, all of it", () => {
+		const { value } = applyDlp({ prompt: "pay with 4111\u200b1111 1111 1111 please" }, "redact");
+		expect(value).toEqual({ prompt: "pay with [REDACTED:payment_card] please" });
 	});
 
 	it("ends a number at a line break, a tab, a slash, a comma or a colon", () => {

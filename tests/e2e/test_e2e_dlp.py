@@ -33,6 +33,12 @@ PASTED = {
         "payment_card",
         "4242424242424242",
     ),
+    "card-with-one-zero-width-space-between-groups": (
+        "/v1/generate",
+        {"prompt": "Charge 4111\u200b1111 1111 1111 please.", "max_tokens": 4},
+        "payment_card",
+        "4111111111111111",
+    ),
     "card-split-across-chat-messages": (
         "/v1/chat/completions",
         {
