@@ -14,11 +14,11 @@ from infra.components.aws.cold_start import cold_start_seconds
 from infra.components.aws.origin import GpuOrigin, GpuOriginArgs, task_start_budget
 from infra.components.aws.scale_signal import ScaleSignal, ScaleSignalArgs
 from infra.components.aws.service import task_family
-from infra.components.edge_storage import EdgeStorage, EdgeStorageArgs
-from infra.components.edge_worker import EdgeWorker, EdgeWorkerArgs
-from infra.components.model_artifact import ModelArtifact, ModelArtifactArgs
-from infra.components.origin_tunnel import OriginTunnel, OriginTunnelArgs
-from infra.components.zero_trust import ZeroTrust, ZeroTrustArgs
+from infra.components.cloudflare.edge_storage import EdgeStorage, EdgeStorageArgs
+from infra.components.cloudflare.edge_worker import EdgeWorker, EdgeWorkerArgs
+from infra.components.cloudflare.model_artifact import ModelArtifact, ModelArtifactArgs
+from infra.components.cloudflare.origin_tunnel import OriginTunnel, OriginTunnelArgs
+from infra.components.cloudflare.zero_trust import ZeroTrust, ZeroTrustArgs
 from infra.config import StackConfig
 from infra.config.model import ModelConfig
 from infra.dlp_patterns import load_dlp_patterns

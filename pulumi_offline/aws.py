@@ -36,7 +36,7 @@ def challenge_token_for(key: str) -> str:
 
 def challenge_token_outputs(args: MockResourceArgs) -> dict:
     """What the ChallengeToken dynamic resource reads from the challenge file when it is created."""
-    from infra.components.logpush_challenge import challenge_object_key
+    from infra.components.cloudflare.logpush_challenge import challenge_object_key
 
     key = challenge_object_key(args.inputs["bucket"], args.inputs["filename"])
     return {"key": key, "token": challenge_token_for(key)}

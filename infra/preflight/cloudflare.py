@@ -14,7 +14,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from infra.components.gateway_dlp import PREDEFINED_PROFILES
+from infra.components.cloudflare.gateway_dlp import PREDEFINED_PROFILES
 from infra.config.cloudflare import (
     DLP_PROFILE_CUSTOM,
     TLS_DECRYPTION_EXTERNAL,

@@ -13,7 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from infra.components.d1_schema import D1QueryError, D1SchemaProvider, migration_inputs
+from infra.components.cloudflare.d1_schema import D1QueryError, D1SchemaProvider, migration_inputs
 from infra.d1_migrations import Migration, MigrationError, migrations_dir, read_migrations
 from tests.infra.sqlite_batch import connect, run_batch
 

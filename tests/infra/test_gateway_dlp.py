@@ -8,7 +8,11 @@ from __future__ import annotations
 import pytest
 
 import pulumi_offline as mocks
-from infra.components.gateway_dlp import PREDEFINED_PROFILES, PredefinedProfileError, predefined_entry_ids
+from infra.components.cloudflare.gateway_dlp import (
+    PREDEFINED_PROFILES,
+    PredefinedProfileError,
+    predefined_entry_ids,
+)
 from pulumi_offline import TEST_ACCOUNT_ID
 
 CF = "cloudflare:index"

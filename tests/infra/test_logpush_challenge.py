@@ -6,7 +6,11 @@ from __future__ import annotations
 
 import pytest
 
-from infra.components.logpush_challenge import ChallengeError, ChallengeTokenProvider, challenge_object_key
+from infra.components.cloudflare.logpush_challenge import (
+    ChallengeError,
+    ChallengeTokenProvider,
+    challenge_object_key,
+)
 from pulumi_offline import INVOKE_RESULTS
 from pulumi_offline.aws import challenge_token_for
 from tests.conftest import moto_s3_client

@@ -89,7 +89,7 @@ def test_the_program_never_imports_the_harness():
     from pathlib import Path
 
     check = (
-        "import sys, infra.program, infra.components.edge_worker, infra.config; "
+        "import sys, infra.program, infra.components.cloudflare.edge_worker, infra.config; "
         "assert 'pulumi_offline' not in sys.modules, 'the program imported pulumi_offline'"
     )
     subprocess.run([sys.executable, "-c", check], check=True)

@@ -7,7 +7,7 @@ import hashlib
 
 import pytest
 
-from infra.components.model_artifact import ModelObjectProvider, stored_sha256
+from infra.components.cloudflare.model_artifact import ModelObjectProvider, stored_sha256
 from tests.conftest import moto_s3_client
 
 BUCKET = "steadytext-test-models"

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from infra.components.rotation_window import RotationWindowProvider
-from infra.components.zero_trust import PREVIOUS_SECRET_GRACE_SECONDS
+from infra.components.cloudflare.rotation_window import RotationWindowProvider
+from infra.components.cloudflare.zero_trust import PREVIOUS_SECRET_GRACE_SECONDS
 from pulumi_offline import ROTATION_WINDOW_ENDS_AT, SERVICE_TOKEN_EXPIRES_AT
 
 TOKEN = "cloudflare:index/zeroTrustAccessServiceToken:ZeroTrustAccessServiceToken"

@@ -8,7 +8,7 @@ import re
 import pytest
 
 from infra import REPO_ROOT
-from infra.components.edge_worker import BindingDriftError, worker_bindings
+from infra.components.cloudflare.edge_worker import BindingDriftError, worker_bindings
 from infra.wrangler_config import load_wrangler_config, parse_jsonc
 
 SCRIPT = "cloudflare:index/workersScript:WorkersScript"

@@ -12,7 +12,7 @@ import pytest
 
 import pulumi_offline as mocks
 from infra import program
-from infra.components.edge_worker import MigrationTagError, durable_object_migrations
+from infra.components.cloudflare.edge_worker import MigrationTagError, durable_object_migrations
 from infra.wrangler_config import load_wrangler_config
 
 SCRIPT = "cloudflare:index/workersScript:WorkersScript"

@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
-from infra.components.gateway_dlp import PREDEFINED_PROFILES
+from infra.components.cloudflare.gateway_dlp import PREDEFINED_PROFILES
 from infra.prerequisites import ACCOUNT, TOKEN_PERMISSIONS
 
 TOKEN = "cf-test-token-0f1e2d3c4b5a69788796a5b4c3d2e1f0"

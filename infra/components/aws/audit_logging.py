@@ -15,7 +15,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_cloudflare as cloudflare
 
-from infra.components.logpush_challenge import ChallengeToken, ChallengeTokenArgs
+from infra.components.cloudflare.logpush_challenge import ChallengeToken, ChallengeTokenArgs
 
 # Cloudflare's documented Logpush identity (developers.cloudflare.com/logs/logpush/aws-s3/).
 LOGPUSH_PRINCIPAL = "arn:aws:iam::391854517948:user/cloudflare-logpush"

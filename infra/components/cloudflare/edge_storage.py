@@ -13,7 +13,7 @@ from pathlib import Path
 import pulumi
 import pulumi_cloudflare as cf
 
-from infra.components.d1_schema import CLOUDFLARE_API, D1Schema, D1SchemaArgs
+from infra.components.cloudflare.d1_schema import CLOUDFLARE_API, D1Schema, D1SchemaArgs
 from infra.d1_migrations import migrations_dir
 
 # Model uploads are multipart; parts of an upload that died must not linger (and bill) forever.

@@ -17,8 +17,12 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_cloudflare as cf
 
-from infra.components.gateway_dlp import PREDEFINED_PROFILES, gateway_dlp_traffic, predefined_entry_ids
-from infra.components.rotation_window import RotationWindow
+from infra.components.cloudflare.gateway_dlp import (
+    PREDEFINED_PROFILES,
+    gateway_dlp_traffic,
+    predefined_entry_ids,
+)
+from infra.components.cloudflare.rotation_window import RotationWindow
 from infra.config.cloudflare import (
     DLP_PROFILE_CUSTOM,
     TLS_DECRYPTION_DECLARE,
