@@ -24,7 +24,7 @@ import httpx
 
 from scripts.harness import free_port
 from scripts.load import PlannedRequest, local_client, send_all
-from scripts.local_stack import LocalStack, StackConfig
+from scripts.local_stack import LocalStack, LocalStackConfig
 
 MAX_TOKENS = 8
 CONCURRENCY_LEVELS = (1, 8, 32)
@@ -107,7 +107,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="bench-e2e-") as state_dir:
         stack = LocalStack(
-            StackConfig(Path(state_dir), free_port(), free_port(), free_port(), frozen_worker=True)
+            LocalStackConfig(Path(state_dir), free_port(), free_port(), free_port(), frozen_worker=True)
         )
         try:
             stack.start()

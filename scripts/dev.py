@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from scripts.harness import HarnessError, log_tail
-from scripts.local_stack import REPO_ROOT, LocalStack, StackConfig
+from scripts.local_stack import REPO_ROOT, LocalStack, LocalStackConfig
 
 API_KEY_NAME = "local-dev"
 
@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     stop_on_signals()
     stack = LocalStack(
-        StackConfig(
+        LocalStackConfig(
             state_dir=args.state_dir.resolve(),
             runtime_port=args.runtime_port,
             worker_port=args.worker_port,

@@ -30,7 +30,7 @@ HOST = "127.0.0.1"
 
 
 @dataclass(frozen=True)
-class StackConfig:
+class LocalStackConfig:
     state_dir: Path
     runtime_port: int
     worker_port: int
@@ -43,7 +43,7 @@ class StackConfig:
 
 
 class LocalStack:
-    def __init__(self, config: StackConfig) -> None:
+    def __init__(self, config: LocalStackConfig) -> None:
         self.config = config
         self.persist_dir = config.state_dir / "wrangler"
         self.logs_dir = config.state_dir / "logs"

@@ -16,7 +16,7 @@ import pytest
 
 from scripts.harness import free_port
 from scripts.load import local_client
-from scripts.local_stack import LocalStack, StackConfig
+from scripts.local_stack import LocalStack, LocalStackConfig
 
 INFERENCES_METRIC = re.compile(r'^runtime_inferences_total\{kind="(\w+)"\} ([0-9.e+]+)$', re.MULTILINE)
 
@@ -24,7 +24,7 @@ INFERENCES_METRIC = re.compile(r'^runtime_inferences_total\{kind="(\w+)"\} ([0-9
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     local_stack = LocalStack(
-        StackConfig(
+        LocalStackConfig(
             state_dir=tmp_path_factory.mktemp("stack"),
             runtime_port=free_port(),
             worker_port=free_port(),

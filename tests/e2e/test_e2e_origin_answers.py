@@ -18,7 +18,7 @@ import pytest
 
 from scripts.harness import free_port
 from scripts.load import local_client
-from scripts.local_stack import LocalStack, StackConfig
+from scripts.local_stack import LocalStack, LocalStackConfig
 
 pytestmark = pytest.mark.e2e
 
@@ -123,7 +123,7 @@ def worker_before_fake(fake_origin, tmp_path_factory) -> Iterator[tuple[LocalSta
     """A second Worker (wrangler dev) whose origin is the fake; only the Worker of the stack is started."""
     _, origin_port = fake_origin
     stack = LocalStack(
-        StackConfig(
+        LocalStackConfig(
             state_dir=tmp_path_factory.mktemp("fake-origin-stack"),
             runtime_port=origin_port,
             worker_port=free_port(),
