@@ -8,20 +8,29 @@ from dataclasses import dataclass
 
 import pulumi
 
-from infra import config
+from infra import REPO_ROOT, config
+from infra.build_context import program_relative
 from infra.components.aws.audit_logging import AuditLogging, AuditLoggingArgs
+from infra.components.aws.capacity import GpuCapacity, GpuCapacityArgs
 from infra.components.aws.cold_start import cold_start_seconds
-from infra.components.aws.origin import GpuOrigin, GpuOriginArgs, task_start_budget
+from infra.components.aws.image import RuntimeImage, RuntimeImageArgs
+from infra.components.aws.network import GpuNetwork, GpuNetworkArgs
 from infra.components.aws.scale_signal import ScaleSignal, ScaleSignalArgs
-from infra.components.aws.service import task_family
+from infra.components.aws.scaling import ServiceScaling, ServiceScalingArgs
+from infra.components.aws.service import GpuService, GpuServiceArgs, task_family
+from infra.components.aws.sidecar_image import SidecarImage, SidecarImageArgs, cache_prefix
+from infra.components.aws.start_budget import StartBudget, StartBudgetError, start_budget
 from infra.components.cloudflare.edge_storage import EdgeStorage, EdgeStorageArgs
 from infra.components.cloudflare.edge_worker import EdgeWorker, EdgeWorkerArgs
 from infra.components.cloudflare.model_artifact import ModelArtifact, ModelArtifactArgs
 from infra.components.cloudflare.origin_tunnel import OriginTunnel, OriginTunnelArgs
 from infra.components.cloudflare.zero_trust import ZeroTrust, ZeroTrustArgs
 from infra.config import StackConfig
+from infra.config.aws import AwsConfig
 from infra.config.model import ModelConfig
+from infra.config.reader import ConfigError, ConfigReader
 from infra.dlp_patterns import load_dlp_patterns
+from infra.dockerfile import CUDA_DOCKERFILE
 from infra.worker_bundle import WorkerBundle, build_worker_bundle
 from infra.wrangler_config import load_wrangler_config
 
@@ -200,6 +209,32 @@ def export_cloudflare(edge: CloudflareEdge, cfg: StackConfig) -> None:
     pulumi.export("tunnelToken", edge.tunnel.token)
 
 
+def task_start_budget(model_bytes: int, config: AwsConfig) -> StartBudget:
+    """The runtime's start budget for this model, or a ConfigError naming the key that would fix it."""
+    try:
+        return start_budget(model_bytes, config.gpu.model_start_mib_per_second)
+    except StartBudgetError as error:
+        raise ConfigError(
+            ConfigReader().key("modelStartMibPerSecond"),
+            f"{error}; raise it if the hosts really fetch and load faster, or bake the model into the image",
+            str(error.minimum_mib_per_second),
+        ) from error
+
+
+# These components were children of a `GpuOrigin` component that only forwarded config to them. Each
+# alias names the URN it had there, so a stack deployed before keeps its GPU resources instead of
+# replacing them (Pulumi carries a parent's alias down to its children).
+FORMER_GPU_ORIGIN = "steadytext:aws:GpuOrigin"
+
+
+def formerly_in_gpu_origin(name: str, former_type: str | None = None) -> pulumi.ResourceOptions:
+    parent = pulumi.create_urn(name, FORMER_GPU_ORIGIN)
+    alias = (
+        pulumi.Alias(parent=parent) if former_type is None else pulumi.Alias(type_=former_type, parent=parent)
+    )
+    return pulumi.ResourceOptions(aliases=[alias])
+
+
 def deploy_aws(
     cfg: StackConfig,
     tunnel_token: pulumi.Input[str],
@@ -207,39 +242,122 @@ def deploy_aws(
     model_sha256: pulumi.Input[str],
     model_bytes: int,
 ) -> None:
-    """The GPU origin behind the tunnel and the Logpush audit bucket; exports what operators look up."""
-    cf = cfg.cloudflare
+    """The GPU origin behind the tunnel (network → images → GPU capacity → service → auto scaling) and the
+    Logpush audit bucket; exports what operators look up."""
+    cf, aws_cfg = cfg.cloudflare, cfg.aws
+    name = cf.resource_prefix
     tags = aws_tags(cfg)
-    origin = GpuOrigin(
-        cf.resource_prefix,
-        GpuOriginArgs(
-            config=cfg.aws,
-            tunnel_token=tunnel_token,
+    budget = task_start_budget(model_bytes, aws_cfg)
+
+    network = GpuNetwork(
+        name,
+        GpuNetworkArgs(
+            instance_type=aws_cfg.gpu.instance_type,
+            cidr_block=aws_cfg.network.cidr_block,
+            vpc_id=aws_cfg.network.vpc_id,
+            subnet_ids=aws_cfg.network.subnet_ids,
+            tags=tags,
+        ),
+        opts=formerly_in_gpu_origin(name),
+    )
+    image = RuntimeImage(
+        name,
+        RuntimeImageArgs(
+            context_dir=program_relative(REPO_ROOT),
+            dockerfile=program_relative(CUDA_DOCKERFILE),
+            keep_images=aws_cfg.keep_images,
+            tags=tags,
+        ),
+        opts=formerly_in_gpu_origin(name),
+    )
+    cloudflared = aws_cfg.cloudflared
+    sidecar = SidecarImage(
+        name,
+        SidecarImageArgs(
+            cache_prefix=cache_prefix(name),
+            upstream_repository=cloudflared.repository,
+            tag=cloudflared.tag,
+            digest=cloudflared.digest,
+            docker_hub_username=cloudflared.docker_hub_username,
+            docker_hub_access_token=cloudflared.docker_hub_access_token,
+            keep_images=aws_cfg.keep_images,
+            tags=tags,
+        ),
+        opts=formerly_in_gpu_origin(name),
+    )
+    gpu = aws_cfg.gpu
+    capacity = GpuCapacity(
+        name,
+        GpuCapacityArgs(
+            subnet_ids=network.private_subnet_ids,
+            security_group_id=network.security_group_id,
+            instance_type=gpu.instance_type,
+            min_instances=gpu.min_instances,
+            max_instances=gpu.max_instances,
+            root_volume_gib=gpu.root_volume_gib,
+            ami_parameter=gpu.ami_parameter,
+            tags=tags,
+        ),
+        opts=formerly_in_gpu_origin(name),
+    )
+    service = GpuService(
+        name,
+        GpuServiceArgs(
+            cluster_arn=capacity.cluster_arn,
+            capacity_provider_name=capacity.capacity_provider_name,
+            subnet_ids=network.private_subnet_ids,
+            security_group_id=network.security_group_id,
+            image_ref=image.image_ref,
+            repository_arn=image.repository_arn,
+            cloudflared_image_ref=sidecar.image_ref,
+            cloudflared_repository_arn=sidecar.repository_arn,
+            start_budget=budget,
             model_url=model_url,
             model_sha256=model_sha256,
-            model_bytes=model_bytes,
             s3_endpoint_url=cf.r2_endpoint,
+            region=aws_cfg.region,
+            tunnel_token=tunnel_token,
             r2_access_key_id=cf.r2_access_key_id,
             r2_secret_access_key=cf.r2_secret_access_key,
             origin_token=cf.origin_token,
+            initial_tasks=aws_cfg.scaling.min_tasks,
+            runtime_memory_mib=gpu.runtime_memory_mib,
             runtime_port=cf.origin_port,
+            log_retention_days=aws_cfg.log_retention_days,
             tags=tags,
         ),
+        opts=formerly_in_gpu_origin(name, former_type="steadytext:aws:InferenceService"),
+    )
+    scaling = aws_cfg.scaling
+    ServiceScaling(
+        name,
+        ServiceScalingArgs(
+            cluster_name=capacity.cluster_name,
+            service_name=service.service_name,
+            emf_service=service.family,
+            min_tasks=scaling.min_tasks,
+            max_tasks=scaling.max_tasks,
+            target_work_per_task=scaling.target_work_per_task,
+            scale_out_cooldown_s=scaling.scale_out_cooldown_s,
+            scale_in_cooldown_s=scaling.scale_in_cooldown_s,
+            cold_start_s=cold_start_seconds(budget),
+        ),
+        opts=formerly_in_gpu_origin(name),
     )
     audit = AuditLogging(
-        cf.resource_prefix,
+        name,
         AuditLoggingArgs(
             cloudflare_account_id=cf.account_id,
-            region=cfg.aws.region,
-            retention_days=cfg.aws.audit_log_retention_days,
+            region=aws_cfg.region,
+            retention_days=aws_cfg.audit_log_retention_days,
             protect=cfg.protect,
             tags=tags,
         ),
     )
-    pulumi.export("imageDigest", origin.image_digest)
-    pulumi.export("ecsClusterName", origin.cluster_name)
-    pulumi.export("ecsServiceName", origin.service_name)
-    pulumi.export("logGroupName", origin.log_group_name)
+    pulumi.export("imageDigest", image.digest)
+    pulumi.export("ecsClusterName", capacity.cluster_name)
+    pulumi.export("ecsServiceName", service.service_name)
+    pulumi.export("logGroupName", service.log_group_name)
     pulumi.export("auditBucket", audit.bucket_name)
     pulumi.export("auditChallengeFiles", audit.challenge_files)
 

@@ -15,7 +15,7 @@ inputs (`RecordingMonitor.RegisterResource`) and the stack's exports with their 
   naming its token.
 - `RecordingMonitor` records, for every resource, what the engine would be sent: type, name, URN,
   inputs (secrets still wrapped, so callers can prove they stay secret), parent and options
-  (`protect`, `retain_on_delete`, dependencies, property dependencies).
+  (`protect`, `retain_on_delete`, dependencies, property dependencies, aliases).
 - `run_pulumi(build, stack, config)` runs `build()` under the mocks and returns a `PulumiRun` with the
   resources, the resolved stack exports and which exports are secret.
 - `stack_config(stack)` is the config the CLI would hand the program for Pulumi.<stack>.yaml, plus
@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
+from google.protobuf import json_format
 from pulumi.runtime import rpc
 from pulumi.runtime.mocks import MockCallArgs, MockMonitor, MockResourceArgs
 
@@ -208,6 +209,8 @@ class RecordedResource:
     property_dependencies: dict[str, list[str]] = field(default_factory=dict)
     additional_secret_outputs: list[str] = field(default_factory=list)
     ignore_changes: list[str] = field(default_factory=list)
+    # Each alias as the engine gets it: a URN, or a spec of what differed then (name, type, parentUrn, …).
+    aliases: list[dict[str, Any]] = field(default_factory=list)
 
     def input(self, key: str) -> Any:
         return plain(self.inputs.get(key))
@@ -235,9 +238,9 @@ class RecordingMonitor(MockMonitor):
 
     Private API, on purpose: `Mocks.new_resource` (the public hook) is given only a resource's type, name,
     inputs, provider and id, while the plan and the policy pack also need its parent, `protect`,
-    `retain_on_delete`, dependencies, property dependencies and additional secret outputs — fields of the
-    engine's RegisterResource request that only the monitor sees. This override only reads the request
-    and passes it on; tests/infra/test_mocks_harness.py pins each recorded field.
+    `retain_on_delete`, dependencies, property dependencies, aliases and additional secret outputs —
+    fields of the engine's RegisterResource request that only the monitor sees. This override only reads
+    the request and passes it on; tests/infra/test_mocks_harness.py pins each recorded field.
     """
 
     def __init__(self, mocks: RecordingMocks) -> None:
@@ -261,6 +264,7 @@ class RecordingMonitor(MockMonitor):
                                        for key, deps in request.propertyDependencies.items()},
                 additional_secret_outputs=list(request.additionalSecretOutputs),
                 ignore_changes=list(request.ignoreChanges),
+                aliases=[json_format.MessageToDict(alias) for alias in request.aliases],
             ))
         return response
 

@@ -58,11 +58,10 @@ def test_the_aws_exports_are_present_and_plain(stack_run):
 def test_every_aws_resource_belongs_to_an_aws_component(stack_run):
     components = {r.urn: r.type for r in stack_run.resources if not r.custom}
     assert {
-        "steadytext:aws:GpuOrigin",
         "steadytext:aws:GpuNetwork",
         "steadytext:aws:GpuCapacity",
         "steadytext:aws:RuntimeImage",
-        "steadytext:aws:InferenceService",
+        "steadytext:aws:GpuService",
         "steadytext:aws:AuditLogging",
     } <= set(components.values())
     aws_resources = [
@@ -71,3 +70,38 @@ def test_every_aws_resource_belongs_to_an_aws_component(stack_run):
     assert aws_resources
     for resource in aws_resources:
         assert components.get(resource.parent, "").startswith("steadytext:aws:"), resource.name
+
+
+# The components the program declares directly used to be children of a `GpuOrigin` component (and the
+# service was called `InferenceService`). The URNs a deployed stack has for them, as the engine wrote them:
+# a root-level component's URN carries no Stack type.
+FORMER_URNS = {
+    "steadytext:aws:GpuNetwork": "steadytext:aws:GpuOrigin$steadytext:aws:GpuNetwork",
+    "steadytext:aws:RuntimeImage": "steadytext:aws:GpuOrigin$steadytext:aws:RuntimeImage",
+    "steadytext:aws:SidecarImage": "steadytext:aws:GpuOrigin$steadytext:aws:SidecarImage",
+    "steadytext:aws:GpuCapacity": "steadytext:aws:GpuOrigin$steadytext:aws:GpuCapacity",
+    "steadytext:aws:GpuService": "steadytext:aws:GpuOrigin$steadytext:aws:InferenceService",
+    "steadytext:aws:ServiceScaling": "steadytext:aws:GpuOrigin$steadytext:aws:ServiceScaling",
+}
+
+
+def aliased_urn(stack: str, resource, spec: dict) -> str:
+    """The URN an alias spec names: the resource's own name and type unless the spec says otherwise, under
+    the spec's parent (the engine's rule)."""
+    parent_types = spec["parentUrn"].split("::")[2]
+    return (
+        f"urn:pulumi:{stack}::steadytext-edge::{parent_types}${spec.get('type', resource.type)}"
+        f"::{spec.get('name', resource.name)}"
+    )
+
+
+def test_a_deployed_stack_keeps_its_gpu_resources_through_aliases(stack_run):
+    """Without these aliases `pulumi up` on a stack deployed before would replace the network, the images,
+    the GPU capacity and the ECS service (every child's URN changes with its parent's)."""
+    for resource_type, former in FORMER_URNS.items():
+        resource = stack_run.one(resource_type)
+        stack = resource.urn.split("::")[0].removeprefix("urn:pulumi:")
+        assert resource.parent.endswith("pulumi:pulumi:Stack::steadytext-edge-" + stack), resource.parent
+        aliases = [aliased_urn(stack, resource, alias["spec"]) for alias in resource.aliases]
+        assert aliases == [f"urn:pulumi:{stack}::steadytext-edge::{former}::{resource.name}"], resource_type
+    assert stack_run.of_type("steadytext:aws:GpuOrigin") == []

@@ -51,7 +51,10 @@ def test_what_the_engine_is_sent_is_recorded():
         def __init__(self, name: str, opts: pulumi.ResourceOptions | None = None):
             super().__init__("test:index:Box", name, None, opts)
             self.first = pulumi.CustomResource(
-                "test:index:Thing", f"{name}-first", {"value": "a"}, pulumi.ResourceOptions(parent=self)
+                "test:index:Thing",
+                f"{name}-first",
+                {"value": "a"},
+                pulumi.ResourceOptions(parent=self, aliases=[pulumi.Alias(name="old-first")]),
             )
             self.second = pulumi.CustomResource(
                 "test:index:Thing",
@@ -72,6 +75,8 @@ def test_what_the_engine_is_sent_is_recorded():
     first, second = run.of_type("test:index:Thing")
     assert (first.parent, second.parent) == (box.urn, box.urn)
     assert (first.protect, first.retain_on_delete) == (False, False)
+    assert [alias["spec"]["name"] for alias in first.aliases] == ["old-first"]
+    assert second.aliases == []
     assert (second.protect, second.retain_on_delete) == (True, True)
     assert second.dependencies == [first.urn]
     assert second.property_dependencies["source"] == [first.urn]

@@ -1,4 +1,5 @@
-"""The inference service: its secrets, log group, execution role, task definition and ECS service."""
+"""The GPU service that runs the inference runtime: its secrets, log group, execution role, task definition
+and ECS service."""
 
 import json
 from dataclasses import dataclass, field
@@ -12,7 +13,7 @@ from infra.components.aws.start_budget import StartBudget
 
 
 @dataclass(frozen=True)
-class InferenceServiceArgs:
+class GpuServiceArgs:
     cluster_arn: pulumi.Input[str]
     capacity_provider_name: pulumi.Input[str]
     subnet_ids: list[pulumi.Input[str]]
@@ -40,21 +41,19 @@ class InferenceServiceArgs:
 
 
 def task_family(name: str) -> str:
-    """The task definition family of the GpuOrigin `name`: also the runtime's EMF `Service` dimension and
+    """The task definition family of the GpuService `name`: also the runtime's EMF `Service` dimension and
     the Worker's scale-signal dimension, a name known before anything is created."""
     return f"{name}-inference"
 
 
-class InferenceService(pulumi.ComponentResource):
+class GpuService(pulumi.ComponentResource):
     service_name: pulumi.Output[str]
     log_group_name: pulumi.Output[str]
     task_definition_arn: pulumi.Output[str]
     family: str  # the task definition family, also the runtime's EMF `Service` dimension
 
-    def __init__(
-        self, name: str, args: InferenceServiceArgs, opts: pulumi.ResourceOptions | None = None
-    ) -> None:
-        super().__init__("steadytext:aws:InferenceService", name, None, opts)
+    def __init__(self, name: str, args: GpuServiceArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("steadytext:aws:GpuService", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
 
         secret_versions = {
