@@ -21,6 +21,7 @@ import re
 from collections.abc import Callable
 
 import llama_cpp
+from llama_cpp._internals import LlamaModel
 from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
 # llama.cpp's built-in formats for GGUFs that ship without a template (base models such as Gemma 3 270M):
@@ -44,25 +45,25 @@ _REWRITES: tuple[Callable[[str], str], ...] = (
 )
 
 
-def chat_prompt_builder(llama: llama_cpp.Llama) -> Callable[[Messages], list[int]] | None:
+def chat_prompt_builder(model: LlamaModel) -> Callable[[Messages], list[int]] | None:
     """A function from messages to prompt tokens, or None when the model has no known chat format."""
-    template = llama.metadata.get("tokenizer.chat_template")
+    metadata = model.metadata()
+    template = metadata.get("tokenizer.chat_template")
     if template is not None:
-        return TurnTokenizer(llama, jinja_renderer(llama, template), add_bos=False)
-    architecture = llama.metadata.get("general.architecture", "")
+        return TurnTokenizer(model, jinja_renderer(model, template), add_bos=False)
+    architecture = metadata.get("general.architecture", "")
     for prefix, name in _BUILTIN_FORMAT_BY_ARCHITECTURE_PREFIX.items():
         if architecture.startswith(prefix):
             # llama.cpp's built-in formats do not write BOS; the tokenizer adds it.
-            return TurnTokenizer(llama, builtin_renderer(name), add_bos=True)
+            return TurnTokenizer(model, builtin_renderer(name), add_bos=True)
     return None
 
 
-def jinja_renderer(llama: llama_cpp.Llama, template: str) -> Render:
-    model = llama._model
+def jinja_renderer(model: LlamaModel, template: str) -> Render:
     formatter = Jinja2ChatFormatter(
         template=template,
-        eos_token=model.token_get_text(llama.token_eos()),
-        bos_token=model.token_get_text(llama.token_bos()),
+        eos_token=model.token_get_text(model.token_eos()),
+        bos_token=model.token_get_text(model.token_bos()),
     )
     # Templates raise ValueError for conversations they refuse; the template writes BOS itself.
     return lambda messages: formatter(messages=messages).prompt
@@ -92,12 +93,12 @@ def builtin_renderer(name: str) -> Render:
 class TurnTokenizer:
     """Messages → prompt tokens where only the template's markers are control tokens (module doc)."""
 
-    def __init__(self, llama: llama_cpp.Llama, render: Render, add_bos: bool):
-        self._llama = llama
+    def __init__(self, model: LlamaModel, render: Render, add_bos: bool):
+        self._model = model
         self._render = render
         # What tokenize(add_bos=True) puts first: BOS when the vocabulary asks for it.
-        wants_bos = add_bos and llama_cpp.llama_vocab_get_add_bos(llama._model.vocab)
-        self._prefix = [llama.token_bos()] if wants_bos else []
+        wants_bos = add_bos and llama_cpp.llama_vocab_get_add_bos(model.vocab)
+        self._prefix = [model.token_bos()] if wants_bos else []
         self._template_fragments = functools.lru_cache(maxsize=512)(self._split_template_text)
 
     def __call__(self, messages: Messages) -> list[int]:
@@ -133,14 +134,14 @@ class TurnTokenizer:
     def _text_tokens(self, text: str) -> list[int]:
         if not text:
             return []
-        return self._llama.tokenize(text.encode("utf-8"), add_bos=False, special=False)
+        return self._model.tokenize(text.encode("utf-8"), add_bos=False, special=False)
 
     def _split_template_text(self, text: str) -> tuple[str | int, ...]:
         """The template's text as plain strings and the control tokens llama.cpp finds in it."""
-        vocab = self._llama._model.vocab
-        parsed = self._llama.tokenize(text.encode("utf-8"), add_bos=False, special=True)
+        vocab = self._model.vocab
+        parsed = self._model.tokenize(text.encode("utf-8"), add_bos=False, special=True)
         specials = {
-            self._llama._model.token_get_text(token): token
+            self._model.token_get_text(token): token
             for token in parsed
             if llama_cpp.llama_vocab_get_attr(vocab, token) & _SPECIAL_ATTRS
         }

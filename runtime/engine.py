@@ -1,31 +1,42 @@
-"""The engines: one object per loaded model that owns its `Llama` and runs one sequence at a time.
+"""The engines: one object per loaded model, driven by that model's worker thread.
 
-Determinism rules applied here (see docs/runtime.md): greedy decoding (temperature 0, top_k 1), the KV
-state reset before every request so a cached prefix can never change the batch shapes and therefore the
-logits, and embeddings computed one input per decode so a batch is exactly its singles.
+Determinism rules applied here (see docs/runtime.md): greedy decoding (argmax), and batch invariance —
+generation decodes up to `slots` requests together, one token each per step, in a way that gives every
+request the bytes it gets alone (runtime/slots.py); embeddings are computed one input per decode, so a
+batch is exactly its singles.
 """
 
 import codecs
+import logging
+import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import llama_cpp
 import numpy as np
+from llama_cpp._internals import LlamaModel
 
 from runtime.chat import Messages, chat_prompt_builder
+from runtime.slots import DECODING_PATH, SlotContext, SlotOptions
 from runtime.stops import StopScanner
 
-# What the decoder does for every request: passed to `Llama.generate` as is (decoder_arguments), reported
-# on /v1/status and hashed into the fingerprint, so what is reported is what runs. The names are the
-# status/fingerprint ones (renaming one would change every fingerprint); LLAMA_NAMES maps them to llama's.
+# ggml-cpu's tiled K-quant matmul serves batches of 8+ rows with a kernel whose per-row result depends on
+# the other rows; off, every K-quant matmul row is one dot product (see docs/runtime.md). ggml reads this
+# once, at the first matmul in the process: it is set before any model is loaded.
+os.environ["GGML_CPU_TILED_MM"] = "0"
+
+# What the decoder does for every request, reported on /v1/status and hashed into the fingerprint. The
+# decoder implements exactly this (the highest logit, the first on ties) and refuses to run if GREEDY is
+# ever changed to anything else, so what is reported is what runs.
 GREEDY = {"temperature": 0.0, "top_k": 1, "top_p": 1.0, "min_p": 0.0, "repeat_penalty": 1.0}
-LLAMA_NAMES = {"temperature": "temp"}
+_ARGMAX = dict(GREEDY)
 
 
-def decoder_arguments(sampling: dict[str, float]) -> dict[str, float]:
-    """`sampling` as the keyword arguments of `Llama.generate`."""
-    return {LLAMA_NAMES.get(name, name): value for name, value in sampling.items()}
+def greedy_token(logits: np.ndarray) -> int:
+    if GREEDY != _ARGMAX:
+        raise RuntimeError(f"the decoder implements {_ARGMAX}, not GREEDY = {GREEDY}")
+    return int(np.argmax(logits))
 
 
 class RequestCancelled(Exception):
@@ -38,6 +49,8 @@ class LlamaOptions:
     n_gpu_layers: int
     n_threads: int | None
     seed: int
+    # Requests decoded together; answers do not depend on it.
+    slots: int = 8
 
 
 @dataclass(frozen=True)
@@ -61,18 +74,94 @@ def _load(model_path: str, options: LlamaOptions, **extra: object) -> llama_cpp.
     )
 
 
+class Sequence:
+    """One request in a slot: its greedy tokens turned into text, stop strings, budget, cancellation."""
+
+    def __init__(
+        self,
+        prompt_tokens: list[int],
+        max_tokens: int,
+        stops: list[str],
+        budget: int,
+        cancelled: threading.Event,
+        on_text: Callable[[str], None],
+    ):
+        self.prompt_tokens = prompt_tokens
+        self.cancelled = cancelled
+        self.slot = -1
+        self.next_token = -1  # the sampled token the next step feeds back
+        self.result: Generation | None = None
+        self._budget = min(max_tokens, budget)
+        self._on_text = on_text
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._scanner = StopScanner(stops)
+        self._text, self._emitted, self._produced = "", 0, 0
+
+    @property
+    def finished(self) -> bool:
+        return self.result is not None
+
+    def accept(self, token: int, piece: bytes, end_of_generation: bool) -> None:
+        """Take the next greedy token (`piece` is its bytes); sets `result` when the answer is complete."""
+        if end_of_generation:
+            self._finish("stop", flush=True)
+            return
+        self._produced += 1
+        previous_length = len(self._text)
+        self._text += self._decoder.decode(piece)
+        safe_end, stopped_by_string = self._scanner.scan(self._text, previous_length)
+        if stopped_by_string:
+            self._text = self._text[:safe_end]
+        if safe_end > self._emitted:
+            self._on_text(self._text[self._emitted : safe_end])
+            self._emitted = safe_end
+        if stopped_by_string:
+            self._finish("stop", flush=False)
+        elif self._produced >= self._budget:
+            self._finish("length", flush=True)
+        else:
+            self.next_token = token
+
+    def _finish(self, finish_reason: str, flush: bool) -> None:
+        if flush:  # an incomplete UTF-8 sequence at the end becomes U+FFFD, as before
+            self._text += self._decoder.decode(b"", final=True)
+            if len(self._text) > self._emitted:
+                self._on_text(self._text[self._emitted :])
+        self.result = Generation(self._text, finish_reason, len(self.prompt_tokens), self._produced)
+
+
 class GenerationEngine:
+    """Greedy decoding of up to `slots` requests at once, each answer independent of the others."""
+
     def __init__(self, model_path: str, options: LlamaOptions):
         self.n_ctx = options.n_ctx
-        self._llama = _load(model_path, options)
-        # Requests are queued per model already; the lock also guards against two apps sharing an engine.
+        self.slots = options.slots
+        llama_cpp.llama_backend_init()
+        # llama.cpp logs through llama-cpp-python's logger; errors only, as `Llama(verbose=False)` does.
+        logging.getLogger("llama-cpp-python").setLevel(logging.ERROR)
+        params = llama_cpp.llama_model_default_params()
+        params.n_gpu_layers = options.n_gpu_layers
+        # No weight repacking: its Q4_K kernel differs between 1-3 rows (gemv) and 4+ (gemm).
+        params.use_extra_bufts = DECODING_PATH["weight_repack"]
+        self._model = LlamaModel(path_model=model_path, params=params, verbose=False)
+        self._vocab = self._model.vocab
+        self._context = SlotContext(
+            self._model.model,
+            SlotOptions(
+                slots=options.slots,
+                n_ctx_per_slot=options.n_ctx,
+                n_threads=options.n_threads or max(1, (os.cpu_count() or 2) // 2),
+            ),
+        )
+        self._free = list(range(options.slots))
+        # One model thread drives the engine; the lock also guards against two apps sharing it.
         self._lock = threading.Lock()
-        self._chat_prompt = chat_prompt_builder(self._llama)
+        self._chat_prompt = chat_prompt_builder(self._model)
 
     def tokenize_prompt(self, prompt: str) -> list[int]:
         # A raw prompt is the caller's whole input, so its special-token text is parsed (as llama.cpp's
         # server does): there is no turn of anyone else's in it to forge. Chat content is text (chat.py).
-        return self._llama.tokenize(prompt.encode("utf-8"), add_bos=True, special=True)
+        return self._model.tokenize(prompt.encode("utf-8"), add_bos=True, special=True)
 
     def tokenize_chat(self, messages: Messages) -> list[int]:
         """Prompt tokens from the model's chat format; ValueError when it has none or refuses the turns."""
@@ -80,51 +169,81 @@ class GenerationEngine:
             raise ValueError("this model has no chat template")
         return self._chat_prompt(messages)
 
+    def sequence(
+        self,
+        prompt_tokens: list[int],
+        max_tokens: int,
+        stops: list[str],
+        cancelled: threading.Event,
+        on_text: Callable[[str], None] = lambda text: None,
+    ) -> Sequence:
+        return Sequence(prompt_tokens, max_tokens, stops, self.n_ctx - len(prompt_tokens), cancelled, on_text)
+
+    @property
+    def free_slots(self) -> int:
+        return len(self._free)
+
+    def admit(self, sequence: Sequence) -> None:
+        """Process the prompt in a free slot (alone, in fixed chunks) and take the first token."""
+        with self._lock:
+            sequence.slot = self._free.pop()
+            try:
+                logits = self._context.prefill(sequence.slot, sequence.prompt_tokens)
+                self._accept(sequence, logits)
+            except BaseException:
+                self._release(sequence)
+                raise
+            if sequence.finished:
+                self._release(sequence)
+
+    def step(self, sequences: list[Sequence]) -> None:
+        """One decode step: every given unfinished sequence advances by one token, together."""
+        with self._lock:
+            running = [s for s in sequences if not s.finished]
+            if not running:
+                return
+            logits = self._context.step({s.slot: s.next_token for s in running})
+            for sequence in running:
+                self._accept(sequence, logits[sequence.slot])
+                if sequence.finished:
+                    self._release(sequence)
+
+    def abandon(self, sequence: Sequence) -> None:
+        """Free the slot of a sequence that will not finish (its request was cancelled)."""
+        with self._lock:
+            if sequence.slot >= 0:
+                self._release(sequence)
+
     def generate(
         self,
         prompt_tokens: list[int],
         max_tokens: int,
         stops: list[str],
-        seed: int,
         cancelled: threading.Event,
         on_text: Callable[[str], None] = lambda text: None,
     ) -> Generation:
-        """Greedy-decode after `prompt_tokens`; `on_text` receives the answer in order, piece by piece."""
-        with self._lock:
-            llama = self._llama
-            llama.reset()
-            llama.set_seed(seed)
-            budget = min(max_tokens, self.n_ctx - len(prompt_tokens))
-            decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-            scanner = StopScanner(stops)
-            text, emitted, produced = "", 0, 0
-            finish_reason, stopped_by_string = "length", False
-            tokens = llama.generate(prompt_tokens, reset=True, **decoder_arguments(GREEDY))
-            try:
-                for token in tokens:
-                    if cancelled.is_set():
-                        raise RequestCancelled()
-                    if llama_cpp.llama_vocab_is_eog(llama._model.vocab, token):
-                        finish_reason = "stop"
-                        break
-                    produced += 1
-                    previous_length = len(text)
-                    text += decoder.decode(llama.detokenize([token]))
-                    safe_end, stopped_by_string = scanner.scan(text, previous_length)
-                    if stopped_by_string:
-                        text, finish_reason = text[:safe_end], "stop"
-                    if safe_end > emitted:
-                        on_text(text[emitted:safe_end])
-                        emitted = safe_end
-                    if stopped_by_string or produced >= budget:
-                        break
-            finally:
-                tokens.close()
-            if not stopped_by_string:
-                text += decoder.decode(b"", final=True)
-                if len(text) > emitted:
-                    on_text(text[emitted:])
-            return Generation(text, finish_reason, len(prompt_tokens), produced)
+        """One request alone, start to end (what a batch of one does)."""
+        sequence = self.sequence(prompt_tokens, max_tokens, stops, cancelled, on_text)
+        self.admit(sequence)
+        try:
+            while not sequence.finished:
+                if cancelled.is_set():
+                    raise RequestCancelled()
+                self.step([sequence])
+        finally:
+            self.abandon(sequence)
+        assert sequence.result is not None
+        return sequence.result
+
+    def _accept(self, sequence: Sequence, logits: np.ndarray) -> None:
+        token = greedy_token(logits)
+        end = llama_cpp.llama_vocab_is_eog(self._vocab, token)
+        sequence.accept(token, b"" if end else self._model.detokenize([token]), end)
+
+    def _release(self, sequence: Sequence) -> None:
+        self._context.clear(sequence.slot)
+        self._free.append(sequence.slot)
+        sequence.slot = -1
 
 
 class EmbeddingEngine:

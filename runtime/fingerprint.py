@@ -14,6 +14,7 @@ import llama_cpp
 from runtime.engine import GREEDY
 from runtime.model_source import ModelFile
 from runtime.settings import RuntimeSettings
+from runtime.slots import DECODING_PATH
 
 HEADER = "X-Model-Fingerprint"
 
@@ -49,6 +50,8 @@ def compute_fingerprint(model: ModelFile, settings: RuntimeSettings) -> Fingerpr
         "n_ctx": settings.n_ctx,
         "default_seed": settings.default_seed,
         "sampling": GREEDY,
+        # How requests share the model (batched decoding); not the slot count, which changes no answer.
+        "decoding_path": DECODING_PATH,
         "embedding": {"pooling": "mean", "normalize": "l2", "dtype": "float32"},
     }
     canonical = json.dumps(decisive, sort_keys=True, separators=(",", ":"))

@@ -27,6 +27,7 @@ def load_models(model: ModelFile, settings: RuntimeSettings) -> LoadedModels:
         n_gpu_layers=settings.n_gpu_layers,
         n_threads=settings.n_threads,
         seed=settings.default_seed,
+        slots=settings.decode_slots,
     )
     started = time.perf_counter()
     generator = GenerationEngine(str(model.path), options)

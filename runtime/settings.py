@@ -69,6 +69,13 @@ class RuntimeSettings(BaseSettings):
         description="requests one tenant (`X-Steadytext-Tenant`) may have waiting per model; one more → 429 "
         "with `Retry-After` from its own backlog; unset = half of `RUNTIME_QUEUE_SIZE` (at least 1)",
     )
+    decode_slots: int = Field(
+        8,
+        ge=1,
+        le=64,
+        description="generation requests decoded together, one token each per step; answers do not "
+        "depend on it (docs/runtime.md, \"Batch invariance\")",
+    )
     max_body_bytes: int = Field(1_048_576, ge=1024, description="largest request body (larger → 413)")
     auth_token: SecretStr | None = Field(
         None,
