@@ -183,9 +183,13 @@ class GenerationEngine:
     def free_slots(self) -> int:
         return len(self._free)
 
-    def admit(self, sequence: Sequence) -> None:
-        """Process the prompt in a free slot (alone, in fixed chunks) and take the first token."""
+    def admit(self, sequence: Sequence) -> bool:
+        """Process the prompt in a free slot (alone, in fixed chunks) and take the first token.
+
+        False when no slot is free (only possible when two workers share the engine)."""
         with self._lock:
+            if not self._free:
+                return False
             sequence.slot = self._free.pop()
             try:
                 logits = self._context.prefill(sequence.slot, sequence.prompt_tokens)
@@ -195,6 +199,7 @@ class GenerationEngine:
                 raise
             if sequence.finished:
                 self._release(sequence)
+            return True
 
     def step(self, sequences: list[Sequence]) -> None:
         """One decode step: every given unfinished sequence advances by one token, together."""
@@ -224,7 +229,8 @@ class GenerationEngine:
     ) -> Generation:
         """One request alone, start to end (what a batch of one does)."""
         sequence = self.sequence(prompt_tokens, max_tokens, stops, cancelled, on_text)
-        self.admit(sequence)
+        if not self.admit(sequence):
+            raise RuntimeError("every slot is taken")
         try:
             while not sequence.finished:
                 if cancelled.is_set():

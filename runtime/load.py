@@ -3,7 +3,8 @@
 The HTTP layer and the service report into it; the load reporter (EMF), task protection and the drain
 read it. It never looks inside a model worker's scheduler: a job is admitted when the worker accepted
 it, started when the model thread calls its work, and done when that work returns (or, for a job that
-never ran, when its future settles).
+never ran, when its future settles; for a batched generation, whose work only starts its sequence, when
+its future settles).
 """
 
 import math
@@ -40,6 +41,7 @@ class Ticket:
         self._model = model
         self._admitted = time.monotonic()
         self._state = "waiting"
+        self._runs_until_settled = False
 
     def run(self, work: Callable[..., Result]) -> Callable[..., Result]:
         """`work` wrapped so that calling it (on the model thread) counts as running until it returns."""
@@ -54,9 +56,21 @@ class Ticket:
 
         return counted
 
+    def run_until_settled(self, work: Callable[..., Result]) -> Callable[..., Result]:
+        """`work` wrapped for a job that runs on after `work` returns (a batched sequence, which `work`
+        only starts): it counts as running from the call until the job settles."""
+        self._runs_until_settled = True
+
+        def started(*args: Any) -> Result:
+            self._tracker._move(self, "waiting", "running")
+            return work(*args)
+
+        return started
+
     def settled(self) -> None:
         """The job's outcome is known; a job that never started stops counting as waiting."""
-        self._tracker._move(self, "waiting", "done")
+        if not self._tracker._move(self, "waiting", "done") and self._runs_until_settled:
+            self._tracker._move(self, "running", "done")
 
 
 class LoadTracker:

@@ -9,11 +9,12 @@ from typing import Any
 
 import numpy as np
 
-from runtime.engine import Generation, RequestCancelled
+from runtime.batch_worker import BatchWorker
+from runtime.engine import Generation, Sequence
 from runtime.errors import ApiError, invalid_field
 from runtime.load import LoadTracker
 from runtime.metrics import RuntimeMetrics
-from runtime.models import MODEL_KINDS, LoadedModels
+from runtime.models import LoadedModels
 from runtime.settings import RuntimeSettings
 from runtime.worker import Job, ModelWorker, QueueFull, WorkerStopped
 
@@ -45,13 +46,21 @@ class InferenceService:
         self._metrics = metrics
         self._load = load
         self._workers = {
-            kind: ModelWorker(
-                kind,
+            "generate": BatchWorker(
+                "generate",
+                models.generator,
+                settings.decode_slots,
                 settings.queue_size,
                 settings.tenant_queue_size,
-                metrics.queue_depth.labels(model=kind).set,
-            )
-            for kind in MODEL_KINDS
+                metrics.queue_depth.labels(model="generate").set,
+                self._generation_ended,
+            ),
+            "embed": ModelWorker(
+                "embed",
+                settings.queue_size,
+                settings.tenant_queue_size,
+                metrics.queue_depth.labels(model="embed").set,
+            ),
         }
 
     def start(self) -> None:
@@ -107,8 +116,10 @@ class InferenceService:
     def _submit(self, kind: str, work: Callable[[threading.Event], Any], tenant: str) -> Job:
         """Queue `work` on `kind`'s worker, counted by the load tracker from admission to its end."""
         ticket = self._load.admit(kind)
+        # A batched job runs on after its work returns (the sequence it starts), until it settles.
+        counted = ticket.run_until_settled(work) if kind == "generate" else ticket.run(work)
         try:
-            job = self._submit_to_worker(kind, ticket.run(work), tenant)
+            job = self._submit_to_worker(kind, counted, tenant)
         except BaseException:
             ticket.settled()
             raise
@@ -133,27 +144,26 @@ class InferenceService:
         except WorkerStopped as stopped:
             raise ApiError(503, "shutting_down", str(stopped)) from None
 
-    def _generate_on_thread(
+    def _start_generation(
         self, request: DecodingRequest, cancelled: threading.Event, on_text: Callable[[str], None]
-    ) -> Generation:
+    ) -> Sequence:
+        """On the model thread, when a slot is free: the sequence the batch worker decodes."""
         self._metrics.inferences.labels(kind="generate").inc()
         self._metrics.prompt_tokens.labels(kind="generate").inc(len(request.prompt_tokens))
-        started = time.perf_counter()
-        try:
-            result = self.models.generator.generate(
-                request.prompt_tokens, request.max_tokens, request.stops, request.seed, cancelled, on_text
-            )
-        except RequestCancelled:
+        return self.models.generator.sequence(
+            request.prompt_tokens, request.max_tokens, request.stops, cancelled, on_text
+        )
+
+    def _generation_ended(self, sequence: Sequence, seconds: float, cancelled: bool) -> None:
+        self._metrics.inference_seconds.labels(kind="generate").observe(seconds)
+        if cancelled:
             self._metrics.cancelled.labels(kind="generate").inc()
-            raise
-        finally:
-            self._metrics.inference_seconds.labels(kind="generate").observe(time.perf_counter() - started)
-        self._metrics.generated_tokens.inc(result.completion_tokens)
-        return result
+        elif sequence.result is not None:
+            self._metrics.generated_tokens.inc(sequence.result.completion_tokens)
 
     async def generate(self, request: DecodingRequest, tenant: str) -> Generation:
         job = self._submit(
-            "generate", lambda cancelled: self._generate_on_thread(request, cancelled, _ignore), tenant
+            "generate", lambda cancelled: self._start_generation(request, cancelled, _ignore), tenant
         )
         try:
             return await job.future
@@ -169,7 +179,7 @@ class InferenceService:
             loop.call_soon_threadsafe(pieces.put_nowait, piece)
 
         job = self._submit(
-            "generate", lambda cancelled: self._generate_on_thread(request, cancelled, on_text), tenant
+            "generate", lambda cancelled: self._start_generation(request, cancelled, on_text), tenant
         )
         return _follow(job, pieces)
 

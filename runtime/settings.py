@@ -74,7 +74,7 @@ class RuntimeSettings(BaseSettings):
         ge=1,
         le=64,
         description="generation requests decoded together, one token each per step; answers do not "
-        "depend on it (docs/runtime.md, \"Batch invariance\")",
+        'depend on it (docs/runtime.md, "Batch invariance")',
     )
     max_body_bytes: int = Field(1_048_576, ge=1024, description="largest request body (larger → 413)")
     auth_token: SecretStr | None = Field(

@@ -3,6 +3,7 @@ a user cannot close their turn and forge the next one by typing the markers."""
 
 import llama_cpp
 import pytest
+from llama_cpp._internals import LlamaModel
 
 from runtime.chat import TurnTokenizer, builtin_renderer, jinja_renderer
 
@@ -32,13 +33,13 @@ JINJA_TEMPLATE = (
 
 
 @pytest.fixture(scope="module")
-def llama(loaded_models) -> llama_cpp.Llama:
-    return loaded_models.generator._llama
+def llama(loaded_models) -> LlamaModel:
+    return loaded_models.generator._model
 
 
 @pytest.fixture(scope="module")
 def control_ids(llama) -> set[int]:
-    vocab = llama._model.vocab
+    vocab = llama.vocab
     return {
         token
         for token in range(llama_cpp.llama_vocab_n_tokens(vocab))

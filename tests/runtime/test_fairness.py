@@ -29,7 +29,8 @@ def _queue_depth(url: str) -> float:
 
 def test_a_flooding_tenant_cannot_starve_another(app_factory):
     # Defaults: a queue of 16, of which one tenant may fill 8.
-    with serve(app_factory()) as url, httpx.Client(base_url=url, timeout=120) as http:
+    # One decode slot, so the blocker holds the model and the order of the queue is what is seen.
+    with serve(app_factory(decode_slots=1)) as url, httpx.Client(base_url=url, timeout=120) as http:
         wait_ready(url)
         assert http.get("/v1/status").json()["queue_size_per_tenant"] == 8
         finished: list[str] = []
@@ -71,7 +72,8 @@ def test_a_flooding_tenant_cannot_starve_another(app_factory):
 
 
 def test_requests_without_a_tenant_share_the_default_tenant(app_factory):
-    with serve(app_factory(queue_size=4)) as url, httpx.Client(base_url=url, timeout=120) as http:
+    app = app_factory(queue_size=4, decode_slots=1)  # the blocker holds the only slot
+    with serve(app) as url, httpx.Client(base_url=url, timeout=120) as http:
         wait_ready(url)
         results: list[int] = []
 

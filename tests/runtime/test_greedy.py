@@ -1,59 +1,41 @@
 """GREEDY is the one home of the decoding settings: the decoder runs exactly what /v1/status reports and
-the fingerprint hashes."""
+the fingerprint hashes, and refuses to run settings it does not implement."""
 
-import inspect
 import threading
 
-import llama_cpp
+import numpy as np
+import pytest
 
-from runtime.engine import GREEDY, decoder_arguments
-
-
-class RecordingLlama:
-    """Forwards to the real Llama and keeps the keyword arguments of every `generate` call."""
-
-    def __init__(self, llama: llama_cpp.Llama):
-        self._llama = llama
-        self.generate_calls: list[dict] = []
-
-    def generate(self, tokens, **kwargs):
-        self.generate_calls.append(kwargs)
-        return self._llama.generate(tokens, **kwargs)
-
-    def __getattr__(self, name):
-        return getattr(self._llama, name)
-
-
-def sampling_of(call: dict) -> dict:
-    return {name: value for name, value in call.items() if name != "reset"}
+from runtime.engine import GREEDY, greedy_token
 
 
 def generate_once(generator) -> None:
     prompt = generator.tokenize_prompt("One, two,")
-    generator.generate(prompt, max_tokens=3, stops=[], seed=42, cancelled=threading.Event())
+    generator.generate(prompt, max_tokens=3, stops=[], cancelled=threading.Event())
 
 
-def test_the_decoder_receives_exactly_greedy(loaded_models, monkeypatch):
+def test_every_token_is_the_highest_logit(loaded_models, monkeypatch):
     generator = loaded_models.generator
-    recording = RecordingLlama(generator._llama)
-    monkeypatch.setattr(generator, "_llama", recording)
+    picked: list[tuple[np.ndarray, int]] = []
+
+    def recording(logits: np.ndarray) -> int:
+        token = greedy_token(logits)
+        picked.append((logits, token))
+        return token
+
+    monkeypatch.setattr("runtime.engine.greedy_token", recording)
     generate_once(generator)
-    (call,) = recording.generate_calls
-    assert sampling_of(call) == decoder_arguments(GREEDY)
-    assert sampling_of(call)["repeat_penalty"] == GREEDY["repeat_penalty"]
-    assert call["temp"] == GREEDY["temperature"]
+    assert len(picked) == 3
+    for logits, token in picked:
+        assert logits[token] == logits.max() and token == int(np.flatnonzero(logits == logits.max())[0])
 
 
-def test_a_change_to_greedy_reaches_the_decoder(loaded_models, monkeypatch):
-    """No second copy: whatever GREEDY holds is what the decoder gets."""
-    generator = loaded_models.generator
-    recording = RecordingLlama(generator._llama)
-    monkeypatch.setattr(generator, "_llama", recording)
+def test_greedy_is_temperature_zero_top_k_one_without_penalties():
+    assert GREEDY == {"temperature": 0.0, "top_k": 1, "top_p": 1.0, "min_p": 0.0, "repeat_penalty": 1.0}
+
+
+def test_a_change_to_greedy_is_refused_not_ignored(loaded_models, monkeypatch):
+    """No second copy: a GREEDY the decoder does not implement stops it instead of being misreported."""
     monkeypatch.setitem(GREEDY, "repeat_penalty", 1.3)
-    generate_once(generator)
-    assert sampling_of(recording.generate_calls[0])["repeat_penalty"] == 1.3
-
-
-def test_every_greedy_setting_is_a_llama_generate_parameter():
-    parameters = inspect.signature(llama_cpp.Llama.generate).parameters
-    assert set(decoder_arguments(GREEDY)) <= set(parameters)
+    with pytest.raises(RuntimeError, match="repeat_penalty"):
+        generate_once(loaded_models.generator)

@@ -67,7 +67,11 @@ def _wait_for_queue_depth(url: str, depth: int) -> None:
 
 
 def test_full_queue_answers_429_and_a_disconnect_frees_the_model(app_factory):
-    with serve(app_factory(queue_size=1)) as url, httpx.Client(base_url=url, timeout=120) as http:
+    # One decode slot: the queue fills as soon as one request runs.
+    with (
+        serve(app_factory(queue_size=1, decode_slots=1)) as url,
+        httpx.Client(base_url=url, timeout=120) as http,
+    ):
         wait_ready(url)
         queued_result: dict = {}
 

@@ -75,6 +75,21 @@ def test_tickets_count_waiting_running_and_done_once_each():
     assert not load.busy
 
 
+def test_a_batched_job_runs_from_its_work_until_it_settles():
+    """A batched generation's work only starts its sequence; the job runs on until its future settles."""
+    load = LoadTracker(["generate"])
+    ticket = load.admit("generate")
+    assert ticket.run_until_settled(lambda: "sequence")() == "sequence"
+    still = load.report()["generate"]
+    assert (still.queued, still.running, len(still.waits)) == (0, 1, 1)
+    assert load.busy
+    ticket.settled()
+    ticket.settled()  # once only
+    done = load.report()["generate"]
+    assert (done.queued, done.running) == (0, 0)
+    assert not load.busy
+
+
 def test_busy_covers_open_requests_and_jobs():
     load = LoadTracker(["generate"])
     assert not load.busy
