@@ -6,6 +6,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from runtime.drain import shutting_down
 from runtime.engine import GREEDY
+from runtime.slots import DECODING_PATH
 from runtime.state import runtime_state
 
 router = APIRouter()
@@ -56,6 +57,8 @@ async def status(request: Request):
             "max_tokens_cap": settings.max_tokens_cap,
         },
         "decoding": GREEDY,
+        "decoding_path": DECODING_PATH,
+        "decode_slots": settings.decode_slots,
         "queue_size": settings.queue_size,
         "queue_size_per_tenant": settings.tenant_queue_size,
     }
