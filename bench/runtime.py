@@ -1,28 +1,33 @@
 """`python -m bench.runtime`: the runtime's serving cost and throughput on the CPU, as JSON on stdout.
 
-Same model, prompts, greedy settings and thread count for three ways of running it:
+Same model, prompts, greedy settings and thread count for every way of running it:
   in_process       llama-cpp-python called directly, no HTTP (embeddings: the runtime's own engine);
   runtime          this project's service (`python -m runtime`), OpenAI routes over loopback HTTP;
-  llama_cpp_server llama-cpp-python's own server (`python -m llama_cpp.server`), the same routes.
+  llama_cpp_server llama-cpp-python's own server (`python -m llama_cpp.server`), the same routes;
+  llama_server     llama.cpp's own server with `--parallel 8` (continuous batching), generation only.
+                   Built from the llama.cpp that llama-cpp-python vendors (docs/runtime.md); found via
+                   --llama-server or LLAMA_SERVER_BIN, and left out with a note when absent.
 The machine is shared, so measurements are interleaved (request by request at one client, round by
-round at eight) and every system sees the same background load; CPU time per token/embedding (of the
+round at 4 and 8) and every system sees the same background load; CPU time per token/embedding (of the
 server process, or of the calling thread in-process) is reported too, as it hardly depends on that load.
-Serving overhead = how much lower the runtime's throughput is than in-process at one client (and how
-much more CPU it spends). Targets: overhead <= 5%; runtime throughput >= llama_cpp.server's at 1 and 8
-concurrent clients.
+"answers_changed_by_load" counts the prompts whose answer under 4 or 8 clients differs from the one the
+same system gave at one client. Serving overhead = how much lower the runtime's throughput is than
+in-process at one client. Targets: overhead <= 5%; throughput >= llama_cpp.server's at 1 and 8 clients;
+at 8 clients >= 0.75x llama-server's (stretch 1.0x) with 0 answers changed by load.
 """
 
 import argparse
 import json
 import os
 import platform
+import shutil
 import sys
 import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import httpx
@@ -45,6 +50,7 @@ PROMPTS = [
 ]
 TEXTS = [f"{prompt} (sample {index})" for index in range(2) for prompt in PROMPTS]
 CLIENTS = 8
+CLIENT_COUNTS = (1, 4, CLIENTS)
 
 # call(index) -> (units produced: tokens or embeddings, the answer text for comparisons)
 Call = Callable[[int], tuple[int, str]]
@@ -78,7 +84,7 @@ class Tally:
         self.units = 0
         self.wall_s = 0.0
         self.cpu_s = 0.0
-        self.answers: list[str] = []
+        self.answers: dict[int, set[str]] = {}  # prompt index -> the answers it got
 
     def figures(self, unit: str) -> dict:
         ordered = sorted(self.latencies)
@@ -101,7 +107,7 @@ def timed(call: Call, index: int, tally: Tally) -> None:
     units, answer = call(index)
     tally.latencies.append(time.perf_counter() - started)
     tally.units += units
-    tally.answers.append(answer)
+    tally.answers.setdefault(index, set()).add(answer)
 
 
 def one_client(systems: dict[str, System], jobs: int) -> dict[str, Tally]:
@@ -117,14 +123,14 @@ def one_client(systems: dict[str, System], jobs: int) -> dict[str, Tally]:
     return tallies
 
 
-def many_clients(systems: dict[str, System], jobs: int, rounds: int) -> dict[str, Tally]:
-    """`rounds` rounds; in each, every system in turn gets `jobs` requests from CLIENTS threads."""
+def many_clients(systems: dict[str, System], jobs: int, rounds: int, clients: int) -> dict[str, Tally]:
+    """`rounds` rounds; in each, every system in turn gets `jobs` requests from `clients` threads."""
     tallies = {name: Tally() for name in systems}
     for _ in range(rounds):
         for name, system in systems.items():
             tally = tallies[name]
             started, cpu_before = time.perf_counter(), system.cpu_clock()
-            with ThreadPoolExecutor(max_workers=CLIENTS) as pool:
+            with ThreadPoolExecutor(max_workers=clients) as pool:
                 list(pool.map(lambda index, c=system.call, t=tally: timed(c, index, t), range(jobs)))
             tally.wall_s += time.perf_counter() - started
             tally.cpu_s += system.cpu_clock() - cpu_before
@@ -176,7 +182,7 @@ def in_process_embedding(model_path: str, args: argparse.Namespace) -> System:
     return on_own_thread(embed)
 
 
-def http_generation(base_url: str, pid: int, args: argparse.Namespace) -> System:
+def http_generation(base_url: str, pid: int, args: argparse.Namespace, **extra: object) -> System:
     http = httpx.Client(base_url=base_url, timeout=600, limits=httpx.Limits(max_connections=CLIENTS))
     model = http.get("/v1/models").json()["data"][0]["id"]
 
@@ -186,6 +192,7 @@ def http_generation(base_url: str, pid: int, args: argparse.Namespace) -> System
             "prompt": PROMPTS[index % len(PROMPTS)],
             "max_tokens": args.max_tokens,
             "temperature": 0.0,
+            **extra,
         }
         answer = http.post("/v1/completions", json=body)
         answer.raise_for_status()
@@ -268,14 +275,46 @@ def llama_cpp_server_argv(
     ]
 
 
+def llama_server_argv(binary: str, model_path: str, args: argparse.Namespace) -> Callable[[int], list[str]]:
+    # Its context is split among the slots: the same context per request as the others.
+    return lambda port: [
+        binary,
+        "--model",
+        model_path,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--ctx-size",
+        str(args.n_ctx * CLIENTS),
+        "--parallel",
+        str(CLIENTS),
+        "--threads",
+        str(args.threads),
+        "--threads-batch",
+        str(args.threads),
+        "--no-webui",
+    ]
+
+
+def find_llama_server(flag: str | None) -> str | None:
+    candidate = flag or os.environ.get("LLAMA_SERVER_BIN") or shutil.which("llama-server")
+    return candidate if candidate and os.access(candidate, os.X_OK) else None
+
+
 def measure(systems: dict[str, System], jobs: int, args: argparse.Namespace, unit: str) -> dict[str, dict]:
     for system in systems.values():
         system.call(0)  # warm-up
     single = one_client(systems, jobs)
-    concurrent = many_clients({k: v for k, v in systems.items() if k != "in_process"}, CLIENTS, args.rounds)
     figures = {name: {"c1": tally.figures(unit)} for name, tally in single.items()}
-    for name, tally in concurrent.items():
-        figures[name]["c8"] = tally.figures(unit)
+    servers = {k: v for k, v in systems.items() if k != "in_process"}
+    changed: dict[str, set[int]] = {name: set() for name in servers}
+    for clients in CLIENT_COUNTS[1:]:
+        for name, tally in many_clients(servers, jobs, args.rounds, clients).items():
+            figures[name][f"c{clients}"] = tally.figures(unit)
+            changed[name] |= {i for i, seen in tally.answers.items() if seen != single[name].answers[i]}
+    for name in servers:
+        figures[name]["answers_changed_by_load"] = len(changed[name])
     figures["_answers"] = {name: tally.answers for name, tally in single.items()}
     return figures
 
@@ -287,34 +326,46 @@ def percent_lower(baseline: float, measured: float) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.runtime", description=__doc__.splitlines()[0])
     parser.add_argument("--max-tokens", type=int, default=32)
-    parser.add_argument("--rounds", type=int, default=2, help="rounds of 8 concurrent requests per system")
+    parser.add_argument("--rounds", type=int, default=2, help="rounds of concurrent requests per system")
     parser.add_argument("--n-ctx", type=int, default=1024)
     parser.add_argument(
         "--threads",
         type=int,
         default=max(1, (os.cpu_count() or 2) // 2),
-        help="llama.cpp threads (generation and prompt batches), the same for all three",
+        help="llama.cpp threads (generation and prompt batches), the same for all",
     )
+    parser.add_argument("--llama-server", help="llama.cpp's llama-server binary (default: $LLAMA_SERVER_BIN)")
     args = parser.parse_args()
+    llama_server = find_llama_server(args.llama_server)
+    if llama_server is None:
+        print(
+            "llama-server not found (--llama-server or LLAMA_SERVER_BIN): its anchor is left out",
+            file=sys.stderr,
+        )
 
     model_path = str(resolve_model(RuntimeSettings(_env_file=None)).path)
     with tempfile.TemporaryDirectory(prefix="bench-runtime-") as logs_dir:
         logs = Path(logs_dir)
         with served("runtime", runtime_argv(model_path, args), "/readyz", logs) as (runtime_url, runtime_pid):
-            with served("llama_cpp_server", llama_cpp_server_argv(model_path, args), "/v1/models", logs) as (
-                server_url,
-                server_pid,
-            ):
-                generation = measure(
-                    {
-                        "in_process": in_process_generation(model_path, args),
-                        "runtime": http_generation(runtime_url, runtime_pid, args),
-                        "llama_cpp_server": http_generation(server_url, server_pid, args),
-                    },
-                    len(PROMPTS),
-                    args,
-                    "tokens",
+            with ExitStack() as anchors:
+                server_url, server_pid = anchors.enter_context(
+                    served("llama_cpp_server", llama_cpp_server_argv(model_path, args), "/v1/models", logs)
                 )
+                systems = {
+                    "in_process": in_process_generation(model_path, args),
+                    "runtime": http_generation(runtime_url, runtime_pid, args),
+                    "llama_cpp_server": http_generation(server_url, server_pid, args),
+                }
+                if llama_server is not None:
+                    url, pid = anchors.enter_context(
+                        served(
+                            "llama_server", llama_server_argv(llama_server, model_path, args), "/health", logs
+                        )
+                    )
+                    # No prompt-cache reuse: it changes batch shapes, as the runtime's reset before
+                    # every request rules out (docs/runtime.md).
+                    systems["llama_server"] = http_generation(url, pid, args, cache_prompt=False)
+                generation = measure(systems, len(PROMPTS), args, "tokens")
             # llama_cpp.server needs a second process for embeddings, and it has no pooling setting:
             # for this model it returns one vector per token, un-normalised. Compared for speed only.
             with served(
@@ -344,8 +395,20 @@ def main() -> None:
             ("generation", generation, "tokens_per_s"),
             ("embeddings", embedding, "embeddings_per_s"),
         )
-        for c in (1, 8)
+        for c in CLIENT_COUNTS
     }
+    vs_llama_server = (
+        {
+            f"generation_c{c}": round(
+                generation["runtime"][f"c{c}"]["tokens_per_s"]
+                / generation["llama_server"][f"c{c}"]["tokens_per_s"],
+                3,
+            )
+            for c in CLIENT_COUNTS
+        }
+        if llama_server is not None
+        else "llama-server not available"
+    )
     overhead = {
         "generation": percent_lower(
             generation["in_process"]["c1"]["tokens_per_s"], generation["runtime"]["c1"]["tokens_per_s"]
@@ -370,7 +433,8 @@ def main() -> None:
         "bench": "runtime",
         "machine": {
             "cpus": os.cpu_count(),
-            "load_average_1m": round(os.getloadavg()[0], 2),
+            # At the end of the run: the machine is shared, so read the figures next to it.
+            "load_average_1m_5m_15m": [round(load, 2) for load in os.getloadavg()],
             "platform": platform.platform(),
             "backend": "cpu",
             "llama_cpp_python": llama_cpp.__version__,
@@ -381,14 +445,15 @@ def main() -> None:
             "max_tokens": args.max_tokens,
             "embedding_texts": len(TEXTS),
             "n_ctx": args.n_ctx,
-            "clients": [1, CLIENTS],
-            "rounds_at_8": args.rounds,
+            "clients": list(CLIENT_COUNTS),
+            "rounds_at_4_and_8": args.rounds,
         },
         "generation": generation,
         "embeddings": embedding,
         "serving_overhead_percent": overhead,
         "serving_extra_cpu_percent": extra_cpu,
         "runtime_vs_llama_cpp_server_throughput_ratio": ratio,
+        "runtime_vs_llama_server_throughput_ratio": vs_llama_server,
         "same_text_as_in_process": {
             name: answers[name] == answers["in_process"] for name in ("runtime", "llama_cpp_server")
         },
@@ -396,6 +461,15 @@ def main() -> None:
             "serving_overhead_le_5_percent": overhead["generation"] <= 5,
             "throughput_ge_llama_cpp_server_c1": ratio["generation_c1"] >= 1,
             "throughput_ge_llama_cpp_server_c8": ratio["generation_c8"] >= 1,
+            "no_answer_changed_by_load": generation["runtime"]["answers_changed_by_load"] == 0,
+            **(
+                {
+                    "throughput_ge_0_75_llama_server_c8": vs_llama_server["generation_c8"] >= 0.75,
+                    "throughput_ge_llama_server_c8": vs_llama_server["generation_c8"] >= 1,
+                }
+                if isinstance(vs_llama_server, dict)
+                else {}
+            ),
         },
     }
     print(json.dumps(report, indent=2))
