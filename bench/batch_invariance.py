@@ -105,7 +105,7 @@ def main() -> None:
     parser.add_argument("--slots", type=int, default=8)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--no-repack", action="store_true", help="keep Q4_K weights out of the repack buffer")
-    parser.add_argument("--no-pad", action="store_true", help="no padding rows")
+    parser.add_argument("--pad", action="store_true", help="every step has `slots` rows (padding rows)")
     parser.add_argument("--unified", action="store_true", help="one KV buffer for all sequences")
     parser.add_argument("--flash-attn", action="store_true")
     args = parser.parse_args()
@@ -118,7 +118,7 @@ def main() -> None:
         n_ctx_per_slot=256,
         n_threads=args.threads,
         flash_attn=args.flash_attn,
-        pad_decode=not args.no_pad,
+        pad_decode=args.pad,
         kv_unified=args.unified,
     )
     context = SlotContext(model, options)
@@ -134,7 +134,7 @@ def main() -> None:
                 "config": {
                     "repack": not args.no_repack,
                     "tiled_k_quant_matmul": os.environ.get("GGML_CPU_TILED_MM", "1") != "0",
-                    "padded_fixed_shape": not args.no_pad,
+                    "padded_fixed_shape": args.pad,
                     "kv_unified": args.unified,
                     "flash_attn": args.flash_attn,
                     "slots": args.slots,
