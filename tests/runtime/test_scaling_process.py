@@ -114,6 +114,7 @@ def test_emf_reports_and_task_protection_follow_the_load(tmp_path):
             RUNTIME_EMF_INTERVAL_SECONDS="0.2",
             RUNTIME_EMF_SERVICE="steadytext-dev-gpu",
             RUNTIME_PROTECTION_IDLE_SECONDS="1",
+            RUNTIME_DECODE_SLOTS="2",  # so that six generations at once make some wait
         ) as runtime,
     ):
         wait_for(lambda: len(emf_documents(runtime)) >= 4, "the first load reports")
@@ -129,7 +130,7 @@ def test_emf_reports_and_task_protection_follow_the_load(tmp_path):
             assert read_answer(held).startswith(b"HTTP/1.1 200")
         wait_for(lambda: agent.bodies() == [ENABLE, DISABLE], "protection cleared once idle")
 
-        # Load: six generations at once, so some wait while one runs.
+        # Load: six generations at once, so some wait while two run.
         before = len(runtime.stdout_lines())
         prompts = [f"Tell me about the number {n}." for n in range(6)]
         answers: list = []
@@ -166,7 +167,7 @@ def test_emf_reports_and_task_protection_follow_the_load(tmp_path):
         assert document["Service"] == "steadytext-dev-gpu"
     under_load = [d for d in documents[before:] if d["Model"] == "generate"]
     assert max(d["QueueDepth"] for d in under_load) >= 1
-    assert max(d["InFlight"] for d in under_load) == 1  # one sequence at a time
+    assert max(d["InFlight"] for d in under_load) == 2  # both decode slots, batched
     assert max(d["TokensPerSecond"] for d in under_load) > 0
     assert max(d["QueueWaitP95"] for d in under_load) > 0
     assert under_load[-1]["QueueDepth"] == under_load[-1]["InFlight"] == 0
