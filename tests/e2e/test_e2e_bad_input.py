@@ -132,6 +132,48 @@ def test_odd_unicode_never_breaks_the_path(worker, raw):
     assert ("text" in body) if response.status_code == 200 else ("error" in body)
 
 
+# The odd strings that break encoders (a lone surrogate cannot be UTF-8; NUL ends a C string), in every
+# text field of every route: some reach the tokenizer, the chat template or the embedding path.
+ODD_TEXTS = {"lone surrogate": "\\ud800 alone", "lone low surrogate": "\\udfff", "nul": "a\\u0000b"}
+TEXT_FIELDS = {
+    "generate stop": ("/v1/generate", '{"prompt": "hi", "max_tokens": 1, "stop": ["%s"]}'),
+    "embed input": ("/v1/embed", '{"input": "%s"}'),
+    "embed input list": ("/v1/embed", '{"input": ["ok", "%s"]}'),
+    "completions prompt": ("/v1/completions", '{"model": "%%s", "prompt": "%s", "max_tokens": 1}'),
+    "completions user": (
+        "/v1/completions",
+        '{"model": "%%s", "prompt": "hi", "max_tokens": 1, "user": "%s"}',
+    ),
+    "completions model": ("/v1/completions", '{"model": "%s", "prompt": "hi", "max_tokens": 1}'),
+    "chat content": (
+        "/v1/chat/completions",
+        '{"model": "%%s", "max_tokens": 1, "messages": [{"role": "user", "content": "%s"}]}',
+    ),
+    "chat name": (
+        "/v1/chat/completions",
+        '{"model": "%%s", "max_tokens": 1, "messages": [{"role": "user", "content": "hi", "name": "%s"}]}',
+    ),
+    "chat role": (
+        "/v1/chat/completions",
+        '{"model": "%%s", "max_tokens": 1, "messages": [{"role": "%s", "content": "hi"}]}',
+    ),
+    "embeddings input": ("/v1/embeddings", '{"model": "%%s", "input": ["%s"]}'),
+}
+
+
+@pytest.mark.parametrize("odd", list(ODD_TEXTS), ids=list(ODD_TEXTS))
+@pytest.mark.parametrize("field", list(TEXT_FIELDS), ids=list(TEXT_FIELDS))
+def test_odd_text_in_any_field_is_an_answer_or_a_4xx(worker, field, odd):
+    path, template = TEXT_FIELDS[field]
+    raw = template % ODD_TEXTS[odd]
+    if "%s" in raw:
+        raw = raw % worker.get("/v1/models").json()["data"][0]["id"]
+    response = worker.post(path, content=raw.encode(), headers={"Content-Type": "application/json"})
+
+    body = assert_json_error(response, [200, *range(400, 500)])
+    assert "error" in body if response.status_code != 200 else "error" not in body
+
+
 @pytest.mark.parametrize(
     ("path", "raw"),
     [
