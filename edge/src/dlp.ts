@@ -64,15 +64,19 @@ function shallowParts(path: Path | null, max: number): (string | number)[] | nul
 	return parts;
 }
 
-/** Which strings the model reads together: chat message contents in order; the prompt then its stops. */
-function readTogether(leaf: Leaf): "messages" | "prompt" | null {
+/**
+ * Where a string stands in the text read together: the model's input (chat message contents in order, or
+ * the prompt) is 0, its stop sequences 1; null for a string read alone. By this rank, not by where the
+ * client put the fields in the JSON: `{"stop": …, "prompt": …}` and a chat request's stops are joined too.
+ */
+function readTogether(leaf: Leaf): 0 | 1 | null {
 	const parts = leaf.kind === "string" ? shallowParts(leaf.path, 5) : null;
 	if (parts === null) return null;
 	const [top, index, field, partIndex, partField] = parts;
 	if (top === "messages" && typeof index === "number" && field === "content") {
-		if (partIndex === undefined || (typeof partIndex === "number" && partField === "text")) return "messages";
+		if (partIndex === undefined || (typeof partIndex === "number" && partField === "text")) return 0;
 	}
-	if ((top === "prompt" || top === "stop") && field === undefined && (index === undefined || typeof index === "number")) return "prompt";
+	if ((top === "prompt" || top === "stop") && field === undefined && (index === undefined || typeof index === "number")) return top === "prompt" ? 0 : 1;
 	return null;
 }
 
@@ -88,15 +92,15 @@ interface LeafFinding {
 }
 
 function findAll(leaves: Leaf[]): LeafFinding[] {
-	const together = new Map<string, number[]>();
+	const together: [number[], number[]] = [[], []]; // the model's input, then the stops: each in document order
 	const batches: number[][] = [];
 	leaves.forEach((leaf, index) => {
-		const group = readTogether(leaf);
-		if (group === null) batches.push([index]);
-		else if (together.has(group)) together.get(group)!.push(index);
-		else together.set(group, [index]);
+		const rank = readTogether(leaf);
+		if (rank === null) batches.push([index]);
+		else together[rank].push(index);
 	});
-	batches.push(...together.values());
+	const joined = together.flat();
+	if (joined.length > 0) batches.push(joined);
 	const findings: LeafFinding[] = [];
 	for (const batch of batches) {
 		for (const finding of detect(batch.map((index) => leaves[index].text))) {

@@ -186,6 +186,15 @@ describe("where it looks", () => {
 		});
 	});
 
+	it.each([
+		["stop sent before the prompt", { stop: ["1111 1111"], prompt: "card 4111 1111" }],
+		["a chat request's stop", { messages: [{ role: "user", content: "card 4111 1111" }], stop: ["1111 1111"] }],
+		["a chat request's stop sent first", { stop: "1111 1111", messages: [{ role: "user", content: "card 4111 1111" }] }],
+	])("joins the stops after the model's input whatever the field order: %s", (_, body) => {
+		expect(blockError(body).message).toMatch(/together contain a Payment card number/);
+		expect(JSON.stringify(applyDlp(body, "redact").value)).not.toMatch(/1111/);
+	});
+
 	it("does not join strings the model reads apart (embedding inputs)", () => {
 		expect(classesIn({ input: ["4111 1111", "1111 1111"] })).toEqual([]);
 	});

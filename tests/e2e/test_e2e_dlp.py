@@ -51,6 +51,16 @@ PASTED = {
         "payment_card",
         "378282246310005",
     ),
+    "card-split-across-chat-content-and-stop-sent-first": (
+        "/v1/chat/completions",
+        {
+            "stop": ["1111 1111"],
+            "messages": [{"role": "user", "content": "my card is 4111 1111"}],
+            "max_tokens": 4,
+        },
+        "payment_card",
+        "4111111111111111",
+    ),
     "card-as-a-json-key-on-the-openai-route": (
         "/v1/chat/completions",
         {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 4, "6011111111111117": True},
