@@ -24,7 +24,7 @@ _BRACKET_STEP = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")  # +1 / -1 as sign
 
 
 async def _read_limited(request: Request, max_bytes: int) -> bytes:
-    too_large = ApiError(413, "request_too_large", f"request body exceeds {max_bytes} bytes")
+    too_large = ApiError("request_too_large", f"exceeds {max_bytes} bytes", field="body")
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > max_bytes:
         raise too_large
@@ -36,8 +36,52 @@ async def _read_limited(request: Request, max_bytes: int) -> bytes:
     return bytes(body)
 
 
-def _field_of(location: tuple) -> str:
-    return ".".join(str(part) for part in location) or "body"
+def field_path(location: tuple) -> str:
+    """A pydantic error location as the Worker writes fields: `messages[0].role`, `stop[1]`."""
+    path = ""
+    for part in location:
+        path += f"[{part}]" if isinstance(part, int) else f".{part}" if path else str(part)
+    return path or "body"
+
+
+# The wording both layers use for the same problem (the Worker's validator says the same things).
+def _problem(error: dict) -> str:
+    kind, ctx = error["type"], error.get("ctx", {})
+    if kind == "missing":
+        return "is required"
+    if kind == "extra_forbidden":
+        return "is not a known field"
+    if kind == "string_type":
+        return "must be a string"
+    if kind == "string_too_short":
+        return (
+            "must not be empty"
+            if ctx.get("min_length") == 1
+            else f"must be at least {ctx['min_length']} characters"
+        )
+    if kind == "string_too_long":
+        return f"must be at most {ctx['max_length']} characters"
+    if kind in ("int_type", "int_from_float", "int_parsing", "int_parsing_size"):
+        return "must be an integer"
+    if kind in ("float_type", "float_parsing"):
+        return "must be a number"
+    if kind == "bool_type":
+        return "must be a boolean"
+    if kind in ("greater_than_equal", "greater_than"):
+        return f"must be at least {ctx.get('ge', ctx.get('gt'))}"
+    if kind in ("less_than_equal", "less_than"):
+        return f"must be at most {ctx.get('le', ctx.get('lt'))}"
+    if kind == "list_type":
+        return "must be a string or an array of strings"  # every list field also takes one string
+    if kind == "too_short":
+        return "must not be an empty array"
+    if kind == "too_long":
+        return f"must have at most {ctx['max_length']} items"
+    if kind in ("model_type", "model_attributes_type", "dict_type"):
+        return "must be an object"
+    if kind == "literal_error":
+        return f"must be one of {ctx['expected']}"
+    return error["msg"]
 
 
 def nesting_depth(utf8: bytes) -> int:
@@ -58,28 +102,27 @@ def parse_json(raw: bytes) -> object:
     """The JSON value of a request body, or a 400 naming what is wrong with it."""
     try:
         text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        raise ApiError(400, "invalid_json", f"the body is not UTF-8: {error}") from None
+    except UnicodeDecodeError:
+        raise ApiError("invalid_json", "is not valid UTF-8", field="body") from None
+    if text.strip() == "":
+        raise ApiError("invalid_json", "is empty", field="body")
     # Fewer opening brackets than the limit cannot nest past it: most bodies skip the scan.
     if raw.count(b"[") + raw.count(b"{") > MAX_JSON_DEPTH and nesting_depth(raw) > MAX_JSON_DEPTH:
-        raise ApiError(
-            400, "invalid_json", f"the JSON body nests arrays/objects deeper than {MAX_JSON_DEPTH} levels"
-        )
+        message = f"nests arrays/objects deeper than {MAX_JSON_DEPTH} levels"
+        raise ApiError("invalid_json", message, field="body")
     try:
         return json.loads(text)
-    except ValueError as error:  # also a number too long to convert (Python's 4300-digit limit)
-        raise ApiError(400, "invalid_json", f"malformed JSON body: {error}") from None
+    except ValueError:  # also a number too long to convert (Python's 4300-digit limit)
+        # No parser detail: the Worker's parser words it differently, and both layers answer alike.
+        raise ApiError("invalid_json", "is not valid JSON", field="body") from None
 
 
 async def read_json(request: Request, model: type[Model], max_bytes: int) -> Model:
     data = parse_json(await _read_limited(request, max_bytes))
     if not isinstance(data, dict):
-        raise ApiError(400, "invalid_json", "the JSON body must be an object")
+        raise ApiError("invalid_json", "must be a JSON object", field="body")
     try:
         return model.model_validate(data)
     except ValidationError as error:
         first = error.errors()[0]
-        field = _field_of(first["loc"])
-        if first["type"] == "extra_forbidden":
-            raise invalid_field(field, "unknown field") from None
-        raise invalid_field(field, first["msg"]) from None
+        raise invalid_field(field_path(first["loc"]), _problem(first)) from None

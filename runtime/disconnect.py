@@ -26,6 +26,6 @@ async def while_connected(request: Request, work: Awaitable[Result]) -> Result:
                 return task.result()
             if await request.is_disconnected():
                 # Nobody reads this answer; the status makes abandoned requests visible in the metrics.
-                raise ApiError(499, "client_disconnected", "the client closed the connection")
+                raise ApiError("client_disconnected", "the client closed the connection")
     finally:
         task.cancel()

@@ -30,7 +30,6 @@ SERVED_WHILE_DRAINING = frozenset({"/healthz", "/readyz", "/metrics"})
 
 def shutting_down() -> ApiError:
     return ApiError(
-        503,
         "shutting_down",
         "this runtime is shutting down and takes no new requests; retry (another instance will answer)",
         headers={"Retry-After": str(RETRY_AFTER_SECONDS)},

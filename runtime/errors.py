@@ -1,6 +1,13 @@
-"""The error contract: `{"error": {"type", "message", "field"?}}` with a 4xx status, never a traceback."""
+"""The error contract: `{"error": {"type", "message", "field"?}}`, never a traceback.
 
+The types and their statuses are contract/errors.json, shared with the Worker (edge/src/errors.ts); the
+runtime ships it as package data (runtime/contract_errors.json links to it). An error about one part of
+the request names it in `field` and its message reads `<field>: <what is wrong>`.
+"""
+
+import json
 import logging
+from importlib.resources import files
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -8,18 +15,26 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger(__name__)
 
+ERROR_STATUS: dict[str, int] = {
+    name: entry["status"]
+    for name, entry in json.loads(files("runtime").joinpath("contract_errors.json").read_text())[
+        "types"
+    ].items()
+}
+
 
 class ApiError(Exception):
     def __init__(
         self,
-        status: int,
         error_type: str,
         message: str,
         field: str | None = None,
         headers: dict[str, str] | None = None,
     ):
+        if field is not None:
+            message = f"{field}: {message}"
         super().__init__(message)
-        self.status = status
+        self.status = ERROR_STATUS[error_type]  # a type outside the vocabulary is a bug: KeyError
         self.error_type = error_type
         self.message = message
         self.field = field
@@ -36,7 +51,7 @@ class ApiError(Exception):
 
 
 def invalid_field(field: str, message: str) -> ApiError:
-    return ApiError(400, "invalid_request", f"{field}: {message}", field=field)
+    return ApiError("invalid_request", message, field=field)
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -46,15 +61,16 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
-        kinds = {404: "not_found", 405: "method_not_allowed"}
-        return ApiError(
-            error.status_code,
-            kinds.get(error.status_code, "http_error"),
-            str(error.detail),
-            headers=dict(error.headers or {}),
-        ).response()
+        # Routing is the only source of these (bodies are read by runtime.body, never by FastAPI).
+        if error.status_code == 405:
+            message = f"{request.method} is not allowed on {request.url.path}"
+            return ApiError("method_not_allowed", message, headers=dict(error.headers or {})).response()
+        if error.status_code == 404:
+            return ApiError("not_found", f"no route for {request.method} {request.url.path}").response()
+        log.error("unexpected HTTP error %s on %s", error.status_code, request.url.path)
+        return ApiError("internal_error", "internal error; see the runtime log").response()
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, error: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return ApiError(500, "internal_error", "internal error; see the runtime log").response()
+        return ApiError("internal_error", "internal error; see the runtime log").response()

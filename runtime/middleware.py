@@ -33,7 +33,6 @@ class BearerAuthMiddleware:
             await self._app(scope, receive, send)
             return
         error = ApiError(
-            401,
             "unauthorized",
             "missing or invalid bearer token",
             headers={"WWW-Authenticate": "Bearer"},

@@ -9,6 +9,7 @@ from runtime.body import read_json
 from runtime.disconnect import while_connected
 from runtime.engine import Generation
 from runtime.fingerprint import HEADER
+from runtime.pieces import PieceRecorder
 from runtime.schemas import EmbedRequest, GenerateRequest
 from runtime.service import DecodingLimits
 from runtime.sse import event, event_stream
@@ -35,7 +36,8 @@ async def generate(request: Request):
     if body.stream:
         events = _generate_events(service.stream(decoding, tenant), model, fingerprint)
         return event_stream(events, fingerprint)
-    result = await while_connected(request, service.generate(decoding, tenant))
+    pieces = PieceRecorder()
+    result = await while_connected(request, service.generate(decoding, tenant, pieces))
     answer = {
         "text": result.text,
         "finish_reason": result.finish_reason,
@@ -43,7 +45,7 @@ async def generate(request: Request):
         "model": model,
         "fingerprint": fingerprint,
     }
-    return JSONResponse(answer, headers={HEADER: fingerprint})
+    return JSONResponse(answer, headers={HEADER: fingerprint, **pieces.header()})
 
 
 async def _generate_events(stream: AsyncIterator, model: str, fingerprint: str) -> AsyncIterator[bytes]:

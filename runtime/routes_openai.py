@@ -1,8 +1,8 @@
 """OpenAI-compatible routes, so the official `openai` client works unchanged (greedy decoding only)."""
 
 import base64
-import time
-import uuid
+import hashlib
+import json
 from collections.abc import AsyncIterator, Callable
 from typing import TypeVar
 
@@ -14,13 +14,14 @@ from runtime.disconnect import while_connected
 from runtime.engine import Generation
 from runtime.errors import ApiError
 from runtime.fingerprint import HEADER
+from runtime.pieces import PieceRecorder
 from runtime.schemas import (
     ChatCompletionRequest,
     CompletionRequest,
     EmbeddingsRequest,
     OpenAIGenerationFields,
 )
-from runtime.service import DecodingLimits, InferenceService
+from runtime.service import DecodingLimits, DecodingRequest, InferenceService
 from runtime.sse import event, event_stream
 from runtime.state import runtime_state
 from runtime.tenant import tenant_of
@@ -32,9 +33,7 @@ Body = TypeVar("Body", CompletionRequest, ChatCompletionRequest, EmbeddingsReque
 def _check_model(service: InferenceService, requested: str) -> None:
     served = service.models.model.name
     if requested != served:
-        raise ApiError(
-            404, "model_not_found", f"model: {requested!r} is not served here; use {served!r}", field="model"
-        )
+        raise ApiError("model_not_found", f"{requested!r} is not served here; use {served!r}", field="model")
 
 
 async def _accept(request: Request, schema: type[Body]) -> tuple[Body, InferenceService]:
@@ -54,15 +53,24 @@ def _usage(result: Generation) -> dict[str, int]:
     }
 
 
-class _Envelope:
-    """The fields every object of one OpenAI response (or stream) shares."""
+def _answer_id(prefix: str, fingerprint: str, decoding: DecodingRequest) -> str:
+    """The same request gets the same id, streamed or not: a random id or a timestamp would make the
+    same request give different bytes (and a cached answer could not stand in for a fresh one)."""
+    what = [prefix, fingerprint, decoding.prompt_tokens, decoding.max_tokens, decoding.stops, decoding.seed]
+    digest = hashlib.sha256(json.dumps(what, separators=(",", ":")).encode()).hexdigest()
+    return f"{prefix}-{digest[:24]}"
 
-    def __init__(self, service: InferenceService, prefix: str, object_type: str):
+
+class _Envelope:
+    """The fields every object of one OpenAI response (or stream) shares. `created` is always 0: the
+    answer is a function of the request, not of when it was asked (contract/schemas/common.json)."""
+
+    def __init__(self, service: InferenceService, prefix: str, object_type: str, decoding: DecodingRequest):
         self.fingerprint = service.models.fingerprint.value
         self.fields = {
-            "id": f"{prefix}-{uuid.uuid4().hex}",
+            "id": _answer_id(prefix, self.fingerprint, decoding),
             "object": object_type,
-            "created": int(time.time()),
+            "created": 0,
             "model": service.models.model.name,
             "system_fingerprint": self.fingerprint,
         }
@@ -116,7 +124,7 @@ async def completions(request: Request):
     body, service = await _accept(request, CompletionRequest)
     limits = DecodingLimits(body.max_tokens, body.stop, body.seed)
     decoding = await service.prompt_decoding(body.prompt[0], limits, prompt_field="prompt")
-    envelope = _Envelope(service, "cmpl", "text_completion")
+    envelope = _Envelope(service, "cmpl", "text_completion", decoding)
     tenant = tenant_of(request)
 
     def choice(text: str, finish_reason: str | None) -> dict:
@@ -130,9 +138,10 @@ async def completions(request: Request):
             usage=_usage_chunk(body, envelope),
         )
         return event_stream(events, envelope.fingerprint)
-    result = await while_connected(request, service.generate(decoding, tenant))
+    pieces = PieceRecorder()
+    result = await while_connected(request, service.generate(decoding, tenant, pieces))
     answer = envelope.wrap(choices=[choice(result.text, result.finish_reason)], usage=_usage(result))
-    return JSONResponse(answer, headers={HEADER: envelope.fingerprint})
+    return JSONResponse(answer, headers={HEADER: envelope.fingerprint, **pieces.header()})
 
 
 @router.post("/v1/chat/completions")
@@ -144,11 +153,11 @@ async def chat_completions(request: Request):
         limits = DecodingLimits(body.max_tokens, body.stop, body.seed)
     messages = [message.model_dump(exclude_none=True) for message in body.messages]
     decoding = await service.chat_decoding(messages, limits)
-    envelope = _Envelope(service, "chatcmpl", "chat.completion")
+    envelope = _Envelope(service, "chatcmpl", "chat.completion", decoding)
     tenant = tenant_of(request)
 
     if body.stream:
-        chunk = _Envelope(service, "chatcmpl", "chat.completion.chunk")
+        chunk = _Envelope(service, "chatcmpl", "chat.completion.chunk", decoding)
 
         def delta(content: dict, finish_reason: str | None) -> dict:
             choice = {"index": 0, "delta": content, "logprobs": None, "finish_reason": finish_reason}
@@ -162,13 +171,14 @@ async def chat_completions(request: Request):
             first=delta({"role": "assistant", "content": ""}, None),
         )
         return event_stream(events, chunk.fingerprint)
-    result = await while_connected(request, service.generate(decoding, tenant))
+    pieces = PieceRecorder()
+    result = await while_connected(request, service.generate(decoding, tenant, pieces))
     message = {"role": "assistant", "content": result.text}
     answer = envelope.wrap(
         choices=[{"index": 0, "message": message, "logprobs": None, "finish_reason": result.finish_reason}],
         usage=_usage(result),
     )
-    return JSONResponse(answer, headers={HEADER: envelope.fingerprint})
+    return JSONResponse(answer, headers={HEADER: envelope.fingerprint, **pieces.header()})
 
 
 @router.post("/v1/embeddings")

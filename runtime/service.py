@@ -90,7 +90,7 @@ class InferenceService:
         cap = self._settings.max_tokens_cap
         max_tokens = limits.max_tokens
         if max_tokens is not None and max_tokens > cap:
-            raise invalid_field(limits.max_tokens_field, f"must be at most {cap} (RUNTIME_MAX_TOKENS_CAP)")
+            raise invalid_field(limits.max_tokens_field, f"must be at most {cap}")
         n_ctx = self.models.generator.n_ctx
         if len(tokens) >= n_ctx:
             raise invalid_field(
@@ -108,7 +108,7 @@ class InferenceService:
         limit = self.models.embedder.n_ctx
         for index, count in enumerate(counts):
             if count > limit:
-                raise invalid_field(f"{field}.{index}", f"is {count} tokens; the limit is {limit}")
+                raise invalid_field(f"{field}[{index}]", f"is {count} tokens; the limit is {limit}")
         return sum(counts)
 
     # --- running on the model threads ---
@@ -139,10 +139,10 @@ class InferenceService:
             else:
                 message = str(full)
             raise ApiError(
-                429, "queue_full", message, headers={"Retry-After": str(full.retry_after_seconds)}
+                "queue_full", message, headers={"Retry-After": str(full.retry_after_seconds)}
             ) from None
         except WorkerStopped as stopped:
-            raise ApiError(503, "shutting_down", str(stopped)) from None
+            raise ApiError("shutting_down", str(stopped)) from None
 
     def _start_generation(
         self, request: DecodingRequest, cancelled: threading.Event, on_text: Callable[[str], None]
@@ -161,9 +161,12 @@ class InferenceService:
         elif sequence.result is not None:
             self._metrics.generated_tokens.inc(sequence.result.completion_tokens)
 
-    async def generate(self, request: DecodingRequest, tenant: str) -> Generation:
+    async def generate(
+        self, request: DecodingRequest, tenant: str, on_text: Callable[[str], None] = lambda piece: None
+    ) -> Generation:
+        """The whole answer; `on_text` sees the pieces a stream would send (called on the model thread)."""
         job = self._submit(
-            "generate", lambda cancelled: self._start_generation(request, cancelled, _ignore), tenant
+            "generate", lambda cancelled: self._start_generation(request, cancelled, on_text), tenant
         )
         try:
             return await job.future
@@ -198,10 +201,6 @@ class InferenceService:
             return await job.future
         finally:
             job.cancel()
-
-
-def _ignore(piece: str) -> None:
-    """Non-streaming requests take the text from the final result."""
 
 
 async def _follow(job: Job, pieces: asyncio.Queue) -> AsyncIterator[str | Generation]:

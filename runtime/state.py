@@ -58,9 +58,8 @@ class RuntimeState:
         if self.service is not None:
             return self.service
         if self.load_error is not None:
-            raise ApiError(503, "load_failed", f"the model failed to load: {self.load_error}")
+            raise ApiError("load_failed", f"the model failed to load: {self.load_error}")
         raise ApiError(
-            503,
             "not_ready",
             "the model is still loading",
             headers={"Retry-After": str(LOADING_RETRY_AFTER_SECONDS)},

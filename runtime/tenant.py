@@ -22,9 +22,8 @@ def tenant_of(request: Request) -> str:
         return DEFAULT_TENANT
     if not _TENANT_ID.match(value):
         raise ApiError(
-            400,
             "invalid_request",
-            f"{HEADER}: must be 1 to 128 printable ASCII characters without spaces",
+            "must be 1 to 128 printable ASCII characters without spaces",
             field=HEADER,
         )
     return value

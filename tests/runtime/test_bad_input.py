@@ -25,14 +25,14 @@ BAD_BODIES = [
     ("/v1/generate", {"prompt": "hi", "seed": -1}, 400, "seed"),
     ("/v1/generate", {"prompt": "hi", "seed": 2**32}, 400, "seed"),
     ("/v1/generate", {"prompt": "hi", "stop": 5}, 400, "stop"),
-    ("/v1/generate", {"prompt": "hi", "stop": [""]}, 400, "stop.0"),
+    ("/v1/generate", {"prompt": "hi", "stop": [""]}, 400, "stop[0]"),
     ("/v1/generate", {"prompt": "hi", "stop": ["x"] * 17}, 400, "stop"),
     ("/v1/generate", {"prompt": "hi", "stream": "yes"}, 400, "stream"),
     ("/v1/generate", {"prompt": "hi", "temperature": 0.7}, 400, "temperature"),
     ("/v1/embed", {}, 400, "input"),
-    ("/v1/embed", {"input": ""}, 400, "input.0"),
+    ("/v1/embed", {"input": ""}, 400, "input[0]"),
     ("/v1/embed", {"input": []}, 400, "input"),
-    ("/v1/embed", {"input": ["ok", 3]}, 400, "input.1"),
+    ("/v1/embed", {"input": ["ok", 3]}, 400, "input[1]"),
     ("/v1/embed", {"input": ["x"] * 257}, 400, "input"),
     ("/v1/completions", {"model": MODEL}, 400, "prompt"),
     ("/v1/completions", {"model": "gpt-4", "prompt": "hi"}, 404, "model"),
@@ -44,9 +44,9 @@ BAD_BODIES = [
         "/v1/chat/completions",
         {"model": MODEL, "messages": [{"role": "robot", "content": "x"}]},
         400,
-        "messages.0.role",
+        "messages[0].role",
     ),
-    ("/v1/chat/completions", {"model": MODEL, "messages": [{"role": "user"}]}, 400, "messages.0.content"),
+    ("/v1/chat/completions", {"model": MODEL, "messages": [{"role": "user"}]}, 400, "messages[0].content"),
     (
         "/v1/chat/completions",
         {"model": MODEL, "messages": [{"role": "user", "content": "x"}], "max_completion_tokens": 999},
@@ -93,7 +93,7 @@ def test_prompt_longer_than_the_context_window(client):
 def test_embedding_input_longer_than_the_context_window(client):
     response = client.post("/v1/embed", json={"input": ["short", "word " * 2000]})
     assert response.status_code == 400
-    assert response.json()["error"]["field"] == "input.1"
+    assert response.json()["error"]["field"] == "input[1]"
 
 
 def test_unknown_route_and_wrong_method_are_json_errors(client):
