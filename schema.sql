@@ -18,7 +18,8 @@ CREATE TABLE IF NOT EXISTS answer_cache (
     created_at   INTEGER NOT NULL,
     accessed_at  INTEGER NOT NULL,
     expires_at   INTEGER NOT NULL,
-    access_count INTEGER NOT NULL DEFAULT 0
+    access_count INTEGER NOT NULL DEFAULT 0,
+    pieces       TEXT                     -- generation answers: JSON array of piece lengths (code points)
 );
 CREATE INDEX IF NOT EXISTS idx_answer_cache_expires ON answer_cache (expires_at);
 CREATE INDEX IF NOT EXISTS idx_answer_cache_created ON answer_cache (created_at);

@@ -2,7 +2,7 @@
 
 import json
 import re
-from typing import TypeVar
+from typing import TypeVar, get_args
 
 import numpy as np
 from fastapi import Request
@@ -44,13 +44,41 @@ def field_path(location: tuple) -> str:
     return path or "body"
 
 
+def _model_within(annotation: object) -> type[BaseModel] | None:
+    """The request model inside a field's type (`StreamOptions | None`, `list[ChatMessage]`), if any."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for argument in get_args(annotation):
+        if found := _model_within(argument):
+            return found
+    return None
+
+
+def _model_at(model: type[BaseModel], location: tuple) -> type[BaseModel] | None:
+    """The model that holds the field at `location` (list indexes are stepped over)."""
+    for part in location:
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(part)
+        found = field and _model_within(field.annotation)
+        if not found:
+            return None
+        model = found
+    return model
+
+
 # The wording both layers use for the same problem (the Worker's validator says the same things).
-def _problem(error: dict) -> str:
+def _problem(error: dict, model: type[BaseModel]) -> str:
     kind, ctx = error["type"], error.get("ctx", {})
     if kind == "missing":
         return "is required"
     if kind == "extra_forbidden":
-        return "is not a known field"
+        holder = _model_at(model, error["loc"][:-1])
+        return (
+            f"is not a known field (allowed: {', '.join(holder.model_fields)})"
+            if holder
+            else "is not a known field"
+        )
     if kind == "string_type":
         return "must be a string"
     if kind == "string_too_short":
@@ -125,4 +153,4 @@ async def read_json(request: Request, model: type[Model], max_bytes: int) -> Mod
         return model.model_validate(data)
     except ValidationError as error:
         first = error.errors()[0]
-        raise invalid_field(field_path(first["loc"]), _problem(first)) from None
+        raise invalid_field(field_path(first["loc"]), _problem(first, model)) from None

@@ -1,7 +1,7 @@
 // What counts as a cacheable answer: a 200 with a JSON content type whose body has the top-level shape
 // of its route (docs/interfaces.md). Anything else (an error page, a proxy's or login page's HTML, a
 // JSON error sent with 200, a truncated body) would be replayed to every later client for the cache's
-// lifetime, and a cached body must be JSON for the stream replay (sse.ts) to read it.
+// lifetime, and a cached body must be JSON for the stream replay (replay.ts) to read it.
 import type { OriginAnswer } from "./origin";
 
 type Json = Record<string, unknown>;

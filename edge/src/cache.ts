@@ -1,6 +1,7 @@
 // Cache tiers for origin answers: the isolate's memory (memorycache.ts), KV (hot, read in one get) and D1
 // (persistent, counts accesses and promotes frequently read rows back into KV). Bodies are stored verbatim with their content type, so a
-// replayed answer is byte-identical to the fresh one. Writes are write-behind through ctx.waitUntil and
+// replayed answer is byte-identical to the fresh one; generation answers keep their stream's piece
+// boundaries beside them, so a streamed hit replays the live stream's exact events (replay.ts). Writes are write-behind through ctx.waitUntil and
 // a failing write is logged, never surfaced to the client.
 //
 // Privacy at rest: D1 holds the answer and its key (a SHA-256), never the prompt. Every answer has a hard
@@ -8,11 +9,14 @@
 // past created_at + maxAgeSeconds, so a popular prompt's answer does not live for ever.
 import { recall, remember } from "./memorycache";
 import { bumpCounter, SKIPPED_CACHE_WRITES } from "./metrics";
+import { parsePieces } from "./replay";
 
 export interface CachedAnswer {
 	body: string;
 	contentType: string;
 	fingerprint: string;
+	/** A generation answer's piece lengths (edge/src/replay.ts); null for embeddings and older rows. */
+	pieces: number[] | null;
 	tier: "memory" | "kv" | "d1";
 }
 
@@ -31,11 +35,14 @@ interface CacheEntry {
 	fingerprint: string;
 	body: string;
 	contentType: string;
+	pieces: number[] | null;
 }
 
 interface KvMetadata {
 	contentType: string;
 	fingerprint: string;
+	/** The value starts with the piece lengths (a JSON array) and a newline, then the body. */
+	withPieces?: true;
 }
 
 /** A D1 row read this many times is copied back into KV. */
@@ -69,9 +76,26 @@ function fitsIn(limit: number, ...texts: string[]): boolean {
 	return texts.reduce((sum, text) => sum + encoder.encode(text).byteLength, 0) <= limit;
 }
 
+type Stored = Omit<CachedAnswer, "tier">;
+
+/** The KV value: the body alone, or the piece lengths on a first line before it (no copy re-escaped). */
+function kvValue(answer: Stored): { value: string; metadata: KvMetadata } {
+	const metadata: KvMetadata = { contentType: answer.contentType, fingerprint: answer.fingerprint };
+	if (answer.pieces === null) return { value: answer.body, metadata };
+	return { value: `${JSON.stringify(answer.pieces)}\n${answer.body}`, metadata: { ...metadata, withPieces: true } };
+}
+
+function fromKvValue(value: string, metadata: KvMetadata): Stored {
+	const stored = { contentType: metadata.contentType, fingerprint: metadata.fingerprint };
+	if (!metadata.withPieces) return { ...stored, body: value, pieces: null };
+	const newline = value.indexOf("\n");
+	return { ...stored, body: value.slice(newline + 1), pieces: parsePieces(value.slice(0, newline)) };
+}
+
 // Async wrappers turn a binding's synchronous throw into a rejection that the write-behind catches.
-async function putKv(env: Env, key: string, body: string, meta: KvMetadata, ttlSeconds: number): Promise<void> {
-	await env.CACHE.put(key, body, { expirationTtl: ttlSeconds, metadata: meta });
+async function putKv(env: Env, key: string, answer: Stored, ttlSeconds: number): Promise<void> {
+	const { value, metadata } = kvValue(answer);
+	await env.CACHE.put(key, value, { expirationTtl: ttlSeconds, metadata });
 }
 
 async function runD1(env: Env, sql: string, ...values: unknown[]): Promise<void> {
@@ -82,7 +106,7 @@ async function lookupKv(env: Env, key: string): Promise<CachedAnswer | null> {
 	try {
 		const { value, metadata } = await env.CACHE.getWithMetadata<KvMetadata>(key, "text");
 		if (value === null || !metadata) return null;
-		return { body: value, contentType: metadata.contentType, fingerprint: metadata.fingerprint, tier: "kv" };
+		return { ...fromKvValue(value, metadata), tier: "kv" };
 	} catch (error) {
 		logFailure("KV read")(error as Error);
 		return null;
@@ -95,6 +119,7 @@ interface AnswerRow {
 	fingerprint: string;
 	access_count: number;
 	created_at: number;
+	pieces: string | null;
 }
 
 async function lookupD1(env: Env, ctx: ExecutionContext, key: string, policy: CachePolicy): Promise<CachedAnswer | null> {
@@ -103,7 +128,7 @@ async function lookupD1(env: Env, ctx: ExecutionContext, key: string, policy: Ca
 	try {
 		// The created_at bound also retires rows stored under a longer maximum age than today's.
 		row = await env.DB.prepare(
-			"SELECT body, content_type, fingerprint, access_count, created_at FROM answer_cache WHERE cache_key = ? AND expires_at > ? AND created_at > ? LIMIT 1",
+			"SELECT body, content_type, fingerprint, access_count, created_at, pieces FROM answer_cache WHERE cache_key = ? AND expires_at > ? AND created_at > ? LIMIT 1",
 		)
 			.bind(key, now, now - policy.maxAgeSeconds)
 			.first();
@@ -112,7 +137,7 @@ async function lookupD1(env: Env, ctx: ExecutionContext, key: string, policy: Ca
 		return null;
 	}
 	if (!row) return null;
-	const answer: CachedAnswer = { body: row.body, contentType: row.content_type, fingerprint: row.fingerprint, tier: "d1" };
+	const stored: Stored = { body: row.body, contentType: row.content_type, fingerprint: row.fingerprint, pieces: parsePieces(row.pieces) };
 	const touch = runD1(
 		env,
 		"UPDATE answer_cache SET access_count = access_count + 1, accessed_at = ?, expires_at = MIN(?, created_at + ?) WHERE cache_key = ?",
@@ -124,17 +149,17 @@ async function lookupD1(env: Env, ctx: ExecutionContext, key: string, policy: Ca
 	const kvTtl = Math.min(policy.ttlSeconds, row.created_at + policy.maxAgeSeconds - now);
 	const promote =
 		row.access_count + 1 >= PROMOTE_AFTER_HITS && kvTtl >= KV_MIN_TTL_SECONDS
-			? putKv(env, key, row.body, { contentType: row.content_type, fingerprint: row.fingerprint }, kvTtl).catch(logFailure("KV promotion"))
+			? putKv(env, key, stored, kvTtl).catch(logFailure("KV promotion"))
 			: Promise.resolve();
 	ctx.waitUntil(Promise.all([touch, promote]));
-	return answer;
+	return { ...stored, tier: "d1" };
 }
 
 export async function lookup(env: Env, ctx: ExecutionContext, key: string, policy: CachePolicy): Promise<CachedAnswer | null> {
 	const inMemory = recall(key, policy.memoryEntries);
 	if (inMemory) return { ...inMemory, tier: "memory" };
 	const found = (await lookupKv(env, key)) ?? (await lookupD1(env, ctx, key, policy));
-	if (found) remember(key, { body: found.body, contentType: found.contentType, fingerprint: found.fingerprint }, policy.memoryEntries);
+	if (found) remember(key, { body: found.body, contentType: found.contentType, fingerprint: found.fingerprint, pieces: found.pieces }, policy.memoryEntries);
 	return found;
 }
 
@@ -147,15 +172,17 @@ function skipTier(env: Env, tier: "kv" | "d1"): Promise<void> {
 export function store(env: Env, ctx: ExecutionContext, entry: CacheEntry, policy: CachePolicy): void {
 	const { ttlSeconds } = policy;
 	const now = nowSeconds();
-	remember(entry.key, { body: entry.body, contentType: entry.contentType, fingerprint: entry.fingerprint }, policy.memoryEntries);
-	const kv = fitsIn(KV_MAX_VALUE_BYTES, entry.body)
-		? putKv(env, entry.key, entry.body, { contentType: entry.contentType, fingerprint: entry.fingerprint }, ttlSeconds).catch(logFailure("KV write"))
+	const stored: Stored = { body: entry.body, contentType: entry.contentType, fingerprint: entry.fingerprint, pieces: entry.pieces };
+	const pieces = entry.pieces === null ? null : JSON.stringify(entry.pieces);
+	remember(entry.key, stored, policy.memoryEntries);
+	const kv = fitsIn(KV_MAX_VALUE_BYTES, entry.body, pieces ?? "")
+		? putKv(env, entry.key, stored, ttlSeconds).catch(logFailure("KV write"))
 		: skipTier(env, "kv");
-	const d1 = fitsIn(D1_MAX_ROW_BYTES - D1_ROW_MARGIN_BYTES, entry.key, entry.route, entry.fingerprint, entry.body, entry.contentType)
+	const d1 = fitsIn(D1_MAX_ROW_BYTES - D1_ROW_MARGIN_BYTES, entry.key, entry.route, entry.fingerprint, entry.body, entry.contentType, pieces ?? "")
 		? runD1(
 				env,
-				`INSERT OR REPLACE INTO answer_cache (cache_key, route, fingerprint, body, content_type, created_at, accessed_at, expires_at, access_count)
-				 VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0)`,
+				`INSERT OR REPLACE INTO answer_cache (cache_key, route, fingerprint, body, content_type, created_at, accessed_at, expires_at, access_count, pieces)
+				 VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?)`,
 				entry.key,
 				entry.route,
 				entry.fingerprint,
@@ -164,6 +191,7 @@ export function store(env: Env, ctx: ExecutionContext, entry: CacheEntry, policy
 				now,
 				now,
 				now + ttlSeconds,
+				pieces,
 			).catch(logFailure("D1 write"))
 		: skipTier(env, "d1");
 	ctx.waitUntil(Promise.all([kv, d1]));

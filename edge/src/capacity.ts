@@ -3,7 +3,7 @@
 // timeout, end or cancel of a stream). Cache hits and requests joining another request's origin call
 // take no lease. A limiter outage fails open, like the rate limiter: it must not take the API down.
 import type { Kind } from "./cachekey";
-import { HttpError } from "./errors";
+import { HttpError, type ErrorType } from "./errors";
 import type { LeaseDecision } from "./keylimiter";
 import type { Body } from "./validate";
 
@@ -12,7 +12,7 @@ export type Demand = { requests: number; tokens: number; embedInputs: number };
 export type KeyLimits = Demand;
 export type Budget = keyof Demand;
 
-const BUDGETS: Record<Budget, { variable: string; type: string; what: string }> = {
+const BUDGETS: Record<Budget, { variable: string; type: ErrorType; what: string }> = {
 	requests: { variable: "MAX_CONCURRENT_PER_KEY", type: "concurrency_limited", what: "requests at the origin" },
 	tokens: { variable: "MAX_TOKENS_IN_FLIGHT_PER_KEY", type: "tokens_in_flight_limited", what: "estimated tokens (prompt + max_tokens) at the origin" },
 	embedInputs: { variable: "MAX_EMBED_INPUTS_IN_FLIGHT_PER_KEY", type: "embed_inputs_in_flight_limited", what: "embedding inputs at the origin" },
@@ -55,7 +55,7 @@ export function checkDemandFits(params: Body, demand: Demand, limits: KeyLimits)
 		throw new HttpError(
 			400,
 			"invalid_request",
-			`the request is estimated at ${demand.tokens} tokens (prompt bytes + max_tokens), more than this key may have in flight (${limits.tokens}, MAX_TOKENS_IN_FLIGHT_PER_KEY)`,
+			`is estimated at ${demand.tokens} tokens (prompt bytes + max_tokens), more than this key may have in flight (${limits.tokens}, MAX_TOKENS_IN_FLIGHT_PER_KEY)`,
 			field,
 		);
 	}
@@ -63,7 +63,7 @@ export function checkDemandFits(params: Body, demand: Demand, limits: KeyLimits)
 		throw new HttpError(
 			400,
 			"invalid_request",
-			`the request has ${demand.embedInputs} inputs, more than this key may have in flight (${limits.embedInputs}, MAX_EMBED_INPUTS_IN_FLIGHT_PER_KEY)`,
+			`has ${demand.embedInputs} inputs, more than this key may have in flight (${limits.embedInputs}, MAX_EMBED_INPUTS_IN_FLIGHT_PER_KEY)`,
 			"input",
 		);
 	}

@@ -129,7 +129,8 @@ function fieldName(leaf: Leaf): string {
 function blocked(leaves: Leaf[], finding: LeafFinding): HttpError {
 	const dlpClass = DLP_CLASSES.find((candidate) => candidate.id === finding.classId)!;
 	const fields = [...new Set(finding.parts.map((part) => fieldName(leaves[part.leaf])))];
-	const subject = fields.length === 1 ? `${fields[0]} contains` : `${fields.join(" and ")} together contain`;
+	// HttpError puts the first field in front (`<field>: ...`): the subject names the others.
+	const subject = fields.length === 1 ? "contains" : `${fields.join(" and ")} together contain`;
 	const keyNote = finding.parts.some((part) => leaves[part.leaf].kind === "key") ? " (in an object key)" : "";
 	return new HttpError(422, "dlp_violation", `${subject} a ${dlpClass.name} (${dlpClass.id})${keyNote}; the request was blocked by the DLP policy`, fields[0]);
 }

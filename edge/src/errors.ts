@@ -1,14 +1,20 @@
-// Every error the Worker answers has the runtime's shape: {"error": {"type", "message", "field"?}}.
+// Every error the Worker answers has the runtime's shape: {"error": {"type", "message", "field"?}}. The
+// types and their statuses are contract/errors.json, shared with the runtime (tests/contract checks that
+// every status written here is the one listed there). An error about one part of the request names it in
+// `field`, and its message reads `<field>: <what is wrong>`.
+import vocabulary from "../../contract/errors.json";
+
+export type ErrorType = keyof typeof vocabulary.types;
 
 export class HttpError extends Error {
 	constructor(
 		readonly status: number,
-		readonly type: string,
+		readonly type: ErrorType,
 		message: string,
 		readonly field?: string,
 		readonly headers: Record<string, string> = {},
 	) {
-		super(message);
+		super(field === undefined ? message : `${field}: ${message}`);
 	}
 }
 

@@ -11,21 +11,22 @@ export const MAX_JSON_DEPTH = 32;
 export async function readJsonObject(request: Request, maxBytes: number): Promise<Record<string, unknown>> {
 	const mediaType = (request.headers.get("content-type") ?? "").split(";")[0].trim().toLowerCase();
 	if (mediaType !== "application/json") {
-		throw new HttpError(415, "unsupported_media_type", "Content-Type must be application/json");
+		throw new HttpError(415, "unsupported_media_type", "must be application/json", "content-type");
 	}
 	const declared = Number(request.headers.get("content-length") ?? "0");
 	if (declared > maxBytes) throw tooLarge(maxBytes);
 	const text = await readCapped(request, maxBytes);
-	if (text.trim() === "") throw new HttpError(400, "invalid_json", "request body is empty");
+	if (text.trim() === "") throw new HttpError(400, "invalid_json", "is empty", "body");
 	checkNestingDepth(text, MAX_JSON_DEPTH);
 	let body: unknown;
 	try {
 		body = JSON.parse(text);
-	} catch (error) {
-		throw new HttpError(400, "invalid_json", `request body is not valid JSON: ${(error as Error).message}`);
+	} catch {
+		// No parser detail: the runtime's parser words it differently, and both layers answer alike.
+		throw new HttpError(400, "invalid_json", "is not valid JSON", "body");
 	}
 	if (body === null || typeof body !== "object" || Array.isArray(body)) {
-		throw new HttpError(400, "invalid_request", "request body must be a JSON object");
+		throw new HttpError(400, "invalid_json", "must be a JSON object", "body");
 	}
 	return body as Record<string, unknown>;
 }
@@ -47,7 +48,8 @@ export function checkNestingDepth(text: string, maxDepth: number): void {
 			inString = true;
 		} else if (char === 0x5b /* [ */ || char === 0x7b /* { */) {
 			if (++depth > maxDepth) {
-				throw new HttpError(400, "invalid_json", `request body nests arrays/objects deeper than the limit of ${maxDepth} levels`);
+				// The runtime's words for the same refusal (runtime/body.py).
+				throw new HttpError(400, "invalid_json", `nests arrays/objects deeper than ${maxDepth} levels`, "body");
 			}
 		} else if (char === 0x5d /* ] */ || char === 0x7d /* } */) {
 			depth--;
@@ -56,7 +58,7 @@ export function checkNestingDepth(text: string, maxDepth: number): void {
 }
 
 function tooLarge(maxBytes: number): HttpError {
-	return new HttpError(413, "payload_too_large", `request body exceeds ${maxBytes} bytes`);
+	return new HttpError(413, "request_too_large", `exceeds ${maxBytes} bytes`, "body");
 }
 
 async function readCapped(request: Request, maxBytes: number): Promise<string> {
@@ -83,6 +85,6 @@ async function readCapped(request: Request, maxBytes: number): Promise<string> {
 	try {
 		return new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(bytes);
 	} catch {
-		throw new HttpError(400, "invalid_json", "request body is not valid UTF-8");
+		throw new HttpError(400, "invalid_json", "is not valid UTF-8", "body");
 	}
 }

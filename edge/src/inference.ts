@@ -1,6 +1,8 @@
 // The request path for generation and embedding routes:
 // admission (key check → rate limit), only then body → DLP → validation → fingerprint → cache lookup;
-// hit → replay; miss → single-flight origin call under a per-key lease → write-behind to KV and D1.
+// hit → replay; miss → single-flight origin call under a per-key lease → write-behind to KV and D1. A
+// streamed miss is passed through as the origin sends it and stored once it completed well; a streamed
+// hit replays its exact bytes.
 import { admit } from "./admission";
 import { isCacheableAnswer } from "./answers";
 import { lookup, store, type CachedAnswer } from "./cache";
@@ -13,14 +15,14 @@ import { HttpError } from "./errors";
 import { currentFingerprint, isFingerprint, rememberFingerprint } from "./fingerprint";
 import { readJsonObject } from "./http";
 import { callOrigin, fetchAnswer, type OriginAnswer, type OriginTarget } from "./origin";
-import { replayAsEvents, type StreamFormat } from "./sse";
+import { deriveAnswer, EventSplitter, isUsageChunk, renderStream, type StreamFormat } from "./replay";
 import type { Body, Validator } from "./validate";
 
 export interface InferenceRoute {
 	kind: Kind;
 	originPath: string;
 	validate: Validator;
-	/** How a cached answer is replayed to a streaming request; null when the route cannot stream. */
+	/** How the route's stream is rendered from a stored answer; null when the route cannot stream. */
 	streamFormat: StreamFormat | null;
 }
 
@@ -86,33 +88,98 @@ function answerHeaders(contentType: string, cache: CacheStatus, prepared: Prepar
 	return headers;
 }
 
-function replayHit(route: InferenceRoute, prepared: Prepared, cached: CachedAnswer): Response {
-	const headers = answerHeaders(cached.contentType, "HIT", prepared, cached.fingerprint);
-	headers.set("x-cache-tier", cached.tier);
-	if (prepared.stream && route.streamFormat) {
-		headers.set("content-type", "text/event-stream; charset=utf-8");
-		headers.set("cache-control", "no-cache");
-		return new Response(replayAsEvents(route.streamFormat, cached.body), { headers });
-	}
-	return new Response(cached.body, { headers });
+const STREAM_CONTENT_TYPE = "text/event-stream; charset=utf-8";
+
+function wantsUsage(prepared: Prepared): boolean {
+	const options = prepared.transport.stream_options as { include_usage?: unknown } | undefined;
+	return options?.include_usage === true;
 }
 
 /**
- * Streams are passed through untouched and not stored; a later identical request is a miss. The lease
- * is held until the stream ends, fails or the client goes away.
+ * A cache hit's answer: the stored bytes, or for a streaming request the live stream's exact bytes
+ * rendered from them. Null when a streaming request finds an answer stored without its piece boundaries
+ * (before they were kept): it is served live, and that answer replaces the stored one.
  */
-async function passThroughStream(env: Env, ctx: ExecutionContext, target: OriginTarget, route: InferenceRoute, prepared: Prepared, lease: LeaseRequest, obs: Observation): Promise<Response> {
+function replayHit(route: InferenceRoute, prepared: Prepared, cached: CachedAnswer): Response | null {
+	const headers = answerHeaders(cached.contentType, "HIT", prepared, cached.fingerprint);
+	headers.set("x-cache-tier", cached.tier);
+	if (!prepared.stream || !route.streamFormat) return new Response(cached.body, { headers });
+	if (cached.pieces === null) return null;
+	const events = renderStream(route.streamFormat, cached.body, cached.pieces, wantsUsage(prepared));
+	if (events === null) return null;
+	headers.set("content-type", STREAM_CONTENT_TYPE);
+	headers.set("cache-control", "no-cache");
+	return new Response(events, { headers });
+}
+
+/**
+ * A streaming miss: the origin's events go to the client as they arrive, byte for byte, and are read on
+ * the way; when the stream completed with a well-formed ending, its answer and piece boundaries are
+ * stored. OpenAI streams are asked for the usage chunk (the stored answer needs it), which the client
+ * gets only when it asked for it too: what it sees is what the runtime sends for its own request.
+ */
+async function streamMiss(
+	env: Env,
+	ctx: ExecutionContext,
+	config: Settings,
+	target: OriginTarget,
+	route: InferenceRoute,
+	prepared: Prepared,
+	lease: LeaseRequest,
+	obs: Observation,
+): Promise<Response> {
+	const format = route.streamFormat!;
+	const clientWantsUsage = wantsUsage(prepared);
+	const transport = format === "native" ? prepared.transport : { ...prepared.transport, stream_options: { include_usage: true } };
+	const body = originBody({ ...prepared, transport });
+	// The lease is held until the stream ends, fails or the client goes away.
 	const held = await acquireLease(env, ctx, lease);
 	let upstream: Response;
 	try {
-		upstream = await callOrigin(env, target, route.originPath, { method: "POST", body: originBody(prepared) }, async (response) => response);
+		upstream = await callOrigin(env, target, route.originPath, { method: "POST", body }, async (response) => response);
 	} catch (error) {
 		held.release();
 		throw error;
 	}
 	obs.cache = prepared.mode === "use" ? "MISS" : "BYPASS";
-	const headers = answerHeaders(upstream.headers.get("content-type") ?? "text/event-stream", obs.cache, prepared, upstream.headers.get("x-model-fingerprint"));
-	return new Response(releasingAtEnd(upstream.body, held), { status: upstream.status, headers });
+	const fingerprint = upstream.headers.get("x-model-fingerprint");
+	const headers = answerHeaders(upstream.headers.get("content-type") ?? "text/event-stream", obs.cache, prepared, fingerprint);
+	const streamed = upstream.status === 200 && (upstream.headers.get("content-type") ?? "").startsWith("text/event-stream");
+	const origin = releasingAtEnd(upstream.body, held);
+	if (!streamed || !origin) return new Response(origin, { status: upstream.status, headers });
+
+	const splitter = new EventSplitter();
+	const payloads: string[] = [];
+	const encoder = new TextEncoder();
+	let finished: () => void = () => undefined;
+	ctx.waitUntil(new Promise<void>((resolve) => (finished = resolve)));
+	// The readable side buffers what the client has not read yet, so the origin's stream runs to its end
+	// (and is stored) at the origin's pace, however slowly the client reads.
+	const relay = new TransformStream<Uint8Array, Uint8Array>({
+		transform(chunk, controller) {
+			for (const { data, raw } of splitter.push(chunk)) {
+				payloads.push(data);
+				if (format !== "native" && !clientWantsUsage && isUsageChunk(data)) continue;
+				controller.enqueue(encoder.encode(raw));
+			}
+		},
+		async flush() {
+			try {
+				const derived = splitter.clean ? deriveAnswer(format, payloads) : null;
+				const answer = derived && { status: 200, body: derived.body, contentType: "application/json", fingerprint, retryAfter: null, pieces: derived.pieces };
+				if (answer && prepared.mode !== "no-store" && isCacheableAnswer(route.originPath, answer)) await storeAnswer(env, ctx, config, route, prepared, answer);
+			} catch (error) {
+				console.error("stream: storing the answer failed:", (error as Error).message);
+			} finally {
+				finished();
+			}
+		},
+		cancel() {
+			finished(); // the client went away: the stream is incomplete and nothing is stored
+		},
+	}, undefined, { highWaterMark: 2 ** 30 });
+	origin.pipeTo(relay.writable).catch(() => finished());
+	return new Response(relay.readable, { status: upstream.status, headers });
 }
 
 /** Stores a successful answer under the key of the fingerprint that produced it. */
@@ -124,7 +191,8 @@ async function storeAnswer(env: Env, ctx: ExecutionContext, config: Settings, ro
 		rememberFingerprint(env, config, ctx, fingerprint);
 		key = await cacheKey(route.kind, route.originPath, prepared.params, fingerprint);
 	}
-	store(env, ctx, { key, route: route.originPath, fingerprint, body: answer.body, contentType: answer.contentType }, config.cache);
+	const pieces = route.streamFormat ? answer.pieces : null;
+	store(env, ctx, { key, route: route.originPath, fingerprint, body: answer.body, contentType: answer.contentType, pieces }, config.cache);
 }
 
 export async function handleInference(request: Request, env: Env, ctx: ExecutionContext, route: InferenceRoute, obs: Observation): Promise<Response> {
@@ -136,15 +204,16 @@ export async function handleInference(request: Request, env: Env, ctx: Execution
 	const demand = demandOf(route.kind, prepared.params, config.maxTokensLimit);
 	// Before the cache is consulted, so that the answer never depends on what happens to be cached.
 	checkDemandFits(prepared.params, demand, config.keyLimits);
-	if (prepared.cached) {
+	const hit = prepared.cached ? replayHit(route, prepared, prepared.cached) : null;
+	if (hit) {
 		obs.cache = "HIT";
-		obs.cacheTier = prepared.cached.tier;
-		return replayHit(route, prepared, prepared.cached);
+		obs.cacheTier = prepared.cached!.tier;
+		return hit;
 	}
 	const target: OriginTarget = { urls: config.originUrls, timeoutMs: config.originTimeoutMs, tenant };
 	// The lease outlives the longest the origin work may take (every origin tried once), then expires.
 	const lease: LeaseRequest = { tenant, demand, limits: config.keyLimits, ttlMs: target.timeoutMs * target.urls.length + LEASE_MARGIN_MS };
-	if (prepared.stream) return passThroughStream(env, ctx, target, route, prepared, lease, obs);
+	if (prepared.stream && route.streamFormat) return streamMiss(env, ctx, config, target, route, prepared, lease, obs);
 
 	const body = originBody(prepared);
 	// Only the request that does origin work holds a lease: a flight's leader, or a joiner making its own call.

@@ -10,6 +10,7 @@ interface MemoryEntry {
 	body: string;
 	contentType: string;
 	fingerprint: string;
+	pieces: number[] | null;
 }
 
 const entries = new Map<string, { entry: MemoryEntry; expiresAtMs: number }>();

@@ -7,6 +7,7 @@
 import { breakerFor, isOriginFailure } from "./breaker";
 import { secret } from "./config";
 import { HttpError } from "./errors";
+import { parsePieces, PIECES_HEADER } from "./replay";
 
 const DEFAULT_RETRY_AFTER_SECONDS = 5;
 
@@ -17,6 +18,8 @@ export interface OriginAnswer {
 	contentType: string;
 	fingerprint: string | null;
 	retryAfter: string | null;
+	/** A generation answer's piece lengths (the runtime's X-Steadytext-Pieces header), for stream replays. */
+	pieces: number[] | null;
 }
 
 export class OriginUnavailableError extends HttpError {
@@ -130,6 +133,7 @@ export async function readAnswer(response: Response): Promise<OriginAnswer> {
 		contentType: response.headers.get("content-type") ?? "",
 		fingerprint: response.headers.get("x-model-fingerprint"),
 		retryAfter: response.headers.get("retry-after"),
+		pieces: parsePieces(response.headers.get(PIECES_HEADER)),
 	};
 }
 

@@ -39,7 +39,7 @@ const MAX_NAME_CHARS = 256;
 const SHOWABLE_NAME = /^[A-Za-z_]{1,64}$/;
 
 function invalid(field: string, message: string): HttpError {
-	return new HttpError(400, "invalid_request", `${field} ${message}`, field);
+	return new HttpError(400, "invalid_request", message, field);
 }
 
 function isPlainObject(value: unknown): value is Body {
@@ -52,7 +52,7 @@ function rejectUnknown(object: Body, allowed: readonly string[], prefix: string)
 		const allowedList = `allowed: ${allowed.join(", ")}`;
 		if (SHOWABLE_NAME.test(name)) throw invalid(`${prefix}${name}`, `is not a known field (${allowedList})`);
 		const parent = prefix.replace(/\.$/, "");
-		throw new HttpError(400, "invalid_request", `${parent || "the body"} has a field that is not allowed (its name is not shown; ${allowedList})`, parent || undefined);
+		throw invalid(parent || "body", `has a field that is not allowed (its name is not shown; ${allowedList})`);
 	}
 }
 
@@ -74,7 +74,9 @@ const integerIn =
 	(min: number, max: (limits: Limits) => number): Check =>
 	(value, field, limits) => {
 		if (typeof value !== "number" || !Number.isInteger(value)) throw invalid(field, "must be an integer");
-		if (value < min || value > max(limits)) throw invalid(field, `must be between ${min} and ${max(limits)}`);
+		// The runtime's words: one bound per message (runtime/body.py).
+		if (value < min) throw invalid(field, `must be at least ${min}`);
+		if (value > max(limits)) throw invalid(field, `must be at most ${max(limits)}`);
 		return value;
 	};
 

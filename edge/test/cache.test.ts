@@ -71,7 +71,9 @@ describe("tiers", () => {
 			expect(await response.text()).toBe(fresh);
 			const row = await env.DB.prepare("SELECT access_count FROM answer_cache WHERE cache_key = ?").bind(cacheKeyHeader).first<{ access_count: number }>();
 			expect(row?.access_count).toBe(hit);
-			expect(await env.CACHE.get(cacheKeyHeader)).toBe(hit >= PROMOTE_AFTER_HITS ? fresh : null);
+			// A generation answer's KV value is its piece lengths on a first line, then the body as sent.
+			const promoted = await env.CACHE.get(cacheKeyHeader);
+			expect(promoted && promoted.slice(promoted.indexOf("\n") + 1)).toBe(hit >= PROMOTE_AFTER_HITS ? fresh : null);
 		}
 		expect((await call("/v1/generate", { body, key })).headers.get("x-cache-tier")).toBe("kv");
 		expect(generations()).toBe(1);
@@ -107,9 +109,9 @@ describe("tiers", () => {
 		expect(cacheKeyHeader).toMatch(/^emb:v1:/);
 		const row = await env.DB.prepare("SELECT * FROM answer_cache WHERE cache_key = ?").bind(cacheKeyHeader).first<Record<string, any>>();
 		expect(Object.keys(row!).sort()).toEqual(
-			["access_count", "accessed_at", "body", "cache_key", "content_type", "created_at", "expires_at", "fingerprint", "route"],
+			["access_count", "accessed_at", "body", "cache_key", "content_type", "created_at", "expires_at", "fingerprint", "pieces", "route"],
 		);
-		expect(row).toMatchObject({ route: "/v1/embed", fingerprint: FINGERPRINT, access_count: 0 });
+		expect(row).toMatchObject({ route: "/v1/embed", fingerprint: FINGERPRINT, access_count: 0, pieces: null });
 		expect(JSON.stringify(row)).not.toContain(prompt.split(" ")[1]);
 		expect(row!.expires_at - row!.created_at).toBe(Number(env.CACHE_TTL_SECONDS));
 		const listed = await env.CACHE.list({ prefix: cacheKeyHeader });
@@ -153,14 +155,17 @@ describe("bypass", () => {
 });
 
 describe("streaming", () => {
-	it("passes a streaming miss through untouched and does not store it", async () => {
+	it("passes a streaming miss through untouched, stores it, and replays its exact bytes", async () => {
 		const body = { prompt: uniquePrompt("stream-miss"), stream: true };
 		const response = await call("/v1/generate", { body, key });
-		expect(response.headers.get("content-type")).toBe("text/event-stream");
+		expect(response.headers.get("content-type")).toBe("text/event-stream; charset=utf-8");
 		expect(response.headers.get("x-cache")).toBe("MISS");
-		const text = await response.text();
-		expect(text.trim().split("\n\n")).toHaveLength(3);
-		expect(await env.CACHE.get(response.headers.get("x-cache-key")!)).toBeNull();
+		const live = await response.text();
+		expect(live.trim().split("\n\n").length).toBeGreaterThan(3); // one event per piece, then done
+		const replay = await call("/v1/generate", { body, key });
+		expect(replay.headers.get("x-cache")).toBe("HIT");
+		expect(await replay.text()).toBe(live);
+		expect(generations()).toBe(1);
 	});
 
 	it("replays a cached answer as the runtime's server-sent events", async () => {
@@ -171,12 +176,12 @@ describe("streaming", () => {
 		expect(response.headers.get("content-type")).toContain("text/event-stream");
 		const events = (await response.text()).trim().split("\n\n").map((line) => JSON.parse(line.replace(/^data: /, "")));
 		expect(events.filter((e) => "token" in e).map((e) => e.token).join("")).toBe(fresh.text);
-		expect(events.at(-1)).toEqual({ done: true, text: fresh.text, finish_reason: fresh.finish_reason, usage: fresh.usage, fingerprint: fresh.fingerprint });
+		expect(events.at(-1)).toEqual({ done: true, text: fresh.text, finish_reason: fresh.finish_reason, usage: fresh.usage, model: fresh.model, fingerprint: fresh.fingerprint });
 		expect(generations()).toBe(1);
 	});
 
 	it.each(["/v1/completions", "/v1/chat/completions"])("replays %s hits as OpenAI chunks ending in [DONE]", async (path) => {
-		const body = path === "/v1/completions" ? { prompt: uniquePrompt("oa") } : { messages: [{ role: "user", content: uniquePrompt("oa") }] };
+		const body = path === "/v1/completions" ? { model: "gemma3-270m", prompt: uniquePrompt("oa") } : { model: "gemma3-270m", messages: [{ role: "user", content: uniquePrompt("oa") }] };
 		const fresh = await (await call(path, { body, key })).json<Record<string, any>>();
 		const text = await (await call(path, { body: { ...body, stream: true }, key })).text();
 		const chunks = text.trim().split("\n\n").map((line) => line.replace(/^data: /, ""));

@@ -1,7 +1,13 @@
 // A fake inference runtime behind globalThis.fetch (the Worker's network boundary). It answers in the
-// shapes of docs/interfaces.md, records every call, and can be made slow, failing or unreachable per
-// origin host. Bodies are pretty-printed on purpose: a byte-identical replay cannot come from re-encoding.
+// shapes of the wire contract (contract/): every body it receives must follow the route's request schema
+// (else it answers the runtime's 400) and every answer and stream event it sends is checked against the
+// answer and event schemas, so the fake cannot drift from the runtime unnoticed. A request equal to a
+// golden fixture's gets the real runtime's recorded bytes. It records every call, and can be made slow,
+// failing or unreachable per origin host. Non-streamed bodies are pretty-printed on purpose: a
+// byte-identical replay cannot come from re-encoding.
 import { vi } from "vitest";
+import { renderStream, type StreamFormat } from "../src/replay";
+import { expectValid, expectValidStream, GOLDENS, ROUTES, violations, type Golden } from "./contract";
 
 export const FINGERPRINT = "0123456789abcdef0123456789abcdef";
 
@@ -59,6 +65,8 @@ export class FakeOrigin {
 	fingerprint = FINGERPRINT;
 	/** Numbers per embedding vector: raise it for answers of realistic (or excessive) size. */
 	embeddingDim = 4;
+	/** When set, the next streamed answer's exact text (to send a stream that breaks off or fails). */
+	nextStream: string | null = null;
 
 	set(host: string, behaviour: HostBehaviour): this {
 		this.hosts.set(host, behaviour);
@@ -81,9 +89,33 @@ export class FakeOrigin {
 		});
 	}
 
-	private stream(events: unknown[], done = false): Response {
-		const text = events.map((event) => `data: ${JSON.stringify(event)}\n\n`).join("") + (done ? "data: [DONE]\n\n" : "");
-		return new Response(text, { headers: { "content-type": "text/event-stream", "x-model-fingerprint": this.fingerprint } });
+	/** A generation answer, plain (with the runtime's piece-lengths header) or as the runtime streams it. */
+	private generation(path: string, answer: Json, body: Json): Response {
+		expectValid(ROUTES[path].answer, answer);
+		const text: string = answer.text ?? answer.choices[0].text ?? answer.choices[0].message.content;
+		const codePoints = Array.from(text);
+		// Pieces as a tokenizer makes them: uneven, never empty (4 code points, then 6 at a time).
+		const pieces = codePoints.length <= 4 ? [codePoints.length] : [4, ...Array.from({ length: Math.ceil((codePoints.length - 4) / 6) }, (_, i) => Math.min(6, codePoints.length - 4 - 6 * i))];
+		if (!body.stream) {
+			return new Response(JSON.stringify(answer, null, 1), {
+				headers: { "content-type": "application/json", "x-model-fingerprint": this.fingerprint, "x-steadytext-pieces": JSON.stringify(pieces) },
+			});
+		}
+		const format: StreamFormat = path === "/v1/generate" ? "native" : path === "/v1/completions" ? "completion" : "chat";
+		const stream = renderStream(format, JSON.stringify(answer), pieces.filter((n) => n > 0), body.stream_options?.include_usage === true)!;
+		expectValidStream(path, stream);
+		return new Response(stream, { headers: { "content-type": "text/event-stream; charset=utf-8", "x-model-fingerprint": this.fingerprint } });
+	}
+
+	/** The real runtime's recorded answer for a request equal to a golden fixture's. */
+	private golden(path: string, body: Json): Response | null {
+		const { stream, stream_options, ...request } = body;
+		const fixture = Object.values(GOLDENS).find((golden: Golden) => golden.route === path && JSON.stringify(golden.request) === JSON.stringify(request));
+		if (!fixture) return null;
+		const headers = { "x-model-fingerprint": fixture.fingerprint };
+		if (!stream) return new Response(fixture.answer, { headers: { ...headers, "content-type": "application/json", "x-steadytext-pieces": JSON.stringify(fixture.pieces ?? []) } });
+		const events = stream_options?.include_usage ? fixture.stream_with_usage : fixture.stream;
+		return new Response(events, { headers: { ...headers, "content-type": "text/event-stream; charset=utf-8" } });
 	}
 
 	private answer(path: string, method: string, body: Json | null): Response {
@@ -93,44 +125,66 @@ export class FakeOrigin {
 			return this.json({ fingerprint, model: { name: "gemma3-270m", sha256: "a5fd", n_ctx: 2048, embedding_dim: 4 } });
 		}
 		if (path === "/v1/models" && method === "GET") return this.json({ object: "list", data: [{ id: "gemma3-270m", object: "model" }] });
-		if (method !== "POST" || body === null) return this.json({ error: { type: "not_found", message: "no route" } }, 404);
-		if (body.prompt === "origin says no") return this.json({ error: { type: "invalid_request", message: "prompt too long", field: "prompt" } }, 400);
+		if (method !== "POST" || body === null) return this.json({ error: { type: "not_found", message: `no route for ${method} ${path}` } }, 404);
+		const schema = ROUTES[path]?.request;
+		const broken = schema ? violations(schema, body) : [];
+		if (broken.length > 0) return this.json({ error: { type: "invalid_request", message: `body: ${broken[0]}`, field: "body" } }, 400);
+		if (body.prompt === "origin says no") return this.json({ error: { type: "invalid_request", message: "prompt: is too long", field: "prompt" } }, 400);
 		// Refusals for something outside the cache key: the requests of two tenants can share a key and differ here.
-		if (body.user === "refuse me") return this.json({ error: { type: "invalid_request", message: "user 'refuse me' is not allowed", field: "user" } }, 400);
+		if (body.user === "refuse me") return this.json({ error: { type: "invalid_request", message: "user: 'refuse me' is not allowed", field: "user" } }, 400);
 		if (body.user === "queue full") {
 			const full = this.json({ error: { type: "queue_full", message: "the queue is full" } }, 429);
 			full.headers.set("retry-after", "1");
 			return full;
 		}
+		if (body.stream && this.nextStream !== null) {
+			const text = this.nextStream;
+			this.nextStream = null;
+			return new Response(text, { headers: { "content-type": "text/event-stream; charset=utf-8", "x-model-fingerprint": this.fingerprint } });
+		}
+		const golden = this.golden(path, body);
+		if (golden) return golden;
 		const text = this.generatedText(body);
 		const inputs: string[] = Array.isArray(body.input) ? body.input : [body.input ?? ""];
 		const vectors = inputs.map((input) => {
 			const pattern = [input.length / 100, 0.5, -0.25, 0.125];
 			return Array.from({ length: this.embeddingDim }, (_, i) => pattern[i % 4]);
 		});
+		const openAiUsage = { ...usage, total_tokens: usage.prompt_tokens + usage.completion_tokens };
+		// Deterministic, as the runtime's: the same request gets the same id.
+		const id = (prefix: string) => `${prefix}-${Array.from(text, (c) => c.charCodeAt(0).toString(16)).join("").padEnd(24, "0").slice(-24)}`;
+		const answer = (embedded: Json): Response => {
+			// Checking millions of numbers one by one would outlast a test: the size tests' vectors are skipped.
+			if (this.embeddingDim <= 4096) expectValid(ROUTES[path].answer, embedded);
+			return this.json(embedded);
+		};
 		switch (path) {
 			case "/v1/generate":
-				if (body.stream) return this.stream([{ token: text.slice(0, 4) }, { token: text.slice(4) }, { done: true, text, finish_reason: "length", usage, fingerprint }]);
-				return this.json({ text, finish_reason: "length", usage, model: "gemma3-270m", fingerprint });
+				return this.generation(path, { text, finish_reason: "length", usage, model: "gemma3-270m", fingerprint }, body);
 			case "/v1/embed":
-				return this.json({ embeddings: vectors, dim: this.embeddingDim, model: "gemma3-270m", fingerprint });
+				return answer({ embeddings: vectors, dim: this.embeddingDim, model: "gemma3-270m", fingerprint });
 			case "/v1/completions": {
-				const base = { id: "cmpl-1", object: "text_completion", created: 1700000000, model: "gemma3-270m", system_fingerprint: fingerprint };
-				if (body.stream) return this.stream([{ ...base, choices: [{ index: 0, text, finish_reason: "length" }] }], true);
-				return this.json({ ...base, choices: [{ index: 0, text, finish_reason: "length", logprobs: null }], usage });
+				const base = { id: id("cmpl"), object: "text_completion", created: 0, model: "gemma3-270m", system_fingerprint: fingerprint };
+				return this.generation(path, { ...base, choices: [{ index: 0, text, logprobs: null, finish_reason: "length" }], usage: openAiUsage }, body);
 			}
 			case "/v1/chat/completions": {
-				const base = { id: "chatcmpl-1", created: 1700000000, model: "gemma3-270m", system_fingerprint: fingerprint };
+				const base = { id: id("chatcmpl"), object: "chat.completion", created: 0, model: "gemma3-270m", system_fingerprint: fingerprint };
 				const message = { role: "assistant", content: text };
-				return this.json({ ...base, object: "chat.completion", choices: [{ index: 0, message, finish_reason: "length" }], usage });
+				return this.generation(path, { ...base, choices: [{ index: 0, message, logprobs: null, finish_reason: "length" }], usage: openAiUsage }, body);
 			}
 			case "/v1/embeddings": {
 				// Like the runtime: base64 of the little-endian float32 vector when the client asks for it.
 				const encode = (vector: number[]) => (body.encoding_format === "base64" ? btoa(String.fromCharCode(...new Uint8Array(new Float32Array(vector).buffer))) : vector);
-				return this.json({ object: "list", data: vectors.map((vector, index) => ({ object: "embedding", index, embedding: encode(vector) })), model: "gemma3-270m" });
+				return answer({
+					object: "list",
+					data: vectors.map((vector, index) => ({ object: "embedding", index, embedding: encode(vector) })),
+					model: "gemma3-270m",
+					system_fingerprint: fingerprint,
+					usage: { prompt_tokens: 3, total_tokens: 3 },
+				});
 			}
 			default:
-				return this.json({ error: { type: "not_found", message: "no route" } }, 404);
+				return this.json({ error: { type: "not_found", message: `no route for ${method} ${path}` } }, 404);
 		}
 	}
 

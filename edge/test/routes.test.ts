@@ -52,7 +52,7 @@ describe("routes", () => {
 
 	it("POST /v1/chat/completions", async () => {
 		const messages = [{ role: "user", content: uniquePrompt("chat") }];
-		const response = await call("/v1/chat/completions", { body: { messages, max_tokens: 4 }, key });
+		const response = await call("/v1/chat/completions", { body: { model: "gemma3-270m", messages, max_tokens: 4 }, key });
 		expect(response.status).toBe(200);
 		const answer = await response.json<{ choices: { message: { content: string } }[] }>();
 		expect(answer.choices[0].message.content).toBe(origin.generatedText({ messages, max_tokens: 4 }));
@@ -86,7 +86,7 @@ describe("routes", () => {
 	it("passes the runtime's own 4xx through and does not cache it", async () => {
 		const first = await call("/v1/generate", { body: { prompt: "origin says no" }, key });
 		expect(first.status).toBe(400);
-		expect(await first.json()).toEqual({ error: { type: "invalid_request", message: "prompt too long", field: "prompt" } });
+		expect(await first.json()).toEqual({ error: { type: "invalid_request", message: "prompt: is too long", field: "prompt" } });
 		const second = await call("/v1/generate", { body: { prompt: "origin says no" }, key });
 		expect(second.status).toBe(400);
 		expect(origin.callsTo("/v1/generate")).toHaveLength(2);

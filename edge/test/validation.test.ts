@@ -29,8 +29,8 @@ describe("request bodies", () => {
 	it.each([
 		["malformed JSON", '{"prompt": "x"', "invalid_json"],
 		["an empty body", "", "invalid_json"],
-		["a JSON array", '["x"]', "invalid_request"],
-		["JSON null", "null", "invalid_request"],
+		["a JSON array", '["x"]', "invalid_json"],
+		["JSON null", "null", "invalid_json"],
 	])("rejects %s with 400", async (_, rawBody, type) => {
 		await expectError(await call("/v1/generate", { rawBody, headers: JSON_TYPE, key }), 400, type);
 	});
@@ -55,10 +55,10 @@ describe("request bodies", () => {
 
 	it("rejects an oversize body with 413, whether or not it declares its length", async () => {
 		const huge = JSON.stringify({ prompt: "x".repeat(Number(env.MAX_BODY_BYTES)) });
-		await expectError(await call("/v1/generate", { rawBody: huge, headers: JSON_TYPE, key }), 413, "payload_too_large");
+		await expectError(await call("/v1/generate", { rawBody: huge, headers: JSON_TYPE, key }), 413, "request_too_large");
 		const stream = new Blob([huge]).stream();
 		const chunked = await call("/v1/generate", { rawBody: stream, headers: JSON_TYPE, key });
-		await expectError(chunked, 413, "payload_too_large");
+		await expectError(chunked, 413, "request_too_large");
 	});
 });
 

@@ -1,0 +1,167 @@
+// Streams and their stored form. A generation answer is stored as the runtime's non-streamed answer
+// (its exact bytes) plus the stream's piece boundaries; from these two the Worker replays the exact bytes
+// of the live stream (renderStream), and from a live stream it derives the exact non-streamed answer
+// (deriveAnswer). Both follow how the runtime renders (runtime/routes_native.py, routes_openai.py); the
+// golden fixtures in contract/fixtures, made by the real runtime, pin both directions
+// (edge/test/contract.test.ts), so a drift on either side fails a test.
+
+export type StreamFormat = "native" | "completion" | "chat";
+
+/** The origin header with a non-streamed answer's piece lengths, in code points (contract/routes.json). */
+export const PIECES_HEADER = "x-steadytext-pieces";
+export const DONE = "[DONE]";
+
+type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+
+const event = (data: unknown): string => `data: ${typeof data === "string" ? data : JSON.stringify(data)}\n\n`;
+
+/** The pieces of `text` at these code-point lengths, or null when they do not add up to the text. */
+function splitPieces(text: string, lengths: number[]): string[] | null {
+	const codePoints = Array.from(text);
+	const pieces: string[] = [];
+	let at = 0;
+	for (const length of lengths) {
+		if (!Number.isInteger(length) || length < 1 || at + length > codePoints.length) return null;
+		pieces.push(codePoints.slice(at, at + length).join(""));
+		at += length;
+	}
+	return at === codePoints.length ? pieces : null;
+}
+
+/** A piece-lengths header value as sent by the runtime, or null when absent or malformed. */
+export function parsePieces(header: string | null): number[] | null {
+	if (!header) return null;
+	try {
+		const lengths: unknown = JSON.parse(header);
+		return Array.isArray(lengths) && lengths.every((n) => Number.isInteger(n) && n > 0) ? (lengths as number[]) : null;
+	} catch {
+		return null;
+	}
+}
+
+function envelope(answer: Json, object: string): Json {
+	return { id: answer.id, object, created: answer.created, model: answer.model, system_fingerprint: answer.system_fingerprint };
+}
+
+function answerText(format: StreamFormat, answer: Json): string {
+	if (format === "native") return answer.text;
+	return format === "chat" ? answer.choices[0].message.content : answer.choices[0].text;
+}
+
+/**
+ * The live stream's bytes for a stored answer and its piece lengths; null when they do not fit together
+ * (the request is then served live instead of from the cache).
+ */
+export function renderStream(format: StreamFormat, body: string, lengths: number[], includeUsage: boolean): string | null {
+	let answer: Json;
+	let pieces: string[] | null;
+	try {
+		answer = JSON.parse(body) as Json;
+		pieces = splitPieces(answerText(format, answer), lengths);
+	} catch {
+		return null;
+	}
+	if (pieces === null) return null;
+	if (format === "native") return pieces.map((token) => event({ token })).join("") + event({ done: true, ...answer });
+	const choice = answer.choices[0];
+	const object = format === "chat" ? "chat.completion.chunk" : "text_completion";
+	const chunk = (fields: Json, finishReason: string | null): string =>
+		event({ ...envelope(answer, object), choices: [{ index: 0, ...fields, logprobs: null, finish_reason: finishReason }] });
+	const piece = (text: string): Json => (format === "chat" ? { delta: { content: text } } : { text });
+	let out = format === "chat" ? chunk({ delta: { role: "assistant", content: "" } }, null) : "";
+	for (const text of pieces) out += chunk(piece(text), null);
+	out += chunk(format === "chat" ? { delta: {} } : { text: "" }, choice.finish_reason);
+	if (includeUsage) out += event({ ...envelope(answer, object), choices: [], usage: answer.usage });
+	return out + event(DONE);
+}
+
+/** Reads server-sent events from a byte stream, one complete `data: …` payload at a time. */
+export class EventSplitter {
+	private buffer = "";
+	private readonly decoder = new TextDecoder();
+
+	/** The complete events in `chunk` (with what earlier chunks left), each as its payload and raw text. */
+	push(chunk: Uint8Array): { data: string; raw: string }[] {
+		this.buffer += this.decoder.decode(chunk, { stream: true });
+		const events: { data: string; raw: string }[] = [];
+		let end: number;
+		while ((end = this.buffer.indexOf("\n\n")) !== -1) {
+			const raw = this.buffer.slice(0, end + 2);
+			this.buffer = this.buffer.slice(end + 2);
+			events.push({ data: raw.startsWith("data: ") ? raw.slice(6, -2) : "", raw });
+		}
+		return events;
+	}
+
+	/** True when nothing but complete events arrived. */
+	get clean(): boolean {
+		return this.buffer === "";
+	}
+}
+
+const isObject = (value: unknown): value is Json => value !== null && typeof value === "object" && !Array.isArray(value);
+const isUsage = (value: unknown): boolean => isObject(value) && Number.isInteger(value.prompt_tokens) && Number.isInteger(value.completion_tokens);
+const FINISH_REASONS = new Set(["stop", "length"]);
+
+/** The usage chunk of an OpenAI stream (sent only when stream_options.include_usage is set). */
+export function isUsageChunk(payload: string): boolean {
+	if (!payload.startsWith("{")) return false;
+	try {
+		const chunk = JSON.parse(payload) as Json;
+		return Array.isArray(chunk.choices) && chunk.choices.length === 0 && isUsage(chunk.usage);
+	} catch {
+		return false;
+	}
+}
+
+/**
+ * The non-streamed answer (the runtime's exact bytes) and the piece lengths of a complete, well-formed
+ * live stream; null for anything else (an error event, a cut stream, an unexpected shape), which is then
+ * not stored. OpenAI streams must carry the usage chunk: the Worker asks the origin for it.
+ */
+export function deriveAnswer(format: StreamFormat, payloads: string[]): { body: string; pieces: number[] } | null {
+	let events: Json[];
+	try {
+		const last = payloads.at(-1);
+		if (format !== "native" && last !== DONE) return null;
+		events = (format === "native" ? payloads : payloads.slice(0, -1)).map((payload) => JSON.parse(payload) as Json);
+	} catch {
+		return null;
+	}
+	if (!events.every(isObject) || events.some((e) => "error" in e)) return null;
+	return format === "native" ? deriveNative(events) : deriveOpenAi(format, events);
+}
+
+function deriveNative(events: Json[]): { body: string; pieces: number[] } | null {
+	const done = events.at(-1);
+	if (!done || done.done !== true || typeof done.text !== "string" || !FINISH_REASONS.has(done.finish_reason) || !isUsage(done.usage)) return null;
+	const tokens = events.slice(0, -1);
+	if (!tokens.every((e) => Object.keys(e).length === 1 && typeof e.token === "string" && e.token !== "")) return null;
+	if (tokens.map((e) => e.token).join("") !== done.text) return null;
+	const { done: _, ...answer } = done; // eslint-disable-line @typescript-eslint/no-unused-vars
+	return { body: JSON.stringify(answer), pieces: tokens.map((e) => Array.from(e.token as string).length) };
+}
+
+function deriveOpenAi(format: "completion" | "chat", events: Json[]): { body: string; pieces: number[] } | null {
+	const object = format === "chat" ? "chat.completion.chunk" : "text_completion";
+	const usageChunk = events.at(-1);
+	const finishChunk = events.at(-2);
+	if (!usageChunk || !finishChunk || !isUsageChunk(JSON.stringify(usageChunk))) return null;
+	const first = events[0];
+	if (!events.every((e) => e.object === object && e.id === first.id && e.created === first.created && e.model === first.model && e.system_fingerprint === first.system_fingerprint)) return null;
+	const choiceOf = (e: Json): Json | null => (Array.isArray(e.choices) && e.choices.length === 1 && isObject(e.choices[0]) ? e.choices[0] : null);
+	const finish = choiceOf(finishChunk);
+	if (!finish || !FINISH_REASONS.has(finish.finish_reason)) return null;
+	const pieceChunks = events.slice(format === "chat" ? 1 : 0, -2);
+	const texts: string[] = [];
+	for (const chunk of pieceChunks) {
+		const choice = choiceOf(chunk);
+		const text = format === "chat" ? choice?.delta?.content : choice?.text;
+		if (!choice || choice.finish_reason !== null || typeof text !== "string" || text === "") return null;
+		texts.push(text);
+	}
+	const text = texts.join("");
+	const answerChoice = format === "chat" ? { index: 0, message: { role: "assistant", content: text }, logprobs: null, finish_reason: finish.finish_reason } : { index: 0, text, logprobs: null, finish_reason: finish.finish_reason };
+	const answer = { ...envelope(first, format === "chat" ? "chat.completion" : "text_completion"), choices: [answerChoice], usage: usageChunk.usage };
+	return { body: JSON.stringify(answer), pieces: texts.map((t) => Array.from(t).length) };
+}
