@@ -34,7 +34,7 @@ def test_answer_is_identical_direct_miss_and_hit(runtime, worker, unique_prompt,
 def test_streams_carry_the_same_text_on_a_miss_and_replayed_from_the_cache(worker, unique_prompt):
     body = {"prompt": unique_prompt("sundials"), "max_tokens": 12}
 
-    streamed_miss = worker.post("/v1/generate", json={**body, "stream": True})  # passed through, not stored
+    streamed_miss = worker.post("/v1/generate", json={**body, "stream": True})  # passed through and stored
     fresh = worker.post("/v1/generate", json=body)
     streamed_hit = worker.post("/v1/generate", json={**body, "stream": True})  # replayed from the cache
 
