@@ -136,7 +136,7 @@ def parse_json(raw: bytes) -> object:
         raise ApiError("invalid_json", "is empty", field="body")
     # Fewer opening brackets than the limit cannot nest past it: most bodies skip the scan.
     if raw.count(b"[") + raw.count(b"{") > MAX_JSON_DEPTH and nesting_depth(raw) > MAX_JSON_DEPTH:
-        message = f"nests arrays/objects deeper than {MAX_JSON_DEPTH} levels"
+        message = f"nests arrays/objects deeper than the limit of {MAX_JSON_DEPTH} levels"
         raise ApiError("invalid_json", message, field="body")
     try:
         return json.loads(text)

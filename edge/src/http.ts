@@ -49,7 +49,7 @@ export function checkNestingDepth(text: string, maxDepth: number): void {
 		} else if (char === 0x5b /* [ */ || char === 0x7b /* { */) {
 			if (++depth > maxDepth) {
 				// The runtime's words for the same refusal (runtime/body.py).
-				throw new HttpError(400, "invalid_json", `nests arrays/objects deeper than ${maxDepth} levels`, "body");
+				throw new HttpError(400, "invalid_json", `nests arrays/objects deeper than the limit of ${maxDepth} levels`, "body");
 			}
 		} else if (char === 0x5d /* ] */ || char === 0x7d /* } */) {
 			depth--;

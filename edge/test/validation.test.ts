@@ -129,7 +129,7 @@ describe("fields", () => {
 	});
 
 	it("accepts a user id of exactly the maximum length", async () => {
-		const response = await call("/v1/completions", { body: { prompt: "user at the cap", user: "u".repeat(MAX_USER_CHARS) }, key });
+		const response = await call("/v1/completions", { body: { model: "gemma3-270m", prompt: "user at the cap", user: "u".repeat(MAX_USER_CHARS) }, key });
 		expect(response.status).toBe(200);
 	});
 
