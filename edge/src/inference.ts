@@ -145,16 +145,13 @@ async function streamMiss(
 	const fingerprint = upstream.headers.get("x-model-fingerprint");
 	const headers = answerHeaders(upstream.headers.get("content-type") ?? "text/event-stream", obs.cache, prepared, fingerprint);
 	const streamed = upstream.status === 200 && (upstream.headers.get("content-type") ?? "").startsWith("text/event-stream");
-	const origin = releasingAtEnd(upstream.body, held);
-	if (!streamed || !origin) return new Response(origin, { status: upstream.status, headers });
+	if (!streamed || !upstream.body) return new Response(releasingAtEnd(upstream.body, held), { status: upstream.status, headers });
 
 	const splitter = new EventSplitter();
 	const payloads: string[] = [];
 	const encoder = new TextEncoder();
-	let finished: () => void = () => undefined;
-	ctx.waitUntil(new Promise<void>((resolve) => (finished = resolve)));
-	// The readable side buffers what the client has not read yet, so the origin's stream runs to its end
-	// (and is stored) at the origin's pace, however slowly the client reads.
+	// Runs at the client's pace (the origin is read as the client reads); the store at the end goes
+	// through ctx.waitUntil, which the request still holds while its body streams.
 	const relay = new TransformStream<Uint8Array, Uint8Array>({
 		transform(chunk, controller) {
 			for (const { data, raw } of splitter.push(chunk)) {
@@ -170,16 +167,13 @@ async function streamMiss(
 				if (answer && prepared.mode !== "no-store" && isCacheableAnswer(route.originPath, answer)) await storeAnswer(env, ctx, config, route, prepared, answer);
 			} catch (error) {
 				console.error("stream: storing the answer failed:", (error as Error).message);
-			} finally {
-				finished();
 			}
 		},
-		cancel() {
-			finished(); // the client went away: the stream is incomplete and nothing is stored
-		},
-	}, undefined, { highWaterMark: 2 ** 30 });
-	origin.pipeTo(relay.writable).catch(() => finished());
-	return new Response(relay.readable, { status: upstream.status, headers });
+	});
+	// A client that goes away cancels the pipe (and the origin's stream): flush never runs, nothing is stored.
+	upstream.body.pipeTo(relay.writable).catch(() => undefined);
+	// The lease is given back when the client has the last byte or goes away, as for any answer.
+	return new Response(releasingAtEnd(relay.readable, held), { status: upstream.status, headers });
 }
 
 /** Stores a successful answer under the key of the fingerprint that produced it. */

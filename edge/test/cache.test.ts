@@ -162,6 +162,8 @@ describe("streaming", () => {
 		expect(response.headers.get("x-cache")).toBe("MISS");
 		const live = await response.text();
 		expect(live.trim().split("\n\n").length).toBeGreaterThan(3); // one event per piece, then done
+		// Stored (write-behind) as the stream's last byte goes out.
+		await vi.waitFor(async () => expect(await env.CACHE.get(response.headers.get("x-cache-key")!)).not.toBeNull());
 		const replay = await call("/v1/generate", { body, key });
 		expect(replay.headers.get("x-cache")).toBe("HIT");
 		expect(await replay.text()).toBe(live);

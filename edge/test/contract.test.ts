@@ -86,14 +86,19 @@ describe("through the Worker: a streamed hit is the live stream's bytes", () => 
 		origin.fingerprint = STREAMED[0][1].fingerprint; // the goldens' model, as GET /v1/status reports it
 	});
 
+	let lastKey = "";
 	const send = async (path: string, body: object) => {
 		const response = await call(path, { body, key });
+		lastKey = response.headers.get("x-cache-key")!;
 		return { cache: response.headers.get("x-cache"), text: await response.text() };
 	};
+	// A streamed miss is stored as its last byte goes out (write-behind): wait for the KV entry.
+	const stored = () => vi.waitFor(async () => expect(await env.CACHE.get(lastKey)).not.toBeNull());
 
 	it.each(STREAMED)("%s: streamed miss → streamed, plain and include_usage hits", async (_, golden) => {
 		const live = await send(golden.route, { ...golden.request, stream: true });
 		expect(live).toEqual({ cache: "MISS", text: golden.stream });
+		await stored();
 		expect(await send(golden.route, { ...golden.request, stream: true })).toEqual({ cache: "HIT", text: golden.stream });
 		expect(await send(golden.route, golden.request)).toEqual({ cache: "HIT", text: golden.answer });
 		if (golden.stream_with_usage) {
@@ -117,6 +122,7 @@ describe("through the Worker: a streamed hit is the live stream's bytes", () => 
 	it.each(WITH_USAGE)("%s: a live include_usage stream is passed through with its usage chunk", async (_, golden) => {
 		const withUsage = { ...golden.request, stream: true, stream_options: { include_usage: true } };
 		expect(await send(golden.route, withUsage)).toEqual({ cache: "MISS", text: golden.stream_with_usage });
+		await stored();
 		expect(await send(golden.route, { ...golden.request, stream: true })).toEqual({ cache: "HIT", text: golden.stream });
 	});
 

@@ -295,11 +295,11 @@ describe("policy redact", () => {
 			(b: any) => b.prompt,
 			"pay [REDACTED:payment_card] 12/25",
 		],
-		["full-width digits", "/v1/completions", { prompt: `card ${FULLWIDTH_VISA}` }, (b: any) => b.prompt, "card [REDACTED:payment_card]"],
+		["full-width digits", "/v1/completions", { model: "gemma3-270m", prompt: `card ${FULLWIDTH_VISA}` }, (b: any) => b.prompt, "card [REDACTED:payment_card]"],
 		[
 			"a card split across chat messages",
 			"/v1/chat/completions",
-			{ messages: [{ role: "user", content: "card 4111 1111" }, { role: "user", content: "1111 1111" }] },
+			{ model: "gemma3-270m", messages: [{ role: "user", content: "card 4111 1111" }, { role: "user", content: "1111 1111" }] },
 			(b: any) => b.messages.map((m: any) => m.content).join("|"),
 			"card [REDACTED:payment_card]|[REDACTED:payment_card]",
 		],
