@@ -106,7 +106,7 @@ describe("only answers with their route's shape are cached", () => {
 	});
 
 	it("/v1/embeddings with encoding_format base64 (a string per vector) is an answer of its shape, served and cached", async () => {
-		const body = { input: uniquePrompt("base64 vectors"), encoding_format: "base64" };
+		const body = { model: "gemma3-270m", input: uniquePrompt("base64 vectors"), encoding_format: "base64" };
 		const first = await call("/v1/embeddings", { body, key });
 		expect(first.status).toBe(200);
 		const answer = await first.json<{ data: { embedding: string }[] }>();
