@@ -70,9 +70,10 @@ export async function keyIdOf(key: string): Promise<string> {
 	return record.id;
 }
 
-/** A prompt no other test uses, so cache state never leaks between tests. */
+/** A prompt no other test uses, so cache state never leaks between tests. Its random part has no digits:
+ * hex digit groups can line up into a Luhn-valid card number, which DLP would rightly refuse. */
 export function uniquePrompt(label: string): string {
-	return `${label} ${crypto.randomUUID()}`;
+	return `${label} ${crypto.randomUUID().replace(/[0-9]/g, (digit) => "ghijklmnop"[Number(digit)])}`;
 }
 
 /** The usual per-test fixture: a fresh fake origin behind fetch and a fresh API key. */

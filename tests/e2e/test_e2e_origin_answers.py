@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import threading
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -19,6 +18,7 @@ import pytest
 from scripts.harness import free_port
 from scripts.load import local_client
 from scripts.local_stack import LocalStack, LocalStackConfig
+from tests.e2e.conftest import digit_free_token
 
 pytestmark = pytest.mark.e2e
 
@@ -156,7 +156,7 @@ def test_a_redirect_is_never_followed_and_the_credentials_never_reach_the_other_
 ):
     state, _ = fake_origin
     state.mode = "redirect"
-    body = {"prompt": f"redirected {uuid.uuid4().hex}"} if method == "POST" else None
+    body = {"prompt": f"redirected {digit_free_token()}"} if method == "POST" else None
 
     response = client.request(method, path, json=body)
 
@@ -171,7 +171,7 @@ def test_the_origin_is_told_the_tenant_by_key_id(client, fake_origin, worker_bef
     stack, key = worker_before_fake
     [row] = stack.d1_query("SELECT id FROM api_keys WHERE name = 'e2e-fake-origin'")
 
-    assert client.post("/v1/generate", json={"prompt": f"tenant {uuid.uuid4().hex}"}).status_code == 200
+    assert client.post("/v1/generate", json={"prompt": f"tenant {digit_free_token()}"}).status_code == 200
 
     assert state.tenants == [row["id"]]
     assert key not in state.tenants[0]
@@ -179,7 +179,7 @@ def test_the_origin_is_told_the_tenant_by_key_id(client, fake_origin, worker_bef
 
 def test_a_200_that_is_not_json_of_the_route_shape_is_a_502_and_never_cached(client, fake_origin):
     state, _ = fake_origin
-    body = {"prompt": f"login page {uuid.uuid4().hex}"}
+    body = {"prompt": f"login page {digit_free_token()}"}
     state.mode = "html"
 
     bad = client.post("/v1/generate", json=body)
