@@ -6,7 +6,7 @@
 -- Times are unix seconds unless the column name says `_ms`.
 
 -- Origin answers of every kind, keyed by sha256(canonical request + model fingerprint) with a kind prefix
--- (gen:v1: | emb:v1:, edge/src/cachekey.ts). `body` is the origin's response body verbatim, so a cached
+-- (gen:v1: | emb:v1:, edge/src/cache/cachekey.ts). `body` is the origin's response body verbatim, so a cached
 -- answer is byte-identical to a fresh one. No prompt text is stored. A row expires at
 -- min(last access + CACHE_TTL_SECONDS, created_at + CACHE_MAX_AGE_SECONDS).
 CREATE TABLE IF NOT EXISTS answer_cache (

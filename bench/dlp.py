@@ -1,8 +1,8 @@
 """`python -m bench.dlp`: recall and false-positive rate of the DLP detectors on the labelled corpus, as JSON.
 
 Detectors over the same cases:
-- `worker`: the Worker's own code (edge/src/dlp.ts), bundled with the esbuild that wrangler installs and
-  run under node (bench/dlp_worker.mjs), applied to each request body as the Worker applies it;
+- `worker`: the Worker's own code (edge/src/admission/dlp.ts), bundled with the esbuild that wrangler
+  installs and run under node (bench/dlp_worker.mjs), applied to each request body as the Worker applies it;
 - `zero_trust`: the regex entries infra sends to Cloudflare's DLP (infra/dlp_patterns.py), run with
   Python's `re` (the same syntax and semantics as Rust's `regex` for these patterns: classes, bounded
   repeats, alternation, no look-around) over the JSON body as Gateway sees it (no Luhn check: the entries
@@ -44,8 +44,8 @@ def bundle_worker_dlp(directory: Path) -> Path:
     """The Worker's DLP modules as one ES module for node (esbuild is installed with wrangler)."""
     entry = directory / "entry.ts"
     entry.write_text(
-        f'export {{ applyDlp, passesLuhn }} from "{EDGE / "src" / "dlp.ts"}";\n'
-        f'export {{ normalizeText }} from "{EDGE / "src" / "dlp-text.ts"}";\n'
+        f'export {{ applyDlp, passesLuhn }} from "{EDGE / "src" / "admission" / "dlp.ts"}";\n'
+        f'export {{ normalizeText }} from "{EDGE / "src" / "admission" / "dlp-text.ts"}";\n'
     )
     out = directory / "dlp.mjs"
     subprocess.run(

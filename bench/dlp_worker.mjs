@@ -1,4 +1,4 @@
-// Runs the Worker's DLP (edge/src/dlp.ts, bundled by bench/dlp.py with esbuild) under node over corpus
+// Runs the Worker's DLP (edge/src/admission/dlp.ts, bundled by bench/dlp.py with esbuild) under node over corpus
 // files, next to two alternatives, and times it on 2 KB prompts.
 //   node bench/dlp_worker.mjs BUNDLE CORPUS.json [CORPUS.json ...]
 // Prints one JSON object: {"worker"|"previous"|"every_window": {file: {id: [class ids]}}, "cost": {...}}.

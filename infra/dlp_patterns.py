@@ -1,12 +1,12 @@
 """`dlp-patterns.json`: the one definition of what the Worker blocks or redacts, turned here into the
 Zero Trust DLP custom entries Gateway enforces.
 
-The Worker's detector (edge/src/dlp-detect.ts) normalises text and reasons about digit groups; Cloudflare's
-DLP engine runs one Rust regex per entry (no look-around, bounded repeats only, 1024-byte matches; the
-entry's Luhn `validation` is deprecated and not sent). So each entry is generated from the same facts
-(issuer prefixes and lengths, SSN ranges and keywords, separators) as the strongest regex that engine
-accepts, and
-`ZERO_TRUST_GAPS` says what it cannot do; docs/dlp.md repeats that list (a test keeps them equal).
+The Worker's detector (edge/src/admission/dlp-detect.ts) normalises text and reasons about digit groups;
+Cloudflare's DLP engine runs one Rust regex per entry (no look-around, bounded repeats only, 1024-byte
+matches; the entry's Luhn `validation` is deprecated and not sent). So each entry is generated from the
+same facts (issuer prefixes and lengths, SSN ranges and keywords, separators) as the strongest regex
+that engine accepts, and `ZERO_TRUST_GAPS` says what it cannot do; docs/dlp.md repeats that list (a test
+keeps them equal).
 """
 
 from __future__ import annotations

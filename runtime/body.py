@@ -14,7 +14,7 @@ Model = TypeVar("Model", bound=BaseModel)
 
 # Arrays and objects nested deeper than this are refused before parsing: Python's parser recurses once
 # per level (a 100k-deep body is a RecursionError), and no request of ours needs more than a few levels.
-# The Worker refuses the same depth (edge/src/http.ts). The body itself is level 1.
+# The Worker refuses the same depth (edge/src/admission/http.ts). The body itself is level 1.
 MAX_JSON_DEPTH = 32
 # A JSON string from its opening quote to its closing one, or to the end of a broken body; possessive
 # quantifiers keep the scan linear whatever mix of quotes and backslashes a body holds.

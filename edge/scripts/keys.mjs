@@ -26,7 +26,7 @@ class UsageError extends Error {}
 const sha256Hex = (text) => createHash("sha256").update(text).digest("hex");
 const nowSeconds = () => Math.floor(Date.now() / 1000);
 
-/** The record the Worker reads from KV (src/auth.ts ApiKeyRecord). */
+/** The record the Worker reads from KV (src/admission/auth.ts ApiKeyRecord). */
 const kvRecord = (row, revoked) => JSON.stringify({ id: row.id, name: row.name, key_hash: row.key_hash, created_at: row.created_at, revoked });
 
 /** Parses wrangler.jsonc: strings are matched first, so "//" inside a URL survives comment removal. */

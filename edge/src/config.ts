@@ -1,6 +1,6 @@
 // Worker settings from plain vars, validated once per env object; a bad value names its var.
-import type { CachePolicy } from "./cache";
-import type { KeyLimits } from "./capacity";
+import type { CachePolicy } from "./cache/tiers";
+import type { KeyLimits } from "./origin/capacity";
 import { HttpError } from "./errors";
 
 export type DlpPolicy = "block" | "redact";

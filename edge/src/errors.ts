@@ -1,5 +1,5 @@
 // Every error the Worker answers has the runtime's shape: {"error": {"type", "message", "field"?}}. The
-// types and their statuses are contract/errors.json, shared with the runtime (tests/contract checks that
+// types and their statuses are contract/errors.json, shared with the runtime (tests/contract.py checks that
 // every status written here is the one listed there). An error about one part of the request names it in
 // `field`, and its message reads `<field>: <what is wrong>`.
 import vocabulary from "../../contract/errors.json";

@@ -1,15 +1,15 @@
 // steadytext-edge Worker: the entry points. See docs/edge.md for the API and configuration.
-import { evictExpired } from "./cache";
+import { evictExpired } from "./cache/tiers";
 import { cachePolicy } from "./config";
 import { toErrorResponse } from "./errors";
 import type { Observation } from "./inference";
-import { countUnadmitted, pruneRequestMetrics, recordRequest, type RequestRecord } from "./metrics";
-import { OriginUnavailableError } from "./origin";
+import { countUnadmitted, pruneRequestMetrics, recordRequest, type RequestRecord } from "./observability/metrics";
+import { OriginUnavailableError } from "./origin/client";
 import { route } from "./router";
-import { onOriginUnavailable } from "./scalesignal";
+import { onOriginUnavailable } from "./origin/scalesignal";
 
-export { Coalescer } from "./coalescer";
-export { KeyLimiter } from "./keylimiter";
+export { Coalescer } from "./origin/coalescer-object";
+export { KeyLimiter } from "./origin/keylimiter";
 
 export default {
 	async fetch(request, env, ctx): Promise<Response> {

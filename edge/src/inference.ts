@@ -3,20 +3,20 @@
 // hit → replay; miss → single-flight origin call under a per-key lease → write-behind to KV and D1. A
 // streamed miss is passed through as the origin sends it and stored once it completed well; a streamed
 // hit replays its exact bytes.
-import { admit } from "./admission";
-import { isCacheableAnswer } from "./answers";
-import { lookup, store, type CachedAnswer } from "./cache";
-import { cacheKey, type Kind } from "./cachekey";
-import { acquireLease, checkDemandFits, demandOf, releasingAtEnd, withLease, type LeaseRequest } from "./capacity";
-import { coalescedAnswer } from "./coalesce";
+import { admit } from "./admission/admit";
+import { isCacheableAnswer } from "./cache/answers";
+import { lookup, store, type CachedAnswer } from "./cache/tiers";
+import { cacheKey, type Kind } from "./cache/cachekey";
+import { acquireLease, checkDemandFits, demandOf, releasingAtEnd, withLease, type LeaseRequest } from "./origin/capacity";
+import { coalescedAnswer } from "./origin/coalesce";
 import { settings, type Settings } from "./config";
-import { applyDlp } from "./dlp";
+import { applyDlp } from "./admission/dlp";
 import { HttpError } from "./errors";
-import { currentFingerprint, isFingerprint, rememberFingerprint } from "./fingerprint";
-import { readJsonObject } from "./http";
-import { callOrigin, fetchAnswer, type OriginAnswer, type OriginTarget } from "./origin";
-import { deriveAnswer, EventSplitter, isUsageChunk, renderStream, type StreamFormat } from "./replay";
-import type { Body, Validator } from "./validate";
+import { currentFingerprint, isFingerprint, rememberFingerprint } from "./cache/fingerprint";
+import { readJsonObject } from "./admission/http";
+import { callOrigin, fetchAnswer, type OriginAnswer, type OriginTarget } from "./origin/client";
+import { deriveAnswer, EventSplitter, isUsageChunk, renderStream, type StreamFormat } from "./cache/replay";
+import type { Body, Validator } from "./admission/validate";
 
 export interface InferenceRoute {
 	kind: Kind;

@@ -1,14 +1,14 @@
 // The route table: method + path -> handler. Unknown paths are 404 and known paths with another method
 // are 405 (with Allow), both as JSON errors. The endpoint label in metrics is the matched path.
-import { admit } from "./admission";
-import { presentedKey, secretsEqual } from "./auth";
-import { checkCredentials } from "./authfailures";
+import { admit } from "./admission/admit";
+import { presentedKey, secretsEqual } from "./admission/auth";
+import { checkCredentials } from "./admission/authfailures";
 import { secret, settings } from "./config";
 import { HttpError } from "./errors";
 import { handleInference, type InferenceRoute, type Observation } from "./inference";
-import { metricsResponse } from "./metrics";
-import { callOrigin, readAnswer } from "./origin";
-import { validateChat, validateCompletion, validateEmbed, validateEmbeddings, validateGenerate } from "./validate";
+import { metricsResponse } from "./observability/metrics";
+import { callOrigin, readAnswer } from "./origin/client";
+import { validateChat, validateCompletion, validateEmbed, validateEmbeddings, validateGenerate } from "./admission/validate";
 
 type Handler = (request: Request, env: Env, ctx: ExecutionContext, obs: Observation) => Promise<Response>;
 

@@ -4,10 +4,10 @@
 // checks are limited per client IP.
 import { env } from "cloudflare:workers";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { sha256Hex } from "../src/cachekey";
-import { AUTH_FAILURE_PERIOD_SECONDS } from "../src/authfailures";
-import { RATE_LIMIT_PERIOD_SECONDS, secondsUntilNextWindow } from "../src/ratelimit";
-import { ExpiringMap } from "../src/ttlmap";
+import { sha256Hex } from "../src/cache/cachekey";
+import { AUTH_FAILURE_PERIOD_SECONDS } from "../src/admission/authfailures";
+import { RATE_LIMIT_PERIOD_SECONDS, secondsUntilNextWindow } from "../src/admission/ratelimit";
+import { ExpiringMap } from "../src/admission/ttlmap";
 import { installFakeOrigin, type FakeOrigin } from "./fake-origin";
 import { buildRequest, call, createKey, randomClientIp, spyOnStorage, uniquePrompt } from "./helpers";
 

@@ -3,7 +3,7 @@
 // match its route is cached; anything else is answered 502 and never stored.
 import { env } from "cloudflare:workers";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { FAILURE_THRESHOLD } from "../src/breaker";
+import { FAILURE_THRESHOLD } from "../src/origin/breaker";
 import { installFakeOrigin, type FakeOrigin } from "./fake-origin";
 import { call, createKey, uniquePrompt } from "./helpers";
 

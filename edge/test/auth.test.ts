@@ -1,8 +1,8 @@
 // API keys (hashed, Bearer or X-API-Key, revocation) and the per-key rate limit.
 import { env } from "cloudflare:workers";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { secretsEqual } from "../src/auth";
-import { secondsUntilNextWindow } from "../src/ratelimit";
+import { secretsEqual } from "../src/admission/auth";
+import { secondsUntilNextWindow } from "../src/admission/ratelimit";
 import { installFakeOrigin, type FakeOrigin } from "./fake-origin";
 import { call, createKey, uniquePrompt } from "./helpers";
 

@@ -5,8 +5,8 @@ import { createScheduledController } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import worker from "../src/index";
-import { D1_MAX_ROW_BYTES, evictExpired, KV_MAX_VALUE_BYTES, PROMOTE_AFTER_HITS } from "../src/cache";
-import { cacheKey, canonicalJson } from "../src/cachekey";
+import { D1_MAX_ROW_BYTES, evictExpired, KV_MAX_VALUE_BYTES, PROMOTE_AFTER_HITS } from "../src/cache/tiers";
+import { cacheKey, canonicalJson } from "../src/cache/cachekey";
 import { FINGERPRINT, type FakeOrigin } from "./fake-origin";
 import { call, freshOriginAndKey, uniquePrompt } from "./helpers";
 

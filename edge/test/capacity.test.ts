@@ -5,8 +5,8 @@
 import { createExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { demandOf, type Demand } from "../src/capacity";
-import { coalescedAnswer } from "../src/coalesce";
+import { demandOf, type Demand } from "../src/origin/capacity";
+import { coalescedAnswer } from "../src/origin/coalesce";
 import { installFakeOrigin, makeGate, type FakeOrigin } from "./fake-origin";
 import { call, createKey, keyIdOf, uniquePrompt, type CallOptions } from "./helpers";
 

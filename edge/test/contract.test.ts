@@ -6,7 +6,7 @@
 import { env } from "cloudflare:workers";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import vocabulary from "../../contract/errors.json";
-import { deriveAnswer, renderStream, type StreamFormat } from "../src/replay";
+import { deriveAnswer, renderStream, type StreamFormat } from "../src/cache/replay";
 import { BAD_REQUESTS, expectValid, expectValidStream, fill, GOLDENS, ROUTES, ssePayloads, violations } from "./contract";
 import type { FakeOrigin } from "./fake-origin";
 import { call, freshOriginAndKey } from "./helpers";

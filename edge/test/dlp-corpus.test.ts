@@ -3,8 +3,8 @@
 // it, and redacted so that no trace is left; no negative touched. No allow-list: 100% and 0.
 import { describe, expect, it } from "vitest";
 import corpusText from "../../tests/fixtures/dlp/corpus.json?raw";
-import { applyDlp } from "../src/dlp";
-import { normalizeText } from "../src/dlp-text";
+import { applyDlp } from "../src/admission/dlp";
+import { normalizeText } from "../src/admission/dlp-text";
 import { HttpError } from "../src/errors";
 
 interface Case {

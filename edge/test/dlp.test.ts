@@ -4,7 +4,7 @@
 import { env } from "cloudflare:workers";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import definitions from "../../dlp-patterns.json";
-import { applyDlp, passesLuhn } from "../src/dlp";
+import { applyDlp, passesLuhn } from "../src/admission/dlp";
 import { HttpError } from "../src/errors";
 import type { FakeOrigin } from "./fake-origin";
 import { call, freshOriginAndKey, uniquePrompt } from "./helpers";

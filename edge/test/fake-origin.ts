@@ -6,7 +6,7 @@
 // failing or unreachable per origin host. Non-streamed bodies are pretty-printed on purpose: a
 // byte-identical replay cannot come from re-encoding.
 import { vi } from "vitest";
-import { renderStream, type StreamFormat } from "../src/replay";
+import { renderStream, type StreamFormat } from "../src/cache/replay";
 import { expectValid, expectValidStream, GOLDENS, ROUTES, violations, type Golden } from "./contract";
 
 export const FINGERPRINT = "0123456789abcdef0123456789abcdef";

@@ -2,7 +2,7 @@
 import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import worker from "../src/index";
-import { sha256Hex } from "../src/cachekey";
+import { sha256Hex } from "../src/cache/cachekey";
 import { installFakeOrigin, type FakeOrigin } from "./fake-origin";
 
 export const BASE = "https://edge.test";

@@ -4,9 +4,9 @@ import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test"
 import { env } from "cloudflare:workers";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import worker from "../src/index";
-import { FLUSH_WINDOW_MS, METRICS_RETENTION_DAYS, pruneRequestMetrics } from "../src/metrics";
-import { escapeLabelValue, renderExposition } from "../src/prometheus";
-import { secondsUntilNextWindow } from "../src/ratelimit";
+import { FLUSH_WINDOW_MS, METRICS_RETENTION_DAYS, pruneRequestMetrics } from "../src/observability/metrics";
+import { escapeLabelValue, renderExposition } from "../src/observability/prometheus";
+import { secondsUntilNextWindow } from "../src/admission/ratelimit";
 import { installFakeOrigin } from "./fake-origin";
 import { BASE, call, createKey, spyOnStorage, uniquePrompt } from "./helpers";
 

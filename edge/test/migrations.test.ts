@@ -4,7 +4,7 @@
 import { applyD1Migrations } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, expect, it, vi } from "vitest";
-import { cacheKey, canonicalJson } from "../src/cachekey";
+import { cacheKey, canonicalJson } from "../src/cache/cachekey";
 import { FINGERPRINT } from "./fake-origin";
 import { call, freshOriginAndKey, uniquePrompt } from "./helpers";
 

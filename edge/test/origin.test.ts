@@ -2,7 +2,7 @@
 // circuit breaker. Each test uses its own origin hosts, so breaker and fingerprint state never leak.
 import { env } from "cloudflare:workers";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { COOLDOWN_MS, CircuitBreaker, FAILURE_THRESHOLD } from "../src/breaker";
+import { COOLDOWN_MS, CircuitBreaker, FAILURE_THRESHOLD } from "../src/origin/breaker";
 import { installFakeOrigin, type FakeOrigin } from "./fake-origin";
 import { call, createKey, uniquePrompt } from "./helpers";
 

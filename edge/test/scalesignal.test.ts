@@ -3,8 +3,8 @@
 // The signature is checked against botocore's SigV4Auth on the same request (fixtures/…json, made and
 // re-checked by tests/infra/test_scale_signal.py).
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { putMetricDataBody, resetScaleSignalThrottle, SIGNAL_METRIC, SIGNAL_NAMESPACE } from "../src/scalesignal";
-import { amzDate, signFormPost } from "../src/sigv4";
+import { putMetricDataBody, resetScaleSignalThrottle, SIGNAL_METRIC, SIGNAL_NAMESPACE } from "../src/origin/scalesignal";
+import { amzDate, signFormPost } from "../src/origin/sigv4";
 import { installFakeOrigin, type FakeOrigin } from "./fake-origin";
 import vector from "./fixtures/sigv4-put-metric-data.json";
 import { call, createKey, uniquePrompt } from "./helpers";

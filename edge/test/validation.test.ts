@@ -1,7 +1,7 @@
 // Bad input always gets a JSON 4xx naming the problem, never a 500, and never reaches the origin or the cache.
 import { env } from "cloudflare:workers";
-import { checkNestingDepth, MAX_JSON_DEPTH } from "../src/http";
-import { MAX_USER_CHARS } from "../src/validate";
+import { checkNestingDepth, MAX_JSON_DEPTH } from "../src/admission/http";
+import { MAX_USER_CHARS } from "../src/admission/validate";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import type { FakeOrigin } from "./fake-origin";
 import { call, freshOriginAndKey } from "./helpers";

@@ -8,7 +8,7 @@ import pytest
 pytestmark = pytest.mark.e2e
 
 HUGE_PROMPT = "lorem ipsum " * 200_000  # ~2.4 MB: over any sane body limit
-JSON_DEPTH_LIMIT = 32  # the Worker's MAX_JSON_DEPTH (edge/src/http.ts)
+JSON_DEPTH_LIMIT = 32  # the Worker's MAX_JSON_DEPTH (edge/src/admission/http.ts)
 DEEP = 30_000  # deep enough to overflow a recursive walk; fits the Worker's default body limit
 
 

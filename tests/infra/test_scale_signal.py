@@ -31,7 +31,7 @@ ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
 POLICY = "aws:appautoscaling/policy:Policy"
 SCRIPT = "cloudflare:index/workersScript:WorkersScript"
 VECTOR = REPO_ROOT / "edge" / "test" / "fixtures" / "sigv4-put-metric-data.json"
-WORKER_SIGNAL = REPO_ROOT / "edge" / "src" / "scalesignal.ts"
+WORKER_SIGNAL = REPO_ROOT / "edge" / "src" / "origin" / "scalesignal.ts"
 MOCK_SUFFIX = "-0a1b2c3"
 
 

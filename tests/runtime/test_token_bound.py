@@ -1,5 +1,5 @@
 """The edge Worker's per-key token budget estimates a prompt's tokens from its UTF-8 bytes, as an upper
-bound (edge/src/capacity.ts). This holds only because every token of the model's tokenizer covers at
+bound (edge/src/origin/capacity.ts). This holds only because every token of the model's tokenizer covers at
 least one byte: checked here on the real model with prompts that tokenize as finely as any can."""
 
 import random
@@ -9,12 +9,12 @@ import pytest
 
 from scripts.local_stack import EDGE_DIR
 
-CAPACITY_TS = (EDGE_DIR / "src" / "capacity.ts").read_text()
+CAPACITY_TS = (EDGE_DIR / "src" / "origin" / "capacity.ts").read_text()
 
 
 def edge_constant(name: str) -> int:
     found = re.search(rf"const {name} = (\d+);", CAPACITY_TS)
-    assert found, f"{name} is not defined in edge/src/capacity.ts"
+    assert found, f"{name} is not defined in edge/src/origin/capacity.ts"
     return int(found.group(1))
 
 

@@ -13,7 +13,7 @@ import pulumi_aws as aws
 
 from infra.components.aws.iam import POLICY_VERSION
 
-# The Worker's side of these names: edge/src/scalesignal.ts (SIGNAL_NAMESPACE, SIGNAL_METRIC).
+# The Worker's side of these names: edge/src/origin/scalesignal.ts (SIGNAL_NAMESPACE, SIGNAL_METRIC).
 SIGNAL_NAMESPACE = "SteadyText/Edge"
 SIGNAL_METRIC = "ColdMisses"
 

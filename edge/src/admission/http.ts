@@ -1,6 +1,6 @@
 // Reading a JSON request body safely: content type, size cap (also for bodies without Content-Length),
 // nesting depth, syntax.
-import { HttpError } from "./errors";
+import { HttpError } from "../errors";
 
 /**
  * Deepest nesting of arrays/objects accepted. Valid requests nest 3 levels (chat messages); every later

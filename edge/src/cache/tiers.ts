@@ -8,14 +8,14 @@
 // maximum age from when it was stored: a hit refreshes the TTL and may promote the row into KV, but never
 // past created_at + maxAgeSeconds, so a popular prompt's answer does not live for ever.
 import { recall, remember } from "./memorycache";
-import { bumpCounter, SKIPPED_CACHE_WRITES } from "./metrics";
+import { bumpCounter, SKIPPED_CACHE_WRITES } from "../observability/metrics";
 import { parsePieces } from "./replay";
 
 export interface CachedAnswer {
 	body: string;
 	contentType: string;
 	fingerprint: string;
-	/** A generation answer's piece lengths (edge/src/replay.ts); null for embeddings and older rows. */
+	/** A generation answer's piece lengths (edge/src/cache/replay.ts); null for embeddings and older rows. */
 	pieces: number[] | null;
 	tier: "memory" | "kv" | "d1";
 }

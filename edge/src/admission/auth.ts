@@ -4,8 +4,8 @@
 // Refusals (unknown or revoked key) are remembered in the isolate for REFUSED_KEY_TTL_MS, so a junk key
 // sent again and again costs no KV or D1 read; a key created meanwhile works after at most that long.
 // Valid keys are never remembered: a revocation counts from the next request.
-import { sha256Hex } from "./cachekey";
-import { HttpError } from "./errors";
+import { sha256Hex } from "../cache/cachekey";
+import { HttpError } from "../errors";
 import { ExpiringMap } from "./ttlmap";
 
 const REFUSED_KEY_TTL_MS = 10_000;

@@ -1,6 +1,6 @@
 // Rate limiting with the native rate-limit bindings (atomic per location; never KV counters): per API
 // key (RATE_LIMITER) and, for failed key checks, per client IP (AUTH_FAILURE_LIMITER, authfailures.ts).
-import { HttpError } from "./errors";
+import { HttpError } from "../errors";
 
 // Mirror the `period` of ratelimits in wrangler.jsonc: a binding does not expose its period.
 export const RATE_LIMIT_PERIOD_SECONDS = 60;

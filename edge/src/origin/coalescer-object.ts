@@ -4,8 +4,8 @@
 // runtime's queue), so a joiner is told to make its own call. A 200 is kept for RECENT_MS to cover the
 // gap until the KV write-behind is visible to late arrivals.
 import { DurableObject } from "cloudflare:workers";
-import { isCacheableAnswer } from "./answers";
-import { fetchAnswer, OriginUnavailableError, type OriginAnswer, type OriginTarget } from "./origin";
+import { isCacheableAnswer } from "../cache/answers";
+import { fetchAnswer, OriginUnavailableError, type OriginAnswer, type OriginTarget } from "./client";
 
 const RECENT_MS = 5_000;
 
@@ -35,7 +35,7 @@ export class Coalescer extends DurableObject<Env> {
 	private async callOrigin(target: OriginTarget, path: string, body: string): Promise<FlightResult> {
 		try {
 			const answer = await fetchAnswer(this.env, target, path, body);
-			// Kept for late arrivals only if it may be cached at all (answers.ts).
+			// Kept for late arrivals only if it may be cached at all (src/cache/answers.ts).
 			if (isCacheableAnswer(path, answer)) this.recent = { answer, atMs: Date.now() };
 			return { outcome: "answered", answer };
 		} catch (error) {

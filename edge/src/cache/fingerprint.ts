@@ -1,8 +1,8 @@
 // The model fingerprint that goes into every cache key. Pinned by MODEL_FINGERPRINT, or learnt from the
 // origin's GET /v1/status: memoised per isolate for MEMO_MS and persisted in KV, so cache hits keep
 // working (with the last known fingerprint) while every origin is down.
-import type { Settings } from "./config";
-import { OriginUnavailableError, callOrigin } from "./origin";
+import type { Settings } from "../config";
+import { OriginUnavailableError, callOrigin } from "../origin/client";
 
 const MEMO_MS = 30_000;
 const STATUS_TIMEOUT_MS = 3_000;

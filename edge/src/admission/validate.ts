@@ -2,7 +2,7 @@
 // other field is refused with a 400. The validated request is rebuilt from the allowed fields alone
 // (never the body as sent): the output-affecting parameters (what the cache key covers) apart from the
 // transport-only fields (stream, stream_options, user). Nothing else ever reaches the origin.
-import { HttpError } from "./errors";
+import { HttpError } from "../errors";
 
 export type Body = Record<string, unknown>;
 

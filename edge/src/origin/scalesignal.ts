@@ -4,9 +4,9 @@
 // sets the service from 0 to 1 task (infra/components/aws/scaling.py). The Worker signs the call itself with
 // an IAM user key that may only PutMetricData into that namespace. Meanwhile the miss gets a 503 whose
 // Retry-After is the documented cold start (docs/infra-aws.md, "Cold start"); cache hits are still served.
-import { integerVar } from "./config";
-import type { HttpError } from "./errors";
-import { OriginUnavailableError } from "./origin";
+import { integerVar } from "../config";
+import type { HttpError } from "../errors";
+import { OriginUnavailableError } from "./client";
 import { signFormPost, type AwsCredentials } from "./sigv4";
 
 export const SIGNAL_NAMESPACE = "SteadyText/Edge";

@@ -5,9 +5,9 @@
 // Redirects are never followed: the credentials would go wherever the Location points (fetch keeps custom
 // headers such as CF-Access-Client-Secret across hosts), so a 3xx is an origin failure.
 import { breakerFor, isOriginFailure } from "./breaker";
-import { secret } from "./config";
-import { HttpError } from "./errors";
-import { parsePieces, PIECES_HEADER } from "./replay";
+import { secret } from "../config";
+import { HttpError } from "../errors";
+import { parsePieces, PIECES_HEADER } from "../cache/replay";
 
 const DEFAULT_RETRY_AFTER_SECONDS = 5;
 
@@ -129,7 +129,7 @@ export async function readAnswer(response: Response): Promise<OriginAnswer> {
 	return {
 		status: response.status,
 		body: await response.text(),
-		// No default: an answer without a content type is never taken for JSON (answers.ts).
+		// No default: an answer without a content type is never taken for JSON (src/cache/answers.ts).
 		contentType: response.headers.get("content-type") ?? "",
 		fingerprint: response.headers.get("x-model-fingerprint"),
 		retryAfter: response.headers.get("retry-after"),

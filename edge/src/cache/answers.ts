@@ -2,7 +2,7 @@
 // of its route (docs/interfaces.md). Anything else (an error page, a proxy's or login page's HTML, a
 // JSON error sent with 200, a truncated body) would be replayed to every later client for the cache's
 // lifetime, and a cached body must be JSON for the stream replay (replay.ts) to read it.
-import type { OriginAnswer } from "./origin";
+import type { OriginAnswer } from "../origin/client";
 
 type Json = Record<string, unknown>;
 

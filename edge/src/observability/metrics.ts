@@ -3,7 +3,7 @@
 // (a transaction) that also bumps the monotonic counters /metrics exposes; every request's waitUntil
 // joins that batch, so no row is dropped when an isolate goes idle. Requests that were not admitted are
 // only counted in the isolate's memory: traffic without a valid key never causes a D1 write.
-import { canonicalJson } from "./cachekey";
+import { canonicalJson } from "../cache/cachekey";
 import { PROMETHEUS_CONTENT_TYPE, renderExposition, type Family, type Sample } from "./prometheus";
 
 export interface RequestRecord {
@@ -28,7 +28,7 @@ const PRUNE_CHUNK_ROWS = 5_000;
 const PRUNE_MAX_CHUNKS = 40;
 const DURATION_BUCKETS_SECONDS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 
-/** Answers a cache tier could not hold (cache.ts), labelled by tier. */
+/** Answers a cache tier could not hold (src/cache/tiers.ts), labelled by tier. */
 export const SKIPPED_CACHE_WRITES = "steadytext_edge_cache_writes_skipped_total";
 /** Requests that were not admitted: counted in isolate memory, never in D1. */
 const UNADMITTED = "steadytext_edge_unadmitted_requests_total";

@@ -2,10 +2,10 @@
 // KeyLimiter Durable Object of its API key and gives it back when its origin work ends (answer, error,
 // timeout, end or cancel of a stream). Cache hits and requests joining another request's origin call
 // take no lease. A limiter outage fails open, like the rate limiter: it must not take the API down.
-import type { Kind } from "./cachekey";
-import { HttpError, type ErrorType } from "./errors";
+import type { Kind } from "../cache/cachekey";
+import { HttpError, type ErrorType } from "../errors";
 import type { LeaseDecision } from "./keylimiter";
-import type { Body } from "./validate";
+import type { Body } from "../admission/validate";
 
 /** What one request holds while its origin work runs. Each budget has a per-key limit. */
 export type Demand = { requests: number; tokens: number; embedInputs: number };

@@ -3,9 +3,9 @@
 // message contents in order; prompt then stop) are also scanned joined, so a number split across them
 // is caught. "block" answers 422 naming the field(s) and the class, never the matched text; "redact"
 // replaces each match (each part, when split) with [REDACTED:<id>]. Detection: dlp-detect.ts.
-import type { DlpPolicy } from "./config";
+import type { DlpPolicy } from "../config";
 import { DLP_CLASSES, detect, type DlpClassId } from "./dlp-detect";
-import { HttpError } from "./errors";
+import { HttpError } from "../errors";
 
 export { passesLuhn } from "./dlp-detect";
 

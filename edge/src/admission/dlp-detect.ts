@@ -11,7 +11,7 @@
 // us_ssn: three consecutive groups of 3, 2 and 4 digits (123-45-6789 with any separators), or — near a
 //   keyword such as "SSN" — any 9 digits in whole groups (123456789, 123 456 789); both within the SSA's
 //   ranges (area not 000, 666 or 9xx; group not 00; serial not 0000), with the same limit on other digits.
-import definitions from "../../dlp-patterns.json";
+import definitions from "../../../dlp-patterns.json";
 import { hasInvisibleCharacters, normalizeText, SPACE_LIKE, type NormalizedText } from "./dlp-text";
 
 export type DlpClassId = "us_ssn" | "payment_card";

@@ -1,7 +1,7 @@
 // Failed credential checks per client IP (CF-Connecting-IP). The native AUTH_FAILURE_LIMITER binding
 // counts them per location; once it refuses an IP, this isolate answers that IP 429 until the window
 // ends, before any key lookup, so a stream of junk keys cannot keep KV and D1 busy.
-import { HttpError } from "./errors";
+import { HttpError } from "../errors";
 import { secondsUntilNextWindow, withinLimit } from "./ratelimit";
 import { ExpiringMap } from "./ttlmap";
 

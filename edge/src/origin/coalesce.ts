@@ -5,8 +5,8 @@
 // one tenant's refused or throttled request never becomes another tenant's answer. The origin work of
 // the leader, and of a joiner making its own call, runs under the caller's guard (its key's lease,
 // capacity.ts); a joiner of a flight holds nothing.
-import type { FlightResult } from "./coalescer";
-import { fetchAnswer, OriginUnavailableError, type OriginAnswer, type OriginTarget } from "./origin";
+import type { FlightResult } from "./coalescer-object";
+import { fetchAnswer, OriginUnavailableError, type OriginAnswer, type OriginTarget } from "./client";
 
 // Waiters never hang on a stuck leader for longer than the origin timeout plus this margin.
 const FLIGHT_MARGIN_MS = 5_000;

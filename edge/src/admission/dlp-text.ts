@@ -12,7 +12,7 @@
 // them as one); "." (a separator only alone: it may be a decimal point, and ". " ends a sentence);
 // letters (detectors match keywords in any case); and characters that end a number.
 // Each output character remembers which input string and which UTF-16 range it came from.
-import definitions from "../../dlp-patterns.json";
+import definitions from "../../../dlp-patterns.json";
 
 const BREAK = "\u0001"; // what a non-ASCII character that is no digit or separator becomes
 
