@@ -117,6 +117,7 @@ def main() -> None:
         slots=args.slots,
         n_ctx_per_slot=256,
         n_threads=args.threads,
+        n_threads_batch=args.threads,
         flash_attn=args.flash_attn,
         pad_decode=args.pad,
         kv_unified=args.unified,

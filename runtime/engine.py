@@ -150,7 +150,9 @@ class GenerationEngine:
             SlotOptions(
                 slots=options.slots,
                 n_ctx_per_slot=options.n_ctx,
+                # Unset: llama-cpp-python's defaults, half the CPUs per token and all for batches.
                 n_threads=options.n_threads or max(1, (os.cpu_count() or 2) // 2),
+                n_threads_batch=options.n_threads or (os.cpu_count() or 1),
             ),
         )
         self._free = list(range(options.slots))

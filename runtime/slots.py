@@ -34,7 +34,8 @@ _PADDING_TOKEN = 0
 class SlotOptions:
     slots: int
     n_ctx_per_slot: int
-    n_threads: int
+    n_threads: int  # for steps of one row per slot
+    n_threads_batch: int  # for prompts (and steps of several rows)
     # The prompt micro-batch: a prompt is decoded in chunks of this many tokens, alone.
     n_prompt_batch: int = DECODING_PATH["prompt_batch"]
     # The knobs below stay at the runtime's values except in bench/batch_invariance.py, which shows
@@ -60,7 +61,7 @@ class SlotContext:
         params.kv_unified = options.kv_unified
         params.swa_full = True
         params.n_threads = options.n_threads
-        params.n_threads_batch = options.n_threads
+        params.n_threads_batch = options.n_threads_batch
         params.flash_attn_type = (
             llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED
             if options.flash_attn
