@@ -152,16 +152,14 @@ RETIRED_KEYS = (RETIRED_DESIRED_TASKS,)
 
 
 def _scaling_settings(read: ConfigReader, gpu: GpuSettings) -> ScalingSettings:
-    if read.optional_string(RETIRED_DESIRED_TASKS, example="1") is not None:
-        # A fixed count would fight the auto scaling that now owns the service's desired count.
-        raise ConfigError(
-            read.key(RETIRED_DESIRED_TASKS),
-            f"is retired: ECS auto scaling now sets the task count between {read.key('gpuMinTasks')} and "
-            f"{read.key('gpuMaxTasks')}; remove it from the stack file and set those two instead",
-            "",
-            command=f"pulumi config rm {read.key(RETIRED_DESIRED_TASKS)} && pulumi config set "
-            f"{read.key('gpuMinTasks')} 1 && pulumi config set {read.key('gpuMaxTasks')} 1",
-        )
+    # A fixed count would fight the auto scaling that now owns the service's desired count.
+    read.refuse_retired(
+        RETIRED_DESIRED_TASKS,
+        f"ECS auto scaling now sets the task count between {read.key('gpuMinTasks')} and "
+        f"{read.key('gpuMaxTasks')}; remove it from the stack file and set those two instead",
+        f"pulumi config rm {read.key(RETIRED_DESIRED_TASKS)} && pulumi config set "
+        f"{read.key('gpuMinTasks')} 1 && pulumi config set {read.key('gpuMaxTasks')} 1",
+    )
     minimum = read.integer("gpuMinTasks", example=1, minimum=0, maximum=100)
     maximum = read.integer("gpuMaxTasks", example=2, minimum=1, maximum=100)
     if minimum > maximum:

@@ -97,7 +97,19 @@ def _cache_max_age(read: ConfigReader, ttl_seconds: int) -> int:
     return max_age
 
 
+RETIRED_MIGRATION_TAG = "workerMigrationTag"
+# Keys read only to refuse them with the fix (not declared in Pulumi.yaml any more).
+RETIRED_KEYS = (RETIRED_MIGRATION_TAG,)
+
+
 def _worker_settings(read: ConfigReader) -> WorkerSettings:
+    # Bumping it by hand after each migration was the old procedure; the tag now comes from Cloudflare.
+    read.refuse_retired(
+        RETIRED_MIGRATION_TAG,
+        "the program reads the deployed Worker's Durable Object migration tag from Cloudflare and uploads "
+        "only the migrations after it; remove the key from the stack file",
+        f"pulumi config rm {read.key(RETIRED_MIGRATION_TAG)}",
+    )
     fallback = read.optional_string(
         "originFallbackUrl",
         example="https://backup-origin.example.com",

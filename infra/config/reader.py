@@ -55,6 +55,12 @@ class ConfigReader:
         value = self._config.get(name)
         return None if value is None or value.strip() == "" else value.strip()
 
+    def refuse_retired(self, name: str, why: str, fix: str) -> None:
+        """A key the program no longer reads, which a stack file from an older tree may still set: stop
+        with why and the command that fixes the stack file, rather than ignore it silently."""
+        if self._raw(name) is not None:
+            raise ConfigError(self.key(name), f"is retired: {why}", "", command=fix)
+
     def _missing(self, name: str, example: str) -> ConfigError:
         return ConfigError(self.key(name), "is required but not set", example)
 

@@ -137,3 +137,21 @@ def test_no_config_key_holds_the_migration_tag():
     from infra.config.stack_files import project_file
 
     assert "workerMigrationTag" not in project_file()["config"]
+
+
+def test_a_stack_file_that_still_sets_the_migration_tag_fails_with_the_fix():
+    # The old procedure bumped it by hand after each migration; an operator following it a year later
+    # is told the key is gone and how to remove it, instead of it being ignored silently.
+    from infra.config import ConfigError, load
+    from tests.infra.conftest import PROJECT, TEST_SECRETS, run_pulumi, stack_config
+
+    with pytest.raises(ConfigError) as caught:
+        run_pulumi(
+            load,
+            stack="dev",
+            config=stack_config("dev", {f"{PROJECT}:workerMigrationTag": "v1"}),
+            secret_keys=TEST_SECRETS,
+        )
+    message = str(caught.value)
+    assert message.startswith(f"config {PROJECT}:workerMigrationTag: is retired")
+    assert message.endswith(f"for example: pulumi config rm {PROJECT}:workerMigrationTag")
