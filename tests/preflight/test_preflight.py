@@ -238,3 +238,17 @@ def test_docs_describe_every_check_and_no_other(cloudflare, aws, account, capsys
         if row.startswith("| ") and not row.startswith(("| check ", "|---"))
     }
     assert titles == rows
+
+
+def test_the_readmes_deploy_guide_runs_the_preflight_before_any_pulumi_command():
+    readme = (REPO_ROOT / "README.md").read_text()
+    guide = readme.split("## Deploy to Cloudflare and AWS", 1)[1].split("\n## ", 1)[0]
+    commands = [
+        line.split("#", 1)[0].strip()
+        for block in guide.split("```sh")[1:]
+        for line in block.split("```", 1)[0].splitlines()
+        if line.strip() and not line.lstrip().startswith(("#", "export "))
+    ]
+    assert commands[0] == ".venv/bin/python -m infra.preflight --stack dev"
+    first_pulumi = next(i for i, command in enumerate(commands) if command.startswith("pulumi up"))
+    assert "infra.preflight" in commands[first_pulumi - 1]
