@@ -121,7 +121,9 @@ def test_the_real_checkout_sends_only_the_image_inputs():
         "runtime",
         "container/entrypoint.sh",
         "container/healthcheck.py",
+        "contract",
     }
+    assert [name for name in files if name.startswith("contract/")] == ["contract/errors.json"]
     assert not [name for name in files if "__pycache__" in name or name.endswith(".pyc")]
 
 
