@@ -1,7 +1,7 @@
 """`python -m bench.batch_invariance`: does a sequence's greedy decode depend on what shares its batch?
 
 The minimal reproduction behind docs/runtime.md "Batch invariance". Each prompt is decoded twice through
-llama.cpp's low-level API (runtime/slots.py): alone in slot 0, and in a batch where eight prompts join
+llama.cpp's low-level API (runtime/engine/slots.py): alone in slot 0, and in a batch where eight prompts join
 one step apart, each in another slot. Per prompt it prints the first step whose logits differ bit for
 bit, the largest difference there, and whether the greedy tokens diverged. Flags switch one cause at a
 time; `GGML_CPU_TILED_MM=0` in the environment switches off ggml-cpu's tiled K-quant matmul.
@@ -14,9 +14,9 @@ import os
 import llama_cpp
 import numpy as np
 
-from runtime.model_source import resolve_model
-from runtime.settings import RuntimeSettings
-from runtime.slots import SlotContext, SlotOptions
+from runtime.config.model_source import resolve_model
+from runtime.config.settings import RuntimeSettings
+from runtime.engine.slots import SlotContext, SlotOptions
 
 PROMPTS = [
     "The three primary colors are",

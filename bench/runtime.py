@@ -33,9 +33,9 @@ from pathlib import Path
 import httpx
 import llama_cpp
 
-from runtime.engine import EmbeddingEngine, LlamaOptions
-from runtime.model_source import resolve_model
-from runtime.settings import RuntimeSettings
+from runtime.config.model_source import resolve_model
+from runtime.config.settings import RuntimeSettings
+from runtime.engine.engines import EmbeddingEngine, LlamaOptions
 from scripts.harness import Service, free_port
 
 PROMPTS = [

@@ -1,6 +1,6 @@
 #!/bin/sh
 # Container entrypoint: container defaults for the RUNTIME_* settings, early checks, then the runtime.
-# Everything else is read by runtime/settings.py from the environment as it is.
+# Everything else is read by runtime/config/settings.py from the environment as it is.
 set -eu
 
 # In a container the port must be reachable from the sidecar (cloudflared) and the health check.

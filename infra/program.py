@@ -46,9 +46,9 @@ class CloudflareEdge:
 
 
 def local_model(model: ModelConfig):
-    """The GGUF to upload and its sha256 (runtime.model_source: the same resolution the runtime uses)."""
-    from runtime.model_source import ModelFile, resolve_model, sha256_of
-    from runtime.settings import RuntimeSettings
+    """The GGUF to upload and its sha256 (runtime.config.model_source: the runtime's own resolution)."""
+    from runtime.config.model_source import ModelFile, resolve_model, sha256_of
+    from runtime.config.settings import RuntimeSettings
 
     if model.file is not None:
         return ModelFile(model.file, sha256_of(model.file))

@@ -9,10 +9,10 @@ from typing import get_args
 import uvicorn
 from pydantic import SecretStr, ValidationError
 
-from runtime.app import app_for_model
-from runtime.drain import DrainingServer
-from runtime.model_source import ModelSourceError, resolve_model
-from runtime.settings import RuntimeSettings, describe_settings_error, environment_variable
+from runtime.config.model_source import ModelSourceError, resolve_model
+from runtime.config.settings import RuntimeSettings, describe_settings_error, environment_variable
+from runtime.http.app import app_for_model
+from runtime.http.drain import DrainingServer
 
 IDLE_CONNECTION_TIMEOUT_S = 60
 SHUTDOWN_AFTER_DRAIN_S = 5
@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         # uvicorn closes idle connections after 5 s, often just as the Worker (or cloudflared) reuses
         # one; a minute keeps pooled connections alive between bursts, as load balancers usually do.
         timeout_keep_alive=IDLE_CONNECTION_TIMEOUT_S,
-        # The drain has waited for every accepted request already (runtime/drain.py); this bounds only
+        # The drain has waited for every accepted request already (runtime/http/drain.py); this bounds only
         # what is left after its grace period ran out.
         timeout_graceful_shutdown=SHUTDOWN_AFTER_DRAIN_S,
     )

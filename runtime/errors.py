@@ -61,7 +61,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
-        # Routing is the only source of these (bodies are read by runtime.body, never by FastAPI).
+        # Routing is the only source of these (bodies are read by runtime.http.body, never by FastAPI).
         if error.status_code == 405:
             message = f"{request.method} is not allowed on {request.url.path}"
             return ApiError("method_not_allowed", message, headers=dict(error.headers or {})).response()

@@ -7,8 +7,8 @@ import sys
 
 from pydantic import ValidationError
 
-from runtime.model_source import ModelSourceError, resolve_model
-from runtime.settings import RuntimeSettings, describe_settings_error
+from runtime.config.model_source import ModelSourceError, resolve_model
+from runtime.config.settings import RuntimeSettings, describe_settings_error
 
 
 def main() -> int:

@@ -15,10 +15,10 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 
-from runtime.app import create_app
-from runtime.model_source import resolve_model
-from runtime.models import load_models
-from runtime.settings import RuntimeSettings
+from runtime.config.model_source import resolve_model
+from runtime.config.settings import RuntimeSettings
+from runtime.engine.models import load_models
+from runtime.http.app import create_app
 
 FIXTURES = Path(__file__).resolve().parents[1] / "contract" / "fixtures"
 # The runtime tests' settings (tests/runtime/conftest.py): n_ctx is part of the fingerprint.

@@ -4,7 +4,7 @@ generated from the one home of each fact, so a key's default or meaning is writt
 - stack config: Pulumi.yaml's `config:` block (type, default, description) and the stack files;
 - Worker vars: edge/wrangler.jsonc `vars` (the default) and the `//` comment above each var (its meaning);
   Worker secrets: edge/.dev.vars.example, the comment above each name;
-- runtime settings: the fields of runtime.settings.RuntimeSettings and their descriptions.
+- runtime settings: the fields of runtime.config.settings.RuntimeSettings and their descriptions.
 
 A table lives between `<!-- generated:NAME -->` and `<!-- /generated:NAME -->`; everything outside the
 markers is hand-written. `--check` changes nothing and exits 1 naming the files that differ (the test
@@ -140,7 +140,7 @@ def worker_vars() -> dict[str, str]:
     return load_wrangler_config()["vars"]
 
 
-# -- runtime settings (runtime/settings.py) --------------------------------------------------------
+# -- runtime settings (runtime/config/settings.py) --------------------------------------------------------
 
 
 def runtime_default(default: Any) -> str:
@@ -153,7 +153,7 @@ def runtime_default(default: Any) -> str:
 
 
 def runtime_table() -> str:
-    from runtime.settings import RuntimeSettings, environment_variable
+    from runtime.config.settings import RuntimeSettings, environment_variable
 
     rows = [
         (f"`{environment_variable(name)}`", runtime_default(field.default), cell(field.description))

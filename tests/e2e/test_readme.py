@@ -8,7 +8,7 @@ import pytest
 
 from infra.config.stack_files import project_file
 from infra.wrangler_config import load_wrangler_config
-from runtime.settings import RuntimeSettings
+from runtime.config.settings import RuntimeSettings
 from scripts.docs import (
     DOCUMENTS,
     GENERATORS,

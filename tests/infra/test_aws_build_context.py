@@ -90,7 +90,7 @@ def test_edits_outside_the_image_inputs_leave_the_context_digest_unchanged(check
 @pytest.mark.parametrize(
     "edit",
     [
-        "runtime/engine.py",
+        "runtime/engine/engines.py",
         "runtime/a_new_module.py",
         "pyproject.toml",
         "constraints.txt",
@@ -159,7 +159,7 @@ def test_the_ignore_rules_follow_dockers():
     patterns = parse_ignore_file("# comment\n*\n!runtime\n**/__pycache__\n!keep/**\nkeep/*.log\n/abs/x\n")
     assert [p.text for p in patterns] == ["*", "runtime", "**/__pycache__", "keep/**", "keep/*.log", "abs/x"]
     assert excluded("README.md", patterns) and excluded("edge/src/index.ts", patterns)
-    assert not excluded("runtime/app.py", patterns)
+    assert not excluded("runtime/http/app.py", patterns)
     assert excluded("runtime/__pycache__/app.pyc", patterns) and excluded("__pycache__/x", patterns)
     assert not excluded("keep/a/b.txt", patterns) and excluded("keep/a.log", patterns)
     assert not excluded("keep/a/b.log", patterns)  # `*` does not cross a directory

@@ -10,10 +10,10 @@ import httpx
 import pytest
 import uvicorn
 
-from runtime.app import create_app
-from runtime.model_source import resolve_model
-from runtime.models import LoadedModels, load_models
-from runtime.settings import RuntimeSettings
+from runtime.config.model_source import resolve_model
+from runtime.config.settings import RuntimeSettings
+from runtime.engine.models import LoadedModels, load_models
+from runtime.http.app import create_app
 
 # Small context and caps keep the suite quick on 2 cores; the defaults are exercised by the CLI test.
 TEST_SETTINGS = {"n_ctx": 1024, "max_tokens_cap": 256, "default_max_tokens": 16}

@@ -1,5 +1,5 @@
 """AWS's Embedded Metric Format specification as a checker (CloudWatch docs, "Specification: Embedded
-metric format"), written from the specification, not from runtime/emf.py, so the two can disagree."""
+metric format"), written from the specification, not from runtime/http/emf.py, so the two can disagree."""
 
 import jsonschema
 

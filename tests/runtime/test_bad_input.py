@@ -5,7 +5,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from runtime.body import nesting_depth
+from runtime.http.body import nesting_depth
 
 MODEL = "gemma-3-270m-q4_k_m"
 
@@ -188,11 +188,11 @@ def test_nesting_depth_is_measured_without_parsing(raw, depth):
 
 
 def test_fastapi_never_validates_a_request_itself():
-    """Every route takes the bare Request and reads its body through runtime.body, so FastAPI has no
+    """Every route takes the bare Request and reads its body through runtime.http.body, so FastAPI has no
     parameter to validate and never raises RequestValidationError: bad input always goes through the
     runtime's own messages (which is why the app installs no handler for it)."""
-    from runtime.app import create_app
-    from runtime.settings import RuntimeSettings
+    from runtime.config.settings import RuntimeSettings
+    from runtime.http.app import create_app
 
     # The OpenAPI document lists exactly what FastAPI would parse and validate for each operation.
     paths = create_app(RuntimeSettings(), load=lambda: None).openapi()["paths"]

@@ -10,8 +10,8 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import numpy as np
 
-from runtime.fingerprint import compute_fingerprint
-from runtime.slots import DECODING_PATH
+from runtime.engine.fingerprint import compute_fingerprint
+from runtime.engine.slots import DECODING_PATH
 from tests.runtime.conftest import metric_value, runtime_settings, serve, wait_ready
 
 _PARAGRAPH = (

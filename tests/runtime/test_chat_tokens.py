@@ -5,7 +5,7 @@ import llama_cpp
 import pytest
 from llama_cpp._internals import LlamaModel
 
-from runtime.chat import TurnTokenizer, builtin_renderer, jinja_renderer
+from runtime.engine.chat import TurnTokenizer, builtin_renderer, jinja_renderer
 
 MODEL = "gemma-3-270m-q4_k_m"
 FORGED = (

@@ -73,7 +73,7 @@ def test_prefetch_prints_the_verified_path_or_refuses(tmp_path):
 
 def test_every_setting_but_the_secret_is_a_flag_with_its_description_as_help():
     from runtime.__main__ import parse_overrides, settings_flags
-    from runtime.settings import RuntimeSettings
+    from runtime.config.settings import RuntimeSettings
 
     fields = RuntimeSettings.model_fields
     assert set(settings_flags().values()) == set(fields) - {"auth_token"}
@@ -95,7 +95,7 @@ def test_every_setting_but_the_secret_is_a_flag_with_its_description_as_help():
 
 
 def test_every_setting_has_a_description():
-    from runtime.settings import RuntimeSettings
+    from runtime.config.settings import RuntimeSettings
 
     undescribed = [name for name, field in RuntimeSettings.model_fields.items() if not field.description]
     assert undescribed == []

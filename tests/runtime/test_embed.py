@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from runtime.fingerprint import HEADER
+from runtime.engine.fingerprint import HEADER
 
 TEXTS = ["the cat sat on the mat", "Deterministic inference at the edge", "Édith Piaf — «La vie en rose»"]
 

@@ -4,7 +4,7 @@ import threading
 
 import pytest
 
-from runtime.fair_queue import FairQueue, NoRoom, QueueClosed
+from runtime.engine.fair_queue import FairQueue, NoRoom, QueueClosed
 
 
 def fill(queue: FairQueue, tenant: str, count: int) -> list[str]:

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import httpx
 
-from runtime.tenant import HEADER
+from runtime.http.tenant import HEADER
 from tests.runtime.conftest import metric_value, serve, wait_ready
 
 LONG = {"prompt": "Count from 1 to 500: 1, 2, 3,", "max_tokens": 200, "stream": True}

@@ -6,7 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from runtime.fingerprint import HEADER
+from runtime.engine.fingerprint import HEADER
 
 PROMPT = "The three primary colors are"
 OTHER_PROMPTS = ["Once upon a time", "def fibonacci(n):", "The capital of France is"]

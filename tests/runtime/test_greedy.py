@@ -6,7 +6,7 @@ import threading
 import numpy as np
 import pytest
 
-from runtime.engine import GREEDY, greedy_token
+from runtime.engine.engines import GREEDY, greedy_token
 
 
 def generate_once(generator) -> None:
@@ -23,7 +23,7 @@ def test_every_token_is_the_highest_logit(loaded_models, monkeypatch):
         picked.append((logits, token))
         return token
 
-    monkeypatch.setattr("runtime.engine.greedy_token", recording)
+    monkeypatch.setattr("runtime.engine.engines.greedy_token", recording)
     generate_once(generator)
     assert len(picked) == 3
     for logits, token in picked:

@@ -8,10 +8,10 @@ import threading
 
 import pytest
 
-from runtime.emf import LoadReporter, Metric, emf_document
-from runtime.load import LoadTracker
-from runtime.metrics import RuntimeMetrics
-from runtime.protection import RETRY_SECONDS, TaskProtection
+from runtime.engine.load import LoadTracker
+from runtime.engine.metrics import RuntimeMetrics
+from runtime.http.emf import LoadReporter, Metric, emf_document
+from runtime.http.protection import RETRY_SECONDS, TaskProtection
 from tests.runtime.emf_spec import check_emf
 from tests.runtime.fake_ecs_agent import FakeEcsAgent
 

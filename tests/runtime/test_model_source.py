@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from runtime.model_source import ModelSourceError, resolve_model, sha256_of
+from runtime.config.model_source import ModelSourceError, resolve_model, sha256_of
 from tests.conftest import moto_s3_client
 from tests.runtime.conftest import runtime_settings
 

@@ -4,7 +4,7 @@ import pytest
 from pydantic import ValidationError
 
 from runtime.__main__ import parse_overrides
-from runtime.settings import RuntimeSettings, describe_settings_error
+from runtime.config.settings import RuntimeSettings, describe_settings_error
 
 SHA = "a" * 64
 

@@ -1,6 +1,6 @@
 """Stop strings over text that grows piece by piece."""
 
-from runtime.stops import StopScanner
+from runtime.engine.stops import StopScanner
 
 
 def feed(stops: list[str], pieces: list[str]) -> tuple[str, str, bool]:

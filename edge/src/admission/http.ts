@@ -48,7 +48,7 @@ export function checkNestingDepth(text: string, maxDepth: number): void {
 			inString = true;
 		} else if (char === 0x5b /* [ */ || char === 0x7b /* { */) {
 			if (++depth > maxDepth) {
-				// The runtime's words for the same refusal (runtime/body.py).
+				// The runtime's words for the same refusal (runtime/http/body.py).
 				throw new HttpError(400, "invalid_json", `nests arrays/objects deeper than the limit of ${maxDepth} levels`, "body");
 			}
 		} else if (char === 0x5d /* ] */ || char === 0x7d /* } */) {

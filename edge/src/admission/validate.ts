@@ -74,7 +74,7 @@ const integerIn =
 	(min: number, max: (limits: Limits) => number): Check =>
 	(value, field, limits) => {
 		if (typeof value !== "number" || !Number.isInteger(value)) throw invalid(field, "must be an integer");
-		// The runtime's words: one bound per message (runtime/body.py).
+		// The runtime's words: one bound per message (runtime/http/body.py).
 		if (value < min) throw invalid(field, `must be at least ${min}`);
 		if (value > max(limits)) throw invalid(field, `must be at most ${max(limits)}`);
 		return value;

@@ -1,7 +1,7 @@
 // Streams and their stored form. A generation answer is stored as the runtime's non-streamed answer
 // (its exact bytes) plus the stream's piece boundaries; from these two the Worker replays the exact bytes
 // of the live stream (renderStream), and from a live stream it derives the exact non-streamed answer
-// (deriveAnswer). Both follow how the runtime renders (runtime/routes_native.py, routes_openai.py); the
+// (deriveAnswer). Both follow how the runtime renders (runtime/http/routes_native.py, routes_openai.py); the
 // golden fixtures in contract/fixtures, made by the real runtime, pin both directions
 // (edge/test/contract.test.ts), so a drift on either side fails a test.
 

@@ -4,10 +4,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from runtime.drain import shutting_down
-from runtime.engine import GREEDY
-from runtime.slots import DECODING_PATH
-from runtime.state import runtime_state
+from runtime.engine.engines import GREEDY
+from runtime.engine.slots import DECODING_PATH
+from runtime.http.drain import shutting_down
+from runtime.http.state import runtime_state
 
 router = APIRouter()
 

@@ -16,8 +16,8 @@ import time
 from dataclasses import dataclass
 from typing import TextIO
 
-from runtime.load import LoadTracker
-from runtime.metrics import RuntimeMetrics
+from runtime.engine.load import LoadTracker
+from runtime.engine.metrics import RuntimeMetrics
 
 log = logging.getLogger(__name__)
 

@@ -7,17 +7,17 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from runtime import routes_native, routes_openai, routes_ops
-from runtime.drain import DrainMiddleware
-from runtime.emf import LoadReporter
+from runtime.config.model_source import ModelFile
+from runtime.config.settings import RuntimeSettings
+from runtime.engine.metrics import RuntimeMetrics
+from runtime.engine.models import LoadedModels, load_models
 from runtime.errors import install_error_handlers
-from runtime.metrics import RuntimeMetrics
-from runtime.middleware import BearerAuthMiddleware, MetricsMiddleware
-from runtime.model_source import ModelFile
-from runtime.models import LoadedModels, load_models
-from runtime.protection import TaskProtection, agent_uri_from_environment
-from runtime.settings import RuntimeSettings
-from runtime.state import RuntimeState
+from runtime.http import routes_native, routes_openai, routes_ops
+from runtime.http.drain import DrainMiddleware
+from runtime.http.emf import LoadReporter
+from runtime.http.middleware import BearerAuthMiddleware, MetricsMiddleware
+from runtime.http.protection import TaskProtection, agent_uri_from_environment
+from runtime.http.state import RuntimeState
 
 
 def create_app(

@@ -3,10 +3,10 @@
 import time
 from dataclasses import dataclass
 
-from runtime.engine import EmbeddingEngine, GenerationEngine, LlamaOptions
-from runtime.fingerprint import Fingerprint, compute_fingerprint
-from runtime.model_source import ModelFile
-from runtime.settings import RuntimeSettings
+from runtime.config.model_source import ModelFile
+from runtime.config.settings import RuntimeSettings
+from runtime.engine.engines import EmbeddingEngine, GenerationEngine, LlamaOptions
+from runtime.engine.fingerprint import Fingerprint, compute_fingerprint
 
 # The runtime's two engines over one model file; each has its own worker, queue and metrics label.
 MODEL_KINDS = ("generate", "embed")

@@ -2,7 +2,7 @@
 
 Determinism rules applied here (see docs/runtime.md): greedy decoding (argmax), and batch invariance —
 generation decodes up to `slots` requests together, one token each per step, in a way that gives every
-request the bytes it gets alone (runtime/slots.py); embeddings are computed one input per decode, so a
+request the bytes it gets alone (runtime/engine/slots.py); embeddings are computed one input per decode, so a
 batch is exactly its singles.
 """
 
@@ -17,9 +17,9 @@ import llama_cpp
 import numpy as np
 from llama_cpp._internals import LlamaModel
 
-from runtime.chat import Messages, chat_prompt_builder
-from runtime.slots import DECODING_PATH, SlotContext, SlotOptions
-from runtime.stops import StopScanner
+from runtime.engine.chat import Messages, chat_prompt_builder
+from runtime.engine.slots import DECODING_PATH, SlotContext, SlotOptions
+from runtime.engine.stops import StopScanner
 
 # ggml-cpu's tiled K-quant matmul serves batches of 8+ rows with a kernel whose per-row result depends on
 # the other rows; off, every K-quant matmul row is one dot product (see docs/runtime.md). ggml reads this

@@ -1,17 +1,17 @@
 """The generation model's worker: up to `slots` requests decoded together, one token each per step.
 
-Jobs come from the same fair queue as ModelWorker's (runtime/worker.py), taken as slots free up: a
+Jobs come from the same fair queue as ModelWorker's (runtime/engine/worker.py), taken as slots free up: a
 finished or cancelled request frees its slot at the next step, and the next waiting job (fairly across
 tenants) is admitted then. Its prompt is processed alone, after which it joins the step. The engine
-makes a request's answer independent of what it is decoded with (runtime/slots.py).
+makes a request's answer independent of what it is decoded with (runtime/engine/slots.py).
 """
 
 import logging
 import time
 from collections.abc import Callable
 
-from runtime.engine import GenerationEngine, Sequence
-from runtime.worker import Job, ModelWorker
+from runtime.engine.engines import GenerationEngine, Sequence
+from runtime.engine.worker import Job, ModelWorker
 
 log = logging.getLogger(__name__)
 

@@ -11,10 +11,10 @@ from dataclasses import dataclass
 
 import llama_cpp
 
-from runtime.engine import GREEDY
-from runtime.model_source import ModelFile
-from runtime.settings import RuntimeSettings
-from runtime.slots import DECODING_PATH
+from runtime.config.model_source import ModelFile
+from runtime.config.settings import RuntimeSettings
+from runtime.engine.engines import GREEDY
+from runtime.engine.slots import DECODING_PATH
 
 HEADER = "X-Model-Fingerprint"
 

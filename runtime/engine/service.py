@@ -9,14 +9,14 @@ from typing import Any
 
 import numpy as np
 
-from runtime.batch_worker import BatchWorker
-from runtime.engine import Generation, Sequence
+from runtime.config.settings import RuntimeSettings
+from runtime.engine.batch_worker import BatchWorker
+from runtime.engine.engines import Generation, Sequence
+from runtime.engine.load import LoadTracker
+from runtime.engine.metrics import RuntimeMetrics
+from runtime.engine.models import LoadedModels
+from runtime.engine.worker import Job, ModelWorker, QueueFull, WorkerStopped
 from runtime.errors import ApiError, invalid_field
-from runtime.load import LoadTracker
-from runtime.metrics import RuntimeMetrics
-from runtime.models import LoadedModels
-from runtime.settings import RuntimeSettings
-from runtime.worker import Job, ModelWorker, QueueFull, WorkerStopped
 
 
 @dataclass(frozen=True)

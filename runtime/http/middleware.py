@@ -5,8 +5,8 @@ import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from runtime.engine.metrics import RuntimeMetrics
 from runtime.errors import ApiError
-from runtime.metrics import RuntimeMetrics
 
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz"})
 # Metric labels come from these fixed sets, never from what a client sends: any other method is

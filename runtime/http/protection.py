@@ -15,7 +15,7 @@ import time
 import urllib.error
 import urllib.request
 
-from runtime.load import LoadTracker
+from runtime.engine.load import LoadTracker
 
 log = logging.getLogger(__name__)
 

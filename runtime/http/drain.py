@@ -18,8 +18,8 @@ from types import FrameType
 import uvicorn
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from runtime.engine.load import LoadTracker
 from runtime.errors import ApiError
-from runtime.load import LoadTracker
 
 log = logging.getLogger(__name__)
 

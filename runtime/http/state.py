@@ -6,13 +6,13 @@ from collections.abc import Callable
 
 from fastapi import Request
 
-from runtime.drain import Drain
+from runtime.config.settings import RuntimeSettings
+from runtime.engine.load import LoadTracker
+from runtime.engine.metrics import RuntimeMetrics
+from runtime.engine.models import MODEL_KINDS, LoadedModels
+from runtime.engine.service import InferenceService
 from runtime.errors import ApiError
-from runtime.load import LoadTracker
-from runtime.metrics import RuntimeMetrics
-from runtime.models import MODEL_KINDS, LoadedModels
-from runtime.service import InferenceService
-from runtime.settings import RuntimeSettings
+from runtime.http.drain import Drain
 
 log = logging.getLogger(__name__)
 

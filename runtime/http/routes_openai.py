@@ -9,22 +9,22 @@ from typing import TypeVar
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from runtime.body import read_json
-from runtime.disconnect import while_connected
-from runtime.engine import Generation
+from runtime.engine.engines import Generation
+from runtime.engine.fingerprint import HEADER
+from runtime.engine.service import DecodingLimits, DecodingRequest, InferenceService
 from runtime.errors import ApiError
-from runtime.fingerprint import HEADER
-from runtime.pieces import PieceRecorder
-from runtime.schemas import (
+from runtime.http.body import read_json
+from runtime.http.disconnect import while_connected
+from runtime.http.pieces import PieceRecorder
+from runtime.http.schemas import (
     ChatCompletionRequest,
     CompletionRequest,
     EmbeddingsRequest,
     OpenAIGenerationFields,
 )
-from runtime.service import DecodingLimits, DecodingRequest, InferenceService
-from runtime.sse import event, event_stream
-from runtime.state import runtime_state
-from runtime.tenant import tenant_of
+from runtime.http.sse import event, event_stream
+from runtime.http.state import runtime_state
+from runtime.http.tenant import tenant_of
 
 router = APIRouter()
 Body = TypeVar("Body", CompletionRequest, ChatCompletionRequest, EmbeddingsRequest)

@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from runtime.fair_queue import FairQueue, NoRoom, QueueClosed
+from runtime.engine.fair_queue import FairQueue, NoRoom, QueueClosed
 
 log = logging.getLogger(__name__)
 

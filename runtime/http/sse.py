@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 from fastapi.responses import StreamingResponse
 
-from runtime.fingerprint import HEADER
+from runtime.engine.fingerprint import HEADER
 
 log = logging.getLogger(__name__)
 

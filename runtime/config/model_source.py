@@ -16,7 +16,7 @@ from typing import BinaryIO
 
 from tqdm import tqdm
 
-from runtime.settings import RuntimeSettings
+from runtime.config.settings import RuntimeSettings
 
 log = logging.getLogger(__name__)
 

@@ -4,8 +4,8 @@ what else is decoded with it (see docs/runtime.md, "Batch invariance").
 Each slot is its own sequence with its own KV stream (`kv_unified=False`), which starts at cell 0, so the
 cells a sequence reads and their order never depend on other requests. A decode step feeds one token per
 active slot; prompts are processed one sequence at a time, always in the same micro-batches. With the
-model loaded without weight repacking and ggml-cpu's tiled matmul off (runtime/engine.py), every matmul
-row is computed by the same dot product whatever the batch size, so a request's logits are the same
+model loaded without weight repacking and ggml-cpu's tiled matmul off (runtime/engine/engines.py), every
+matmul row is computed by the same dot product whatever the batch size, so a request's logits are the same
 bits alone or next to seven others.
 """
 
