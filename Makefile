@@ -10,7 +10,7 @@ NPM    := npm --prefix edge
 include edge/offline.env
 export $(shell sed -n 's/^\([A-Z_][A-Z0-9_]*\)=.*/\1/p' edge/offline.env)
 
-.PHONY: setup dev test test-python test-edge lint docs bench clean
+.PHONY: setup dev test test-python test-edge lint format docs bench clean
 
 setup: $(VENV)/.installed edge/node_modules/.installed
 
@@ -38,9 +38,25 @@ test-edge:
 test-python:
 	$(PY) -m pytest; rc=$$?; [ $$rc -eq 0 ] || [ $$rc -eq 5 ]
 
+# Every check that reads the code without running it, each tool pinned in pyproject.toml and constraints.txt or
+# edge/package-lock.json. CI runs it before the tests (.ci/run, the pull-request workflow's lint job).
+# actionlint also runs shellcheck over the workflows' `run:` blocks when it finds it on PATH.
+PYTHON_SOURCES := runtime infra pulumi_offline tests bench scripts container
+SHELL_SCRIPTS  := $(wildcard container/*.sh .github/scripts/*.sh scripts/*.sh)
+
 lint: setup
-	$(VENV)/bin/ruff check runtime infra pulumi_offline tests bench scripts
+	$(VENV)/bin/ruff check $(PYTHON_SOURCES)
+	$(VENV)/bin/ruff format --check $(PYTHON_SOURCES)
 	cd edge && npx tsc --noEmit && npx tsc --noEmit -p test
+	cd edge && npx prettier --check .
+	$(VENV)/bin/hadolint container/*Dockerfile*
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/actionlint
+	$(VENV)/bin/shellcheck $(SHELL_SCRIPTS)
+
+# `ruff format` and prettier rewrite the sources in place: what `make lint` then accepts.
+format: setup
+	$(VENV)/bin/ruff format $(PYTHON_SOURCES)
+	cd edge && npx prettier --write .
 
 # The configuration tables of README.md and docs/ from Pulumi.yaml, edge/wrangler.jsonc and the runtime
 # settings (tests/e2e/test_readme.py fails when the committed ones differ).
