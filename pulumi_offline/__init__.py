@@ -87,8 +87,15 @@ LIVE_WORKER_SCRIPTS: dict[str, str] = {}
 ACCOUNT_PREDEFINED_DLP_PROFILES: dict[str, tuple[str, tuple[str, ...]]] = {
     "e91a2360-da51-4fdf-9711-bcdecd462614": (
         "Financial Information",
-        ("American Express Card Number", "American Express Text", "CVV Card Number (labeled)", "IBAN",
-         "Mastercard Card Number", "Visa Card Number", "Visa Text"),
+        (
+            "American Express Card Number",
+            "American Express Text",
+            "CVV Card Number (labeled)",
+            "IBAN",
+            "Mastercard Card Number",
+            "Visa Card Number",
+            "Visa Text",
+        ),
     ),
     "d658f520-6ecb-4a34-a725-ba37243c2d28": (
         "Social Security, Insurance, Tax, and Identifier Numbers",
@@ -250,22 +257,25 @@ class RecordingMonitor(MockMonitor):
     def RegisterResource(self, request):  # noqa: N802 (the engine's RPC name)
         response = super().RegisterResource(request)
         if request.type != "pulumi:pulumi:Stack":
-            self.recorded.append(RecordedResource(
-                type=request.type,
-                name=request.name,
-                urn=response.urn,
-                custom=request.custom,
-                inputs=rpc.deserialize_properties(request.object),
-                parent=request.parent,
-                protect=request.protect,
-                retain_on_delete=request.retainOnDelete,
-                dependencies=list(request.dependencies),
-                property_dependencies={key: list(deps.urns)
-                                       for key, deps in request.propertyDependencies.items()},
-                additional_secret_outputs=list(request.additionalSecretOutputs),
-                ignore_changes=list(request.ignoreChanges),
-                aliases=[json_format.MessageToDict(alias) for alias in request.aliases],
-            ))
+            self.recorded.append(
+                RecordedResource(
+                    type=request.type,
+                    name=request.name,
+                    urn=response.urn,
+                    custom=request.custom,
+                    inputs=rpc.deserialize_properties(request.object),
+                    parent=request.parent,
+                    protect=request.protect,
+                    retain_on_delete=request.retainOnDelete,
+                    dependencies=list(request.dependencies),
+                    property_dependencies={
+                        key: list(deps.urns) for key, deps in request.propertyDependencies.items()
+                    },
+                    additional_secret_outputs=list(request.additionalSecretOutputs),
+                    ignore_changes=list(request.ignoreChanges),
+                    aliases=[json_format.MessageToDict(alias) for alias in request.aliases],
+                )
+            )
         return response
 
 
@@ -308,8 +318,9 @@ class PulumiRun:
         return next(r for r in self.resources if r.urn == urn)
 
 
-def run_pulumi(build: Callable[[], Any], *, stack: str, config: dict[str, str],
-               secret_keys: Iterable[str] = ()) -> PulumiRun:
+def run_pulumi(
+    build: Callable[[], Any], *, stack: str, config: dict[str, str], secret_keys: Iterable[str] = ()
+) -> PulumiRun:
     """Run `build` (the program, or a component under test) as stack `stack` under the mocks.
 
     Each run happens in a fresh `contextvars.Context`, where Pulumi's runtime state (settings, config, the
@@ -318,8 +329,9 @@ def run_pulumi(build: Callable[[], Any], *, stack: str, config: dict[str, str],
     return contextvars.Context().run(_run_in_fresh_context, build, stack, dict(config), list(secret_keys))
 
 
-def _run_in_fresh_context(build: Callable[[], Any], stack: str, config: dict[str, str],
-                          secret_keys: list[str]) -> PulumiRun:
+def _run_in_fresh_context(
+    build: Callable[[], Any], stack: str, config: dict[str, str], secret_keys: list[str]
+) -> PulumiRun:
     _ensure_event_loop()
     mocks = RecordingMocks()
     monitor = RecordingMonitor(mocks)
@@ -337,7 +349,7 @@ def _run_in_fresh_context(build: Callable[[], Any], stack: str, config: dict[str
         return keep_exports()
 
     program()
-    (values, secret), = exports
+    ((values, secret),) = exports
     return PulumiRun(monitor.recorded, values, secret, mocks.invocations)
 
 
@@ -353,14 +365,18 @@ def _ensure_event_loop() -> None:
         policy.set_event_loop(policy.new_event_loop())
 
 
-def stack_config(stack: str, overrides: dict[str, str] | None = None,
-                 without: Iterable[str] = ()) -> dict[str, str]:
+def stack_config(
+    stack: str, overrides: dict[str, str] | None = None, without: Iterable[str] = ()
+) -> dict[str, str]:
     """What `pulumi up -s <stack>` would hand the program, with test ids standing in for placeholder (or
     missing) account ids and every secret in `TEST_SECRETS` filled in. `without` removes keys (fully
     qualified) to test what happens when they are missing."""
     from_files = stack_settings(stack)
-    identity = {key: value for key, value in TEST_IDENTITY.items()
-                if from_files.get(key, PLACEHOLDER_PREFIX).startswith(PLACEHOLDER_PREFIX)}
+    identity = {
+        key: value
+        for key, value in TEST_IDENTITY.items()
+        if from_files.get(key, PLACEHOLDER_PREFIX).startswith(PLACEHOLDER_PREFIX)
+    }
     config = {**from_files, **identity, **TEST_SECRETS, **(overrides or {})}
     for key in without:
         config.pop(key, None)

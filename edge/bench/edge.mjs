@@ -56,7 +56,13 @@ async function startOrigin() {
 		const payload =
 			request.url === "/v1/status"
 				? { fingerprint: FINGERPRINT }
-				: { text: `answer to ${JSON.parse(body).prompt}`, finish_reason: "length", usage: { prompt_tokens: 4, completion_tokens: 16 }, model: "bench", fingerprint: FINGERPRINT };
+				: {
+						text: `answer to ${JSON.parse(body).prompt}`,
+						finish_reason: "length",
+						usage: { prompt_tokens: 4, completion_tokens: 16 },
+						model: "bench",
+						fingerprint: FINGERPRINT,
+					};
 		response.writeHead(200, { "content-type": "application/json", "x-model-fingerprint": FINGERPRINT }).end(JSON.stringify(payload));
 	});
 	await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
@@ -150,9 +156,15 @@ async function main() {
 					routes: ["edge.bench/*"],
 					d1Databases: ["DB"],
 					kvNamespaces: ["CACHE"],
-					durableObjects: { COALESCER: { className: "Coalescer", useSQLite: true }, KEY_LIMITER: { className: "KeyLimiter", useSQLite: true } },
+					durableObjects: {
+						COALESCER: { className: "Coalescer", useSQLite: true },
+						KEY_LIMITER: { className: "KeyLimiter", useSQLite: true },
+					},
 					// The deployed limit (600/min) would throttle the benchmark itself.
-					ratelimits: { RATE_LIMITER: { simple: { limit: 100_000_000, period: 60 } }, AUTH_FAILURE_LIMITER: { simple: { limit: 30, period: 60 } } },
+					ratelimits: {
+						RATE_LIMITER: { simple: { limit: 100_000_000, period: 60 } },
+						AUTH_FAILURE_LIMITER: { simple: { limit: 30, period: 60 } },
+					},
 					bindings: {
 						ORIGIN_URL: origin.url,
 						ORIGIN_FALLBACK_URL: "",
@@ -170,7 +182,14 @@ async function main() {
 						MODEL_FINGERPRINT: "",
 					},
 				},
-				{ name: "baseline", modules: true, script: BASELINE_SCRIPT, compatibilityDate: "2026-04-01", routes: ["baseline.bench/*"], kvNamespaces: ["KV"] },
+				{
+					name: "baseline",
+					modules: true,
+					script: BASELINE_SCRIPT,
+					compatibilityDate: "2026-04-01",
+					routes: ["baseline.bench/*"],
+					kvNamespaces: ["KV"],
+				},
 			],
 		});
 		const db = await mf.getD1Database("DB", "edge");
@@ -204,7 +223,11 @@ async function main() {
 			await expectStatus(generate(`miss ${i} ${warm.headers.get("x-cache-key")}`), 200, "miss");
 			missLatencies.push(performance.now() - started);
 			started = performance.now();
-			await expectStatus(fetch(`${origin.url}/v1/generate`, { method: "POST", body: JSON.stringify({ prompt: `direct ${i}` }) }), 200, "origin");
+			await expectStatus(
+				fetch(`${origin.url}/v1/generate`, { method: "POST", body: JSON.stringify({ prompt: `direct ${i}` }) }),
+				200,
+				"origin",
+			);
 			directLatencies.push(performance.now() - started);
 		}
 		missLatencies.sort((a, b) => a - b);
@@ -215,7 +238,12 @@ async function main() {
 			requests: REQUESTS,
 			concurrency: CONCURRENCY,
 			load_average_1m: round(loadavg()[0]),
-			bundle: { minified_bytes: bundle.minifiedBytes, gzip_bytes: bundle.gzipBytes, target_bytes: BUNDLE_TARGET_BYTES, meets_target: bundle.minifiedBytes < BUNDLE_TARGET_BYTES },
+			bundle: {
+				minified_bytes: bundle.minifiedBytes,
+				gzip_bytes: bundle.gzipBytes,
+				target_bytes: BUNDLE_TARGET_BYTES,
+				meets_target: bundle.minifiedBytes < BUNDLE_TARGET_BYTES,
+			},
 			cache_hit: hit,
 			baseline_one_kv_get: baseline,
 			hit_vs_baseline: {

@@ -27,7 +27,8 @@ const sha256Hex = (text) => createHash("sha256").update(text).digest("hex");
 const nowSeconds = () => Math.floor(Date.now() / 1000);
 
 /** The record the Worker reads from KV (src/admission/auth.ts ApiKeyRecord). */
-const kvRecord = (row, revoked) => JSON.stringify({ id: row.id, name: row.name, key_hash: row.key_hash, created_at: row.created_at, revoked });
+const kvRecord = (row, revoked) =>
+	JSON.stringify({ id: row.id, name: row.name, key_hash: row.key_hash, created_at: row.created_at, revoked });
 
 /** Parses wrangler.jsonc: strings are matched first, so "//" inside a URL survives comment removal. */
 function parseJsonc(text) {
@@ -62,10 +63,17 @@ async function localStore(options) {
 	return {
 		query: async (sql, params) => {
 			try {
-				return (await db.prepare(sql).bind(...params).all()).results;
+				return (
+					await db
+						.prepare(sql)
+						.bind(...params)
+						.all()
+				).results;
 			} catch (error) {
 				if (!/no such table/.test(error.message)) throw error;
-				throw new UsageError(`${error.message}: apply the D1 migrations first: npx wrangler d1 migrations apply DB --local --persist-to DIR`);
+				throw new UsageError(
+					`${error.message}: apply the D1 migrations first: npx wrangler d1 migrations apply DB --local --persist-to DIR`,
+				);
 			}
 		},
 		kvPut: (key, value) => kv.put(key, value),
@@ -115,7 +123,12 @@ async function create(store, options) {
 	const key = `sk_${randomBytes(32).toString("base64url")}`;
 	const row = { id: `key_${randomBytes(8).toString("hex")}`, name, key_hash: sha256Hex(key), created_at: nowSeconds() };
 	// D1 first: if the KV write fails, the Worker still finds the key through its D1 fallback.
-	await store.query("INSERT INTO api_keys (id, name, key_hash, created_at, revoked_at) VALUES (?, ?, ?, ?, NULL)", [row.id, row.name, row.key_hash, row.created_at]);
+	await store.query("INSERT INTO api_keys (id, name, key_hash, created_at, revoked_at) VALUES (?, ?, ?, ?, NULL)", [
+		row.id,
+		row.name,
+		row.key_hash,
+		row.created_at,
+	]);
 	await store.kvPut(KEY_PREFIX + row.key_hash, kvRecord(row, false));
 	console.error(`created ${row.id} (${name}); the key is shown once, store it now:`);
 	console.log(key);
@@ -163,7 +176,8 @@ async function main(argv) {
 		},
 	});
 	const command = COMMANDS[positionals[0]];
-	if (!command || positionals.length !== 1) throw new UsageError(`usage: keys.mjs create|revoke|list (got ${JSON.stringify(positionals.join(" "))})`);
+	if (!command || positionals.length !== 1)
+		throw new UsageError(`usage: keys.mjs create|revoke|list (got ${JSON.stringify(positionals.join(" "))})`);
 	if (options.local === options.remote) throw new UsageError("pass exactly one of --local or --remote");
 	if (options.remote && options["persist-to"]) throw new UsageError("--persist-to only applies to --local");
 	const store = options.local ? await localStore(options) : remoteStore(options);

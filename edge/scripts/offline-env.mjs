@@ -8,7 +8,11 @@ const EDGE_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), ".."
 /** `NAME=value` lines of an env file; `#` lines and blank lines are skipped. */
 export function parseEnvFile(text) {
 	const lines = text.split("\n").map((line) => line.trim());
-	return Object.fromEntries(lines.filter((line) => line && !line.startsWith("#")).map((line) => [line.slice(0, line.indexOf("=")), line.slice(line.indexOf("=") + 1)]));
+	return Object.fromEntries(
+		lines
+			.filter((line) => line && !line.startsWith("#"))
+			.map((line) => [line.slice(0, line.indexOf("=")), line.slice(line.indexOf("=") + 1)]),
+	);
 }
 
 /** process.env with the offline settings, and CI=1 so wrangler never waits for an interactive answer. */

@@ -98,7 +98,10 @@ function parseSettings(env: Env): Settings {
 }
 
 /** Secrets are optional locally; an empty value means "not set". */
-export function secret(env: Env, name: "CF_ACCESS_CLIENT_ID" | "CF_ACCESS_CLIENT_SECRET" | "ORIGIN_TOKEN" | "METRICS_TOKEN"): string | null {
+export function secret(
+	env: Env,
+	name: "CF_ACCESS_CLIENT_ID" | "CF_ACCESS_CLIENT_SECRET" | "ORIGIN_TOKEN" | "METRICS_TOKEN",
+): string | null {
 	const value = env[name];
 	return typeof value === "string" && value !== "" ? value : null;
 }

@@ -163,8 +163,16 @@ async function streamMiss(
 		async flush() {
 			try {
 				const derived = splitter.clean ? deriveAnswer(format, payloads) : null;
-				const answer = derived && { status: 200, body: derived.body, contentType: "application/json", fingerprint, retryAfter: null, pieces: derived.pieces };
-				if (answer && prepared.mode !== "no-store" && isCacheableAnswer(route.originPath, answer)) await storeAnswer(env, ctx, config, route, prepared, answer);
+				const answer = derived && {
+					status: 200,
+					body: derived.body,
+					contentType: "application/json",
+					fingerprint,
+					retryAfter: null,
+					pieces: derived.pieces,
+				};
+				if (answer && prepared.mode !== "no-store" && isCacheableAnswer(route.originPath, answer))
+					await storeAnswer(env, ctx, config, route, prepared, answer);
 			} catch (error) {
 				console.error("stream: storing the answer failed:", (error as Error).message);
 			}
@@ -177,7 +185,14 @@ async function streamMiss(
 }
 
 /** Stores a successful answer under the key of the fingerprint that produced it. */
-async function storeAnswer(env: Env, ctx: ExecutionContext, config: Settings, route: InferenceRoute, prepared: Prepared, answer: OriginAnswer) {
+async function storeAnswer(
+	env: Env,
+	ctx: ExecutionContext,
+	config: Settings,
+	route: InferenceRoute,
+	prepared: Prepared,
+	answer: OriginAnswer,
+) {
 	let { key, fingerprint } = prepared;
 	if (isFingerprint(answer.fingerprint) && answer.fingerprint !== fingerprint) {
 		// The origin now serves another model: learn it, and never file this answer under the stale key.
@@ -189,7 +204,13 @@ async function storeAnswer(env: Env, ctx: ExecutionContext, config: Settings, ro
 	store(env, ctx, { key, route: route.originPath, fingerprint, body: answer.body, contentType: answer.contentType, pieces }, config.cache);
 }
 
-export async function handleInference(request: Request, env: Env, ctx: ExecutionContext, route: InferenceRoute, obs: Observation): Promise<Response> {
+export async function handleInference(
+	request: Request,
+	env: Env,
+	ctx: ExecutionContext,
+	route: InferenceRoute,
+	obs: Observation,
+): Promise<Response> {
 	const tenant = (await admit(request, env)).id;
 	obs.keyId = tenant;
 	obs.admitted = true;
@@ -219,8 +240,14 @@ export async function handleInference(request: Request, env: Env, ctx: Execution
 	const answer = await flight.answer;
 	obs.cache = prepared.mode === "use" ? "MISS" : "BYPASS";
 	if (answer.status === 200 && !isCacheableAnswer(route.originPath, answer)) {
-		console.error(`origin: a 200 from ${route.originPath} without its JSON shape (content type ${JSON.stringify(answer.contentType)}); not cached`);
-		throw new HttpError(502, "bad_origin_answer", `the origin's answer does not have the shape of ${route.originPath} answers; it was not cached`);
+		console.error(
+			`origin: a 200 from ${route.originPath} without its JSON shape (content type ${JSON.stringify(answer.contentType)}); not cached`,
+		);
+		throw new HttpError(
+			502,
+			"bad_origin_answer",
+			`the origin's answer does not have the shape of ${route.originPath} answers; it was not cached`,
+		);
 	}
 	// Only the request that made the origin call stores the answer: one write per key, not one per waiter.
 	if (answer.status === 200 && prepared.mode !== "no-store" && flight.leader) await storeAnswer(env, ctx, config, route, prepared, answer);

@@ -29,9 +29,15 @@ async function health(): Promise<Response> {
  * traffic, so an API key (a tenant) never reads them. Without METRICS_TOKEN nobody can.
  */
 async function metrics(request: Request, env: Env): Promise<Response> {
-	const refused = new HttpError(401, "unauthorized", "GET /metrics needs the METRICS_TOKEN as the bearer token (API keys are not accepted)", undefined, {
-		"WWW-Authenticate": 'Bearer realm="steadytext-metrics"',
-	});
+	const refused = new HttpError(
+		401,
+		"unauthorized",
+		"GET /metrics needs the METRICS_TOKEN as the bearer token (API keys are not accepted)",
+		undefined,
+		{
+			"WWW-Authenticate": 'Bearer realm="steadytext-metrics"',
+		},
+	);
 	const presented = presentedKey(request);
 	if (presented === null) throw refused;
 	await checkCredentials(request, env, async () => {
@@ -46,7 +52,13 @@ async function models(request: Request, env: Env, _ctx: ExecutionContext, obs: O
 	obs.keyId = (await admit(request, env)).id;
 	obs.admitted = true;
 	const config = settings(env);
-	const answer = await callOrigin(env, { urls: config.originUrls, timeoutMs: config.originTimeoutMs }, "/v1/models", { method: "GET" }, readAnswer);
+	const answer = await callOrigin(
+		env,
+		{ urls: config.originUrls, timeoutMs: config.originTimeoutMs },
+		"/v1/models",
+		{ method: "GET" },
+		readAnswer,
+	);
 	return new Response(answer.body, { status: answer.status, headers: { "content-type": answer.contentType } });
 }
 
@@ -55,7 +67,9 @@ const ROUTES: Record<string, Partial<Record<string, Handler>>> = {
 	"/generate": { POST: inference(generate) },
 	"/v1/embed": { POST: inference(embed) },
 	"/embed": { POST: inference(embed) },
-	"/v1/completions": { POST: inference({ kind: "generate", originPath: "/v1/completions", validate: validateCompletion, streamFormat: "completion" }) },
+	"/v1/completions": {
+		POST: inference({ kind: "generate", originPath: "/v1/completions", validate: validateCompletion, streamFormat: "completion" }),
+	},
 	"/v1/chat/completions": {
 		POST: inference({ kind: "generate", originPath: "/v1/chat/completions", validate: validateChat, streamFormat: "chat" }),
 	},

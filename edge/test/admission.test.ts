@@ -198,7 +198,9 @@ describe("failed checks per client IP", () => {
 		for (let i = 0; i < 5; i++) expect((await call("/v1/generate", { body: { prompt: "x" }, headers, env: tightAuth })).status).toBe(401);
 		// The limit (3) is still whole: these three are counted, and the next failure is one too many.
 		expect((await call("/v1/generate", { body: { prompt: "x" }, key: junkKey(), headers, env: tightAuth })).status).toBe(401);
-		expect((await call("/v1/generate", { body: { prompt: "x" }, key: await createKey({ revoked: true }), headers, env: tightAuth })).status).toBe(403);
+		expect(
+			(await call("/v1/generate", { body: { prompt: "x" }, key: await createKey({ revoked: true }), headers, env: tightAuth })).status,
+		).toBe(403);
 		expect((await call("/metrics", { key: "not-the-metrics-token", headers, env: tightAuth })).status).toBe(401);
 		expect((await call("/v1/generate", { body: { prompt: "x" }, key: junkKey(), headers, env: tightAuth })).status).toBe(429);
 		expect((await call("/metrics", { key: "test-metrics-token", headers, env: tightAuth })).status).toBe(429);
@@ -215,7 +217,9 @@ describe("failed checks per client IP", () => {
 		const broken = { limit: () => Promise.reject(new Error("limiter down")) } as unknown as RateLimit;
 		const headers = { "cf-connecting-ip": randomClientIp() };
 		for (let i = 0; i < 5; i++) {
-			expect((await call("/v1/generate", { body: { prompt: "x" }, key: junkKey(), headers, env: { AUTH_FAILURE_LIMITER: broken } })).status).toBe(401);
+			expect(
+				(await call("/v1/generate", { body: { prompt: "x" }, key: junkKey(), headers, env: { AUTH_FAILURE_LIMITER: broken } })).status,
+			).toBe(401);
 		}
 	});
 });

@@ -25,7 +25,11 @@ describe("redirects from the origin", () => {
 	});
 
 	it("the test network really follows a redirect by default, credentials and all", async () => {
-		await fetch("http://redirecting-origin.test/v1/generate", { method: "POST", headers: { "CF-Access-Client-Secret": "would leak" }, body: "{}" });
+		await fetch("http://redirecting-origin.test/v1/generate", {
+			method: "POST",
+			headers: { "CF-Access-Client-Secret": "would leak" },
+			body: "{}",
+		});
 		expect((await collected()).map((call) => call.headers["cf-access-client-secret"])).toEqual(["would leak"]);
 	});
 
@@ -89,8 +93,16 @@ describe("only answers with their route's shape are cached", () => {
 		["/v1/generate", (text: string) => ({ prompt: text }), (a: any) => ({ ...a, text: 5 })],
 		["/v1/embed", (text: string) => ({ input: text }), (a: any) => ({ ...a, embeddings: "none" })],
 		["/v1/completions", (text: string) => ({ model: "gemma3-270m", prompt: text }), (a: any) => ({ ...a, object: "chat.completion" })],
-		["/v1/chat/completions", (text: string) => ({ model: "gemma3-270m", messages: [{ role: "user", content: text }] }), (a: any) => ({ ...a, choices: [] })],
-		["/v1/embeddings", (text: string) => ({ model: "gemma3-270m", input: text }), (a: any) => ({ ...a, data: [{ object: "embedding", index: 0, embedding: {} }] })],
+		[
+			"/v1/chat/completions",
+			(text: string) => ({ model: "gemma3-270m", messages: [{ role: "user", content: text }] }),
+			(a: any) => ({ ...a, choices: [] }),
+		],
+		[
+			"/v1/embeddings",
+			(text: string) => ({ model: "gemma3-270m", input: text }),
+			(a: any) => ({ ...a, data: [{ object: "embedding", index: 0, embedding: {} }] }),
+		],
 	])("%s: the route's own shape is cached, a broken one is not", async (path, bodyOf, breakShape) => {
 		const good = await call(path, { body: bodyOf(uniquePrompt("good")), key });
 		expect(good.status).toBe(200);

@@ -40,7 +40,11 @@ describe("cache key", () => {
 	it("is shared by a route and its alias, and by requests that differ only in key order", async () => {
 		const prompt = uniquePrompt("alias");
 		await call("/v1/generate", { body: { prompt, seed: 5 }, key });
-		const alias = await call("/generate", { rawBody: `{"seed":5,"prompt":${JSON.stringify(prompt)}}`, headers: { "content-type": "application/json" }, key });
+		const alias = await call("/generate", {
+			rawBody: `{"seed":5,"prompt":${JSON.stringify(prompt)}}`,
+			headers: { "content-type": "application/json" },
+			key,
+		});
 		expect(alias.headers.get("x-cache")).toBe("HIT");
 		expect(generations()).toBe(1);
 	});
@@ -69,7 +73,9 @@ describe("tiers", () => {
 			const response = await call("/v1/generate", { body, key });
 			expect(response.headers.get("x-cache-tier")).toBe("d1");
 			expect(await response.text()).toBe(fresh);
-			const row = await env.DB.prepare("SELECT access_count FROM answer_cache WHERE cache_key = ?").bind(cacheKeyHeader).first<{ access_count: number }>();
+			const row = await env.DB.prepare("SELECT access_count FROM answer_cache WHERE cache_key = ?")
+				.bind(cacheKeyHeader)
+				.first<{ access_count: number }>();
 			expect(row?.access_count).toBe(hit);
 			// A generation answer's KV value is its piece lengths on a first line, then the body as sent.
 			const promoted = await env.CACHE.get(cacheKeyHeader);
@@ -108,9 +114,18 @@ describe("tiers", () => {
 		const cacheKeyHeader = response.headers.get("x-cache-key")!;
 		expect(cacheKeyHeader).toMatch(/^emb:v1:/);
 		const row = await env.DB.prepare("SELECT * FROM answer_cache WHERE cache_key = ?").bind(cacheKeyHeader).first<Record<string, any>>();
-		expect(Object.keys(row!).sort()).toEqual(
-			["access_count", "accessed_at", "body", "cache_key", "content_type", "created_at", "expires_at", "fingerprint", "pieces", "route"],
-		);
+		expect(Object.keys(row!).sort()).toEqual([
+			"access_count",
+			"accessed_at",
+			"body",
+			"cache_key",
+			"content_type",
+			"created_at",
+			"expires_at",
+			"fingerprint",
+			"pieces",
+			"route",
+		]);
 		expect(row).toMatchObject({ route: "/v1/embed", fingerprint: FINGERPRINT, access_count: 0, pieces: null });
 		expect(JSON.stringify(row)).not.toContain(prompt.split(" ")[1]);
 		expect(row!.expires_at - row!.created_at).toBe(Number(env.CACHE_TTL_SECONDS));
@@ -176,17 +191,38 @@ describe("streaming", () => {
 		const response = await call("/v1/generate", { body: { prompt, stream: true }, key });
 		expect(response.headers.get("x-cache")).toBe("HIT");
 		expect(response.headers.get("content-type")).toContain("text/event-stream");
-		const events = (await response.text()).trim().split("\n\n").map((line) => JSON.parse(line.replace(/^data: /, "")));
-		expect(events.filter((e) => "token" in e).map((e) => e.token).join("")).toBe(fresh.text);
-		expect(events.at(-1)).toEqual({ done: true, text: fresh.text, finish_reason: fresh.finish_reason, usage: fresh.usage, model: fresh.model, fingerprint: fresh.fingerprint });
+		const events = (await response.text())
+			.trim()
+			.split("\n\n")
+			.map((line) => JSON.parse(line.replace(/^data: /, "")));
+		expect(
+			events
+				.filter((e) => "token" in e)
+				.map((e) => e.token)
+				.join(""),
+		).toBe(fresh.text);
+		expect(events.at(-1)).toEqual({
+			done: true,
+			text: fresh.text,
+			finish_reason: fresh.finish_reason,
+			usage: fresh.usage,
+			model: fresh.model,
+			fingerprint: fresh.fingerprint,
+		});
 		expect(generations()).toBe(1);
 	});
 
 	it.each(["/v1/completions", "/v1/chat/completions"])("replays %s hits as OpenAI chunks ending in [DONE]", async (path) => {
-		const body = path === "/v1/completions" ? { model: "gemma3-270m", prompt: uniquePrompt("oa") } : { model: "gemma3-270m", messages: [{ role: "user", content: uniquePrompt("oa") }] };
+		const body =
+			path === "/v1/completions"
+				? { model: "gemma3-270m", prompt: uniquePrompt("oa") }
+				: { model: "gemma3-270m", messages: [{ role: "user", content: uniquePrompt("oa") }] };
 		const fresh = await (await call(path, { body, key })).json<Record<string, any>>();
 		const text = await (await call(path, { body: { ...body, stream: true }, key })).text();
-		const chunks = text.trim().split("\n\n").map((line) => line.replace(/^data: /, ""));
+		const chunks = text
+			.trim()
+			.split("\n\n")
+			.map((line) => line.replace(/^data: /, ""));
 		expect(chunks.at(-1)).toBe("[DONE]");
 		const parsed = chunks.slice(0, -1).map((chunk) => JSON.parse(chunk));
 		const content = parsed.map((c) => c.choices[0].text ?? c.choices[0].delta?.content ?? "").join("");
@@ -250,7 +286,9 @@ describe("failing cache writes", () => {
 		expect(response.headers.get("x-cache")).toBe("MISS");
 		expect((await response.json<{ text: string }>()).text).toBe(origin.generatedText(body));
 		expect(await env.CACHE.get(response.headers.get("x-cache-key")!)).toBeNull();
-		expect(await env.DB.prepare("SELECT 1 FROM answer_cache WHERE cache_key = ?").bind(response.headers.get("x-cache-key")).first()).toBeNull();
+		expect(
+			await env.DB.prepare("SELECT 1 FROM answer_cache WHERE cache_key = ?").bind(response.headers.get("x-cache-key")).first(),
+		).toBeNull();
 	});
 });
 
@@ -293,7 +331,9 @@ describe("hard maximum age", () => {
 		// As a row stored while CACHE_MAX_AGE_SECONDS was larger looks.
 		const { body, cacheKeyHeader } = await inD1Only("too-old");
 		const makeOld = () =>
-			env.DB.prepare("UPDATE answer_cache SET created_at = ?, expires_at = ? WHERE cache_key = ?").bind(nowS() - maxAge() - 1, nowS() + 3600, cacheKeyHeader).run();
+			env.DB.prepare("UPDATE answer_cache SET created_at = ?, expires_at = ? WHERE cache_key = ?")
+				.bind(nowS() - maxAge() - 1, nowS() + 3600, cacheKeyHeader)
+				.run();
 		await makeOld();
 		expect((await call("/v1/generate", { body, key })).headers.get("x-cache")).toBe("MISS");
 		await env.CACHE.delete(cacheKeyHeader);
@@ -303,7 +343,11 @@ describe("hard maximum age", () => {
 	});
 
 	it("refuses a maximum age below the TTL, naming both vars", async () => {
-		const response = await call("/v1/generate", { body: { prompt: "x" }, key, env: { CACHE_MAX_AGE_SECONDS: "3600", CACHE_TTL_SECONDS: "7200" } });
+		const response = await call("/v1/generate", {
+			body: { prompt: "x" },
+			key,
+			env: { CACHE_MAX_AGE_SECONDS: "3600", CACHE_TTL_SECONDS: "7200" },
+		});
 		expect(response.status).toBe(500);
 		const { error } = await response.json<{ error: { type: string; message: string } }>();
 		expect(error.type).toBe("configuration_error");
@@ -329,7 +373,9 @@ describe("eviction", () => {
 		expect(await evictExpired(env.DB, maxAge, now, limits)).toBe(6);
 		expect(await evictExpired(env.DB, maxAge, now, limits)).toBe(1);
 		expect(await evictExpired(env.DB, maxAge, now, limits)).toBe(0);
-		const left = await env.DB.prepare("SELECT cache_key FROM answer_cache WHERE cache_key LIKE ?").bind(`${prefix}%`).all<{ cache_key: string }>();
+		const left = await env.DB.prepare("SELECT cache_key FROM answer_cache WHERE cache_key LIKE ?")
+			.bind(`${prefix}%`)
+			.all<{ cache_key: string }>();
 		expect(left.results.map((r) => r.cache_key)).toEqual([`${prefix}-fresh`]);
 	});
 });
@@ -383,7 +429,9 @@ describe("answers too large for a tier", () => {
 		origin.embeddingDim = 170_000; // ~1.6 MB
 		const fresh = await call("/v1/embed", { body: { input: uniquePrompt("large") }, key });
 		const text = await fresh.text();
-		const row = await env.DB.prepare("SELECT body FROM answer_cache WHERE cache_key = ?").bind(fresh.headers.get("x-cache-key")).first<{ body: string }>();
+		const row = await env.DB.prepare("SELECT body FROM answer_cache WHERE cache_key = ?")
+			.bind(fresh.headers.get("x-cache-key"))
+			.first<{ body: string }>();
 		expect(row?.body).toBe(text);
 		expect(cacheErrors(errors)).toEqual([]);
 	});

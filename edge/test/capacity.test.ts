@@ -43,13 +43,14 @@ function countingLookups(): { DB: D1Database; done: () => number } {
 		new Proxy(statement, {
 			get(target, prop) {
 				if (prop === "bind") return (...values: unknown[]) => wrapStatement(target.bind(...values));
-				if (prop === "first") return async (...args: []) => {
-					try {
-						return await target.first(...args);
-					} finally {
-						done += 1;
-					}
-				};
+				if (prop === "first")
+					return async (...args: []) => {
+						try {
+							return await target.first(...args);
+						} finally {
+							done += 1;
+						}
+					};
 				const value = Reflect.get(target, prop);
 				return typeof value === "function" ? value.bind(target) : value;
 			},
@@ -113,7 +114,9 @@ describe("concurrent origin work per key", () => {
 		const limits = { MAX_CONCURRENT_PER_KEY: "2" };
 		const noStore = { "cache-control": "no-store" };
 		const settled: Response[] = [];
-		const flood = Array.from({ length: 5 }, (_, i) => start("/v1/generate", { body: { prompt: uniquePrompt(`flood ${i}`) }, key: flooder, headers: noStore, env: limits }, settled));
+		const flood = Array.from({ length: 5 }, (_, i) =>
+			start("/v1/generate", { body: { prompt: uniquePrompt(`flood ${i}`) }, key: flooder, headers: noStore, env: limits }, settled),
+		);
 		// Three of five are refused while the first two are still at the origin.
 		await vi.waitFor(() => expect(settled).toHaveLength(3));
 		for (const response of settled) await expectLimited(response, "concurrency_limited", "MAX_CONCURRENT_PER_KEY");
@@ -134,12 +137,18 @@ describe("concurrent origin work per key", () => {
 		expect((await call("/v1/generate", { body: { prompt }, key })).status).toBe(200);
 		// A lease some other request holds fills the key's only slot.
 		const limits = { ...LIMITS, requests: 1 };
-		expect(await limiterOf(await keyIdOf(key)).acquire("other", { requests: 1, tokens: 0, embedInputs: 0 }, limits, LONG_TTL_MS)).toEqual({ granted: true });
+		expect(await limiterOf(await keyIdOf(key)).acquire("other", { requests: 1, tokens: 0, embedInputs: 0 }, limits, LONG_TTL_MS)).toEqual({
+			granted: true,
+		});
 
 		const hit = await call("/v1/generate", { body: { prompt }, key, env: { MAX_CONCURRENT_PER_KEY: "1" } });
 		expect(hit.status).toBe(200);
 		expect(hit.headers.get("x-cache")).toBe("HIT");
-		const miss = await call("/v1/generate", { body: { prompt: uniquePrompt("miss while full") }, key, env: { MAX_CONCURRENT_PER_KEY: "1" } });
+		const miss = await call("/v1/generate", {
+			body: { prompt: uniquePrompt("miss while full") },
+			key,
+			env: { MAX_CONCURRENT_PER_KEY: "1" },
+		});
 		await expectLimited(miss, "concurrency_limited", "MAX_CONCURRENT_PER_KEY");
 		expect(origin.callsTo("/v1/generate")).toHaveLength(1);
 	});
@@ -151,7 +160,9 @@ describe("concurrent origin work per key", () => {
 		const { DB, done } = countingLookups();
 		const { KEY_LIMITER, acquires } = watchedLimiter();
 		const body = { prompt: uniquePrompt("shared") };
-		const responses = Array.from({ length: 5 }, () => call("/v1/generate", { body, key, env: { DB, KEY_LIMITER, MAX_CONCURRENT_PER_KEY: "1" } }));
+		const responses = Array.from({ length: 5 }, () =>
+			call("/v1/generate", { body, key, env: { DB, KEY_LIMITER, MAX_CONCURRENT_PER_KEY: "1" } }),
+		);
 		await vi.waitFor(() => expect(done()).toBe(5));
 		await drained();
 		open();
@@ -213,7 +224,13 @@ describe("cost in flight per key", () => {
 		expect(demandOf("generate", { prompt: "abc", max_tokens: 10 }, 512)).toEqual({ requests: 1, tokens: 2 + 3 + 10, embedInputs: 0 });
 		expect(demandOf("generate", { prompt: "é1234" }, 512).tokens).toBe(2 + 6 + 512); // absent max_tokens: the largest accepted
 		expect(demandOf("generate", { prompt: "x", max_completion_tokens: 7, max_tokens: 99 }, 512).tokens).toBe(2 + 1 + 7);
-		const chat = { messages: [{ role: "user", content: "hi" }, { role: "assistant", content: "日本" }], max_tokens: 4 };
+		const chat = {
+			messages: [
+				{ role: "user", content: "hi" },
+				{ role: "assistant", content: "日本" },
+			],
+			max_tokens: 4,
+		};
 		expect(demandOf("generate", chat, 512).tokens).toBe(2 + (4 + 2 + 6) + (9 + 6 + 6) + 4);
 		expect(demandOf("embed", { input: ["a", "b", "c"] }, 512)).toEqual({ requests: 1, tokens: 0, embedInputs: 3 });
 		expect(demandOf("embed", { input: "a" }, 512).embedInputs).toBe(1);
@@ -228,7 +245,11 @@ describe("cost in flight per key", () => {
 		const first = call("/v1/generate", { body: big("first"), key, env: budget });
 		await vi.waitFor(() => expect(origin.pending).toBe(1));
 
-		await expectLimited(await call("/v1/generate", { body: big("second"), key, env: budget }), "tokens_in_flight_limited", "MAX_TOKENS_IN_FLIGHT_PER_KEY");
+		await expectLimited(
+			await call("/v1/generate", { body: big("second"), key, env: budget }),
+			"tokens_in_flight_limited",
+			"MAX_TOKENS_IN_FLIGHT_PER_KEY",
+		);
 		const small = call("/v1/generate", { body: { prompt: uniquePrompt("s").slice(0, 4), max_tokens: 5 }, key, env: budget }); // 11 tokens: fits
 		await vi.waitFor(() => expect(origin.pending).toBe(2));
 		expect((await held(key)).tokens).toBe(82 + 11);
@@ -245,7 +266,11 @@ describe("cost in flight per key", () => {
 		const first = call("/v1/embed", { body: { input: inputs(8) }, key, env: budget });
 		await vi.waitFor(() => expect(origin.pending).toBe(1));
 
-		await expectLimited(await call("/v1/embed", { body: { input: inputs(3) }, key, env: budget }), "embed_inputs_in_flight_limited", "MAX_EMBED_INPUTS_IN_FLIGHT_PER_KEY");
+		await expectLimited(
+			await call("/v1/embed", { body: { input: inputs(3) }, key, env: budget }),
+			"embed_inputs_in_flight_limited",
+			"MAX_EMBED_INPUTS_IN_FLIGHT_PER_KEY",
+		);
 		const generation = call("/v1/generate", { body: { prompt: uniquePrompt("other budget") }, key, env: budget });
 		await vi.waitFor(() => expect(origin.pending).toBe(2));
 		open();
@@ -260,7 +285,11 @@ describe("cost in flight per key", () => {
 		const error = (await generate.json<ErrorBody>()).error;
 		expect(error).toMatchObject({ type: "invalid_request", field: "prompt" });
 		expect(error.message).toContain("MAX_TOKENS_IN_FLIGHT_PER_KEY");
-		const chat = await call("/v1/chat/completions", { body: { messages: [{ role: "user", content: uniquePrompt("too big") }], max_tokens: 40 }, key, env: budget });
+		const chat = await call("/v1/chat/completions", {
+			body: { messages: [{ role: "user", content: uniquePrompt("too big") }], max_tokens: 40 },
+			key,
+			env: budget,
+		});
 		expect((await chat.json<ErrorBody>()).error.field).toBe("messages");
 		expect(origin.callsTo("/v1/generate")).toHaveLength(0);
 		expect(origin.callsTo("/v1/chat/completions")).toHaveLength(0);
@@ -286,7 +315,11 @@ describe("leases are given back however the origin work ends", () => {
 		const id = crypto.randomUUID().slice(0, 8);
 		origin.set(`slow-${id}.test`, { delayMs: 1000 });
 		const key = await createKey();
-		const response = await call("/v1/generate", { body: { prompt: uniquePrompt("timeout") }, key, env: { ORIGIN_URL: `http://slow-${id}.test`, ORIGIN_FALLBACK_URL: "", ORIGIN_TIMEOUT_MS: "100" } });
+		const response = await call("/v1/generate", {
+			body: { prompt: uniquePrompt("timeout") },
+			key,
+			env: { ORIGIN_URL: `http://slow-${id}.test`, ORIGIN_FALLBACK_URL: "", ORIGIN_TIMEOUT_MS: "100" },
+		});
 		expect(response.status).toBe(503);
 		expect(await held(key)).toEqual(empty);
 	});
@@ -313,7 +346,11 @@ describe("leases are given back however the origin work ends", () => {
 		const one = { requests: 1, tokens: 0, embedInputs: 0 };
 		const limits = { MAX_CONCURRENT_PER_KEY: "1" };
 		await limiter.acquire("leaked", one, { ...LIMITS, requests: 1 }, LONG_TTL_MS);
-		await expectLimited(await call("/v1/generate", { body: { prompt: uniquePrompt("blocked") }, key, env: limits }), "concurrency_limited", "MAX_CONCURRENT_PER_KEY");
+		await expectLimited(
+			await call("/v1/generate", { body: { prompt: uniquePrompt("blocked") }, key, env: limits }),
+			"concurrency_limited",
+			"MAX_CONCURRENT_PER_KEY",
+		);
 		await limiter.release("leaked");
 
 		await limiter.acquire("leaked, short-lived", one, { ...LIMITS, requests: 1 }, 1);
@@ -336,16 +373,19 @@ describe("tenant header", () => {
 });
 
 describe("embedding input cap", () => {
-	it.each(["/v1/embed", "/v1/embeddings"])("%s accepts MAX_EMBED_INPUTS inputs and refuses one more with 400 naming the cap", async (path) => {
-		const key = await createKey();
-		const inputs = Array.from({ length: 65 }, (_, i) => `${uniquePrompt("cap")} ${i}`);
-		const over = await call(path, { body: { input: inputs }, key });
-		expect(over.status).toBe(400);
-		const error = (await over.json<ErrorBody>()).error;
-		expect(error).toMatchObject({ type: "invalid_request", field: "input" });
-		expect(error.message).toContain("64 (MAX_EMBED_INPUTS)");
-		expect(origin.callsTo(path)).toHaveLength(0);
-		const model = path === "/v1/embeddings" ? { model: "gemma3-270m" } : {}; // the OpenAI route needs one
-		expect((await call(path, { body: { ...model, input: inputs.slice(0, 64) }, key })).status).toBe(200);
-	});
+	it.each(["/v1/embed", "/v1/embeddings"])(
+		"%s accepts MAX_EMBED_INPUTS inputs and refuses one more with 400 naming the cap",
+		async (path) => {
+			const key = await createKey();
+			const inputs = Array.from({ length: 65 }, (_, i) => `${uniquePrompt("cap")} ${i}`);
+			const over = await call(path, { body: { input: inputs }, key });
+			expect(over.status).toBe(400);
+			const error = (await over.json<ErrorBody>()).error;
+			expect(error).toMatchObject({ type: "invalid_request", field: "input" });
+			expect(error.message).toContain("64 (MAX_EMBED_INPUTS)");
+			expect(origin.callsTo(path)).toHaveLength(0);
+			const model = path === "/v1/embeddings" ? { model: "gemma3-270m" } : {}; // the OpenAI route needs one
+			expect((await call(path, { body: { ...model, input: inputs.slice(0, 64) }, key })).status).toBe(200);
+		},
+	);
 });

@@ -38,13 +38,17 @@ describe("coalescing", () => {
 		const body = { prompt: uniquePrompt("one write") };
 		const responses = await Promise.all(Array.from({ length: CONCURRENT }, () => call("/v1/generate", { body, key, env: { CACHE } })));
 		expect(puts.filter((name) => name.startsWith("gen:"))).toHaveLength(1);
-		const rows = await env.DB.prepare("SELECT COUNT(*) AS n FROM answer_cache WHERE cache_key = ?").bind(responses[0].headers.get("x-cache-key")).first<{ n: number }>();
+		const rows = await env.DB.prepare("SELECT COUNT(*) AS n FROM answer_cache WHERE cache_key = ?")
+			.bind(responses[0].headers.get("x-cache-key"))
+			.first<{ n: number }>();
 		expect(rows?.n).toBe(1);
 	});
 
 	it("keeps different requests apart", async () => {
 		const bodies = [{ prompt: uniquePrompt("a") }, { prompt: uniquePrompt("b") }, { prompt: uniquePrompt("a"), seed: 1 }];
-		const responses = await Promise.all(bodies.flatMap((body) => [call("/v1/generate", { body, key }), call("/v1/generate", { body, key })]));
+		const responses = await Promise.all(
+			bodies.flatMap((body) => [call("/v1/generate", { body, key }), call("/v1/generate", { body, key })]),
+		);
 		expect(responses.every((r) => r.status === 200)).toBe(true);
 		expect(origin.callsTo("/v1/generate")).toHaveLength(bodies.length);
 	});
@@ -81,7 +85,9 @@ describe("only a 200 is shared", () => {
 		const prompt = uniquePrompt("tenants");
 		const leader = call("/v1/completions", { body: completion(prompt, refusedUser), key });
 		await new Promise((resolve) => setTimeout(resolve, 20)); // the leader's flight is in the air
-		const joiners = Array.from({ length: 3 }, (_, i) => call("/v1/completions", { body: completion(prompt, `tenant-b-${i}`), key: otherKey }));
+		const joiners = Array.from({ length: 3 }, (_, i) =>
+			call("/v1/completions", { body: completion(prompt, `tenant-b-${i}`), key: otherKey }),
+		);
 		const [refused, ...answered] = await Promise.all([leader, ...joiners]);
 		expect(refused.status).toBe(Number(status));
 		const texts = await Promise.all(answered.map((response) => response.text()));
@@ -110,7 +116,13 @@ describe("only a 200 is shared", () => {
 		// A 200 flight is shared with its joiners (and kept for late arrivals).
 		const otherKeyName = `gen:v1:${crypto.randomUUID()}`;
 		const shared = await Promise.all(
-			["a", "b"].map((user) => env.COALESCER.get(env.COALESCER.idFromName(otherKeyName)).answer(target, "/v1/completions", JSON.stringify(completion(prompt, user)))),
+			["a", "b"].map((user) =>
+				env.COALESCER.get(env.COALESCER.idFromName(otherKeyName)).answer(
+					target,
+					"/v1/completions",
+					JSON.stringify(completion(prompt, user)),
+				),
+			),
 		);
 		expect(shared.map((result) => result.outcome === "answered" && result.answer.status)).toEqual([200, 200]);
 		expect(origin.callsTo("/v1/completions")).toHaveLength(2);

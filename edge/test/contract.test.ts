@@ -38,9 +38,17 @@ describe("golden fixtures (recorded from the real runtime by scripts/contract_fi
 	});
 
 	it("the schemas refuse the old drifts", () => {
-		const done = { done: true, text: "", finish_reason: "stop", usage: { prompt_tokens: 1, completion_tokens: 0 }, fingerprint: "0".repeat(32) };
+		const done = {
+			done: true,
+			text: "",
+			finish_reason: "stop",
+			usage: { prompt_tokens: 1, completion_tokens: 0 },
+			fingerprint: "0".repeat(32),
+		};
 		expect(violations("generate-event.json", done)).not.toEqual([]); // no model: the old cached replay
-		expect(violations("error.json", { error: { type: "invalid_request", message: "prompt is required", field: "prompt" } })).not.toEqual([]);
+		expect(violations("error.json", { error: { type: "invalid_request", message: "prompt is required", field: "prompt" } })).not.toEqual(
+			[],
+		);
 	});
 });
 
@@ -59,17 +67,35 @@ describe("replay and derivation follow how the runtime renders", () => {
 	});
 
 	it("splits pieces by code points (astral characters are one)", () => {
-		const answer = JSON.stringify({ text: "a😀b", finish_reason: "stop", usage: { prompt_tokens: 1, completion_tokens: 3 }, model: "m", fingerprint: "0".repeat(32) });
+		const answer = JSON.stringify({
+			text: "a😀b",
+			finish_reason: "stop",
+			usage: { prompt_tokens: 1, completion_tokens: 3 },
+			model: "m",
+			fingerprint: "0".repeat(32),
+		});
 		const stream = renderStream("native", answer, [1, 1, 1], false)!;
-		expect(ssePayloads(stream).slice(0, 3).map((p) => JSON.parse(p).token)).toEqual(["a", "😀", "b"]);
+		expect(
+			ssePayloads(stream)
+				.slice(0, 3)
+				.map((p) => JSON.parse(p).token),
+		).toEqual(["a", "😀", "b"]);
 		expect(deriveAnswer("native", ssePayloads(stream))).toEqual({ body: answer, pieces: [1, 1, 1] });
 		expect(renderStream("native", answer, [1, 1], false)).toBeNull(); // pieces that do not add up
 	});
 
 	it.each([
 		["a cut stream (no done event)", 'data: {"token":"a"}\n\n'],
-		["an error event", 'data: {"token":"a"}\n\ndata: {"error":{"type":"internal_error","message":"generation failed; see the runtime log"}}\n\n'],
-		["a done event whose text is not the pieces", 'data: {"token":"a"}\n\ndata: {"done":true,"text":"ab","finish_reason":"stop","usage":{"prompt_tokens":1,"completion_tokens":1},"model":"m","fingerprint":"' + "0".repeat(32) + '"}\n\n'],
+		[
+			"an error event",
+			'data: {"token":"a"}\n\ndata: {"error":{"type":"internal_error","message":"generation failed; see the runtime log"}}\n\n',
+		],
+		[
+			"a done event whose text is not the pieces",
+			'data: {"token":"a"}\n\ndata: {"done":true,"text":"ab","finish_reason":"stop","usage":{"prompt_tokens":1,"completion_tokens":1},"model":"m","fingerprint":"' +
+				"0".repeat(32) +
+				'"}\n\n',
+		],
 	])("derives nothing from %s", (_, stream) => {
 		expect(deriveAnswer("native", ssePayloads(stream))).toBeNull();
 	});
@@ -136,7 +162,10 @@ describe("through the Worker: a streamed hit is the live stream's bytes", () => 
 
 	it.each([
 		["breaks off", 'data: {"token":"Hel"}\n\ndata: {"token":"lo"}\n\n'],
-		["ends with an error event", 'data: {"token":"Hel"}\n\ndata: {"error":{"type":"internal_error","message":"generation failed; see the runtime log"}}\n\n'],
+		[
+			"ends with an error event",
+			'data: {"token":"Hel"}\n\ndata: {"error":{"type":"internal_error","message":"generation failed; see the runtime log"}}\n\n',
+		],
 	])("a stream that %s is passed on as sent and not stored", async (_, broken) => {
 		const golden = GOLDENS.generate;
 		origin.nextStream = broken;
@@ -159,7 +188,11 @@ describe("one error vocabulary", () => {
 	});
 
 	it.each(BAD_REQUESTS.map((c) => [c.name, c] as const))("%s: the runtime's error, word for word", async (_, badRequest) => {
-		const limits = { max_body_bytes: Number(env.MAX_BODY_BYTES), max_tokens_limit: Number(env.MAX_TOKENS_LIMIT), max_tokens_limit_plus_one: Number(env.MAX_TOKENS_LIMIT) + 1 };
+		const limits = {
+			max_body_bytes: Number(env.MAX_BODY_BYTES),
+			max_tokens_limit: Number(env.MAX_TOKENS_LIMIT),
+			max_tokens_limit_plus_one: Number(env.MAX_TOKENS_LIMIT) + 1,
+		};
 		let rawBody: BodyInit | undefined;
 		if (badRequest.oversize) rawBody = JSON.stringify({ prompt: "x".repeat(limits.max_body_bytes) });
 		else if (badRequest.body_base64) rawBody = Uint8Array.from(atob(badRequest.body_base64), (c) => c.charCodeAt(0));

@@ -87,7 +87,13 @@ export function expectValidStream(route: string, stream: string): Record<string,
 export const GOLDENS: Record<string, Golden> = Object.fromEntries(
 	Object.entries(fixtureFiles)
 		.filter(([path]) => !path.endsWith("/bad-requests.json"))
-		.map(([path, fixture]) => [path.split("/").at(-1)!.replace(/\.json$/, ""), fixture]),
+		.map(([path, fixture]) => [
+			path
+				.split("/")
+				.at(-1)!
+				.replace(/\.json$/, ""),
+			fixture,
+		]),
 );
 
 export const BAD_REQUESTS = (badRequests.cases as BadRequest[]).filter((c) => c.layers.includes("worker"));

@@ -158,8 +158,16 @@ describe("social security numbers", () => {
 
 describe("where it looks", () => {
 	it("joins chat messages in order, and redacts each part of a split number", () => {
-		const body = { messages: [{ role: "user", content: "card 4111 1111" }, { role: "assistant", content: "ok" }, { role: "user", content: "1111 1111" }] };
-		expect(blockError({ messages: [body.messages[0], body.messages[2]] }).message).toContain("messages[0].content and messages[1].content together contain a Payment card number");
+		const body = {
+			messages: [
+				{ role: "user", content: "card 4111 1111" },
+				{ role: "assistant", content: "ok" },
+				{ role: "user", content: "1111 1111" },
+			],
+		};
+		expect(blockError({ messages: [body.messages[0], body.messages[2]] }).message).toContain(
+			"messages[0].content and messages[1].content together contain a Payment card number",
+		);
 		// "ok" is between them: letters end the number, so it is not one.
 		expect(classesIn(body)).toEqual([]);
 		const split = { messages: [body.messages[0], body.messages[2]] };
@@ -172,14 +180,31 @@ describe("where it looks", () => {
 	});
 
 	it("joins a split inside a group, and the text parts of a message", () => {
-		const inside = { messages: [{ role: "user", content: "4111 1111 1111 11" }, { role: "user", content: "11" }] };
+		const inside = {
+			messages: [
+				{ role: "user", content: "4111 1111 1111 11" },
+				{ role: "user", content: "11" },
+			],
+		};
 		expect(classesIn(inside)).toEqual(["payment_card"]);
-		const parts = { messages: [{ role: "user", content: [{ type: "text", text: "4111 1111" }, { type: "text", text: "1111 1111" }] }] };
+		const parts = {
+			messages: [
+				{
+					role: "user",
+					content: [
+						{ type: "text", text: "4111 1111" },
+						{ type: "text", text: "1111 1111" },
+					],
+				},
+			],
+		};
 		expect(classesIn(parts)).toEqual(["payment_card"]);
 	});
 
 	it("joins the prompt and its stop sequences", () => {
-		expect(blockError({ prompt: "ssn 123-45", stop: ["6789"] }).message).toContain("prompt and stop[0] together contain a US Social Security number");
+		expect(blockError({ prompt: "ssn 123-45", stop: ["6789"] }).message).toContain(
+			"prompt and stop[0] together contain a US Social Security number",
+		);
 		expect(applyDlp({ prompt: "card 4111 1111", stop: "1111 1111" }, "redact").value).toEqual({
 			prompt: "card [REDACTED:payment_card]",
 			stop: "[REDACTED:payment_card]",
@@ -201,7 +226,9 @@ describe("where it looks", () => {
 
 	it("scans object keys and numbers, and redacts them in place", () => {
 		// As the Worker gets it from JSON.parse: "__proto__" is an own key, not the prototype.
-		const parsed = JSON.parse(`{"prompt": "hi", "metadata": {"${VISA}": "x", "note": "y"}, "ref": 4111111111111111, "__proto__": "${SSN}"}`);
+		const parsed = JSON.parse(
+			`{"prompt": "hi", "metadata": {"${VISA}": "x", "note": "y"}, "ref": 4111111111111111, "__proto__": "${SSN}"}`,
+		);
 		const { value, redacted } = applyDlp(parsed, "redact");
 		expect(redacted).toEqual(["us_ssn", "payment_card"]);
 		expect(Object.keys(value.metadata)).toEqual(["[REDACTED:payment_card]", "note"]);
@@ -238,7 +265,17 @@ describe("policy block", () => {
 		["/v1/embed", { input: ["fine", `card ${VISA.replaceAll(" ", "-")}`] }, "input[1]", "payment_card"],
 		["/v1/generate", { prompt: `card ${VISA.replaceAll(" ", "\u00a0")} 12/25` }, "prompt", "payment_card"],
 		["/v1/completions", { prompt: `card ${FULLWIDTH_VISA}` }, "prompt", "payment_card"],
-		["/v1/chat/completions", { messages: [{ role: "user", content: "4111 1111" }, { role: "user", content: "1111 1111" }] }, "messages[0].content", "payment_card"],
+		[
+			"/v1/chat/completions",
+			{
+				messages: [
+					{ role: "user", content: "4111 1111" },
+					{ role: "user", content: "1111 1111" },
+				],
+			},
+			"messages[0].content",
+			"payment_card",
+		],
 		["/v1/completions", { prompt: "hi", "4111111111111111": true }, "<key>", "payment_card"],
 		["/v1/generate", { prompt: "hi", [VISA]: 1 }, "<key>", "payment_card"],
 		["/v1/generate", { prompt: "SSN 123456789" }, "prompt", "us_ssn"],
@@ -295,11 +332,23 @@ describe("policy redact", () => {
 			(b: any) => b.prompt,
 			"pay [REDACTED:payment_card] 12/25",
 		],
-		["full-width digits", "/v1/completions", { model: "gemma3-270m", prompt: `card ${FULLWIDTH_VISA}` }, (b: any) => b.prompt, "card [REDACTED:payment_card]"],
+		[
+			"full-width digits",
+			"/v1/completions",
+			{ model: "gemma3-270m", prompt: `card ${FULLWIDTH_VISA}` },
+			(b: any) => b.prompt,
+			"card [REDACTED:payment_card]",
+		],
 		[
 			"a card split across chat messages",
 			"/v1/chat/completions",
-			{ model: "gemma3-270m", messages: [{ role: "user", content: "card 4111 1111" }, { role: "user", content: "1111 1111" }] },
+			{
+				model: "gemma3-270m",
+				messages: [
+					{ role: "user", content: "card 4111 1111" },
+					{ role: "user", content: "1111 1111" },
+				],
+			},
 			(b: any) => b.messages.map((m: any) => m.content).join("|"),
 			"card [REDACTED:payment_card]|[REDACTED:payment_card]",
 		],
@@ -321,7 +370,11 @@ describe("policy redact", () => {
 	});
 
 	it("redacts a card used as a key: the runtime's 400 about the unknown field cannot echo it", async () => {
-		const response = await call("/v1/completions", { body: { prompt: uniquePrompt("key"), [VISA]: true }, key, env: { DLP_POLICY: "redact" } });
+		const response = await call("/v1/completions", {
+			body: { prompt: uniquePrompt("key"), [VISA]: true },
+			key,
+			env: { DLP_POLICY: "redact" },
+		});
 		// Forwarded with the key redacted, or refused by an allow-list naming the redacted key: never echoed.
 		const forwarded = origin.calls.filter((c) => c.path !== "/v1/status").map((c) => Object.keys(c.body!));
 		expect(forwarded.flat().filter((k) => onlyDigits(k).length > 0)).toEqual([]);

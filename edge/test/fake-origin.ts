@@ -95,25 +95,44 @@ export class FakeOrigin {
 		const text: string = answer.text ?? answer.choices[0].text ?? answer.choices[0].message.content;
 		const codePoints = Array.from(text);
 		// Pieces as a tokenizer makes them: uneven, never empty (4 code points, then 6 at a time).
-		const pieces = codePoints.length <= 4 ? [codePoints.length] : [4, ...Array.from({ length: Math.ceil((codePoints.length - 4) / 6) }, (_, i) => Math.min(6, codePoints.length - 4 - 6 * i))];
+		const pieces =
+			codePoints.length <= 4
+				? [codePoints.length]
+				: [4, ...Array.from({ length: Math.ceil((codePoints.length - 4) / 6) }, (_, i) => Math.min(6, codePoints.length - 4 - 6 * i))];
 		if (!body.stream) {
 			return new Response(JSON.stringify(answer, null, 1), {
-				headers: { "content-type": "application/json", "x-model-fingerprint": this.fingerprint, "x-steadytext-pieces": JSON.stringify(pieces) },
+				headers: {
+					"content-type": "application/json",
+					"x-model-fingerprint": this.fingerprint,
+					"x-steadytext-pieces": JSON.stringify(pieces),
+				},
 			});
 		}
 		const format: StreamFormat = path === "/v1/generate" ? "native" : path === "/v1/completions" ? "completion" : "chat";
-		const stream = renderStream(format, JSON.stringify(answer), pieces.filter((n) => n > 0), body.stream_options?.include_usage === true)!;
+		const stream = renderStream(
+			format,
+			JSON.stringify(answer),
+			pieces.filter((n) => n > 0),
+			body.stream_options?.include_usage === true,
+		)!;
 		expectValidStream(path, stream);
-		return new Response(stream, { headers: { "content-type": "text/event-stream; charset=utf-8", "x-model-fingerprint": this.fingerprint } });
+		return new Response(stream, {
+			headers: { "content-type": "text/event-stream; charset=utf-8", "x-model-fingerprint": this.fingerprint },
+		});
 	}
 
 	/** The real runtime's recorded answer for a request equal to a golden fixture's. */
 	private golden(path: string, body: Json): Response | null {
 		const { stream, stream_options, ...request } = body;
-		const fixture = Object.values(GOLDENS).find((golden: Golden) => golden.route === path && JSON.stringify(golden.request) === JSON.stringify(request));
+		const fixture = Object.values(GOLDENS).find(
+			(golden: Golden) => golden.route === path && JSON.stringify(golden.request) === JSON.stringify(request),
+		);
 		if (!fixture) return null;
 		const headers = { "x-model-fingerprint": fixture.fingerprint };
-		if (!stream) return new Response(fixture.answer, { headers: { ...headers, "content-type": "application/json", "x-steadytext-pieces": JSON.stringify(fixture.pieces ?? []) } });
+		if (!stream)
+			return new Response(fixture.answer, {
+				headers: { ...headers, "content-type": "application/json", "x-steadytext-pieces": JSON.stringify(fixture.pieces ?? []) },
+			});
 		const events = stream_options?.include_usage ? fixture.stream_with_usage : fixture.stream;
 		return new Response(events, { headers: { ...headers, "content-type": "text/event-stream; charset=utf-8" } });
 	}
@@ -125,13 +144,16 @@ export class FakeOrigin {
 			return this.json({ fingerprint, model: { name: "gemma3-270m", sha256: "a5fd", n_ctx: 2048, embedding_dim: 4 } });
 		}
 		if (path === "/v1/models" && method === "GET") return this.json({ object: "list", data: [{ id: "gemma3-270m", object: "model" }] });
-		if (method !== "POST" || body === null) return this.json({ error: { type: "not_found", message: `no route for ${method} ${path}` } }, 404);
+		if (method !== "POST" || body === null)
+			return this.json({ error: { type: "not_found", message: `no route for ${method} ${path}` } }, 404);
 		const schema = ROUTES[path]?.request;
 		const broken = schema ? violations(schema, body) : [];
 		if (broken.length > 0) return this.json({ error: { type: "invalid_request", message: `body: ${broken[0]}`, field: "body" } }, 400);
-		if (body.prompt === "origin says no") return this.json({ error: { type: "invalid_request", message: "prompt: is too long", field: "prompt" } }, 400);
+		if (body.prompt === "origin says no")
+			return this.json({ error: { type: "invalid_request", message: "prompt: is too long", field: "prompt" } }, 400);
 		// Refusals for something outside the cache key: the requests of two tenants can share a key and differ here.
-		if (body.user === "refuse me") return this.json({ error: { type: "invalid_request", message: "user: 'refuse me' is not allowed", field: "user" } }, 400);
+		if (body.user === "refuse me")
+			return this.json({ error: { type: "invalid_request", message: "user: 'refuse me' is not allowed", field: "user" } }, 400);
 		if (body.user === "queue full") {
 			const full = this.json({ error: { type: "queue_full", message: "the queue is full" } }, 429);
 			full.headers.set("retry-after", "1");
@@ -140,7 +162,9 @@ export class FakeOrigin {
 		if (body.stream && this.nextStream !== null) {
 			const text = this.nextStream;
 			this.nextStream = null;
-			return new Response(text, { headers: { "content-type": "text/event-stream; charset=utf-8", "x-model-fingerprint": this.fingerprint } });
+			return new Response(text, {
+				headers: { "content-type": "text/event-stream; charset=utf-8", "x-model-fingerprint": this.fingerprint },
+			});
 		}
 		const golden = this.golden(path, body);
 		if (golden) return golden;
@@ -152,7 +176,11 @@ export class FakeOrigin {
 		});
 		const openAiUsage = { ...usage, total_tokens: usage.prompt_tokens + usage.completion_tokens };
 		// Deterministic, as the runtime's: the same request gets the same id.
-		const id = (prefix: string) => `${prefix}-${Array.from(text, (c) => c.charCodeAt(0).toString(16)).join("").padEnd(24, "0").slice(-24)}`;
+		const id = (prefix: string) =>
+			`${prefix}-${Array.from(text, (c) => c.charCodeAt(0).toString(16))
+				.join("")
+				.padEnd(24, "0")
+				.slice(-24)}`;
 		const answer = (embedded: Json): Response => {
 			// Checking millions of numbers one by one would outlast a test: the size tests' vectors are skipped.
 			if (this.embeddingDim <= 4096) expectValid(ROUTES[path].answer, embedded);
@@ -165,16 +193,25 @@ export class FakeOrigin {
 				return answer({ embeddings: vectors, dim: this.embeddingDim, model: "gemma3-270m", fingerprint });
 			case "/v1/completions": {
 				const base = { id: id("cmpl"), object: "text_completion", created: 0, model: "gemma3-270m", system_fingerprint: fingerprint };
-				return this.generation(path, { ...base, choices: [{ index: 0, text, logprobs: null, finish_reason: "length" }], usage: openAiUsage }, body);
+				return this.generation(
+					path,
+					{ ...base, choices: [{ index: 0, text, logprobs: null, finish_reason: "length" }], usage: openAiUsage },
+					body,
+				);
 			}
 			case "/v1/chat/completions": {
 				const base = { id: id("chatcmpl"), object: "chat.completion", created: 0, model: "gemma3-270m", system_fingerprint: fingerprint };
 				const message = { role: "assistant", content: text };
-				return this.generation(path, { ...base, choices: [{ index: 0, message, logprobs: null, finish_reason: "length" }], usage: openAiUsage }, body);
+				return this.generation(
+					path,
+					{ ...base, choices: [{ index: 0, message, logprobs: null, finish_reason: "length" }], usage: openAiUsage },
+					body,
+				);
 			}
 			case "/v1/embeddings": {
 				// Like the runtime: base64 of the little-endian float32 vector when the client asks for it.
-				const encode = (vector: number[]) => (body.encoding_format === "base64" ? btoa(String.fromCharCode(...new Uint8Array(new Float32Array(vector).buffer))) : vector);
+				const encode = (vector: number[]) =>
+					body.encoding_format === "base64" ? btoa(String.fromCharCode(...new Uint8Array(new Float32Array(vector).buffer))) : vector;
 				return answer({
 					object: "list",
 					data: vectors.map((vector, index) => ({ object: "embedding", index, embedding: encode(vector) })),
@@ -192,7 +229,13 @@ export class FakeOrigin {
 		const request = new Request(input, init);
 		const url = new URL(request.url);
 		const text = request.method === "POST" ? await request.text() : "";
-		this.calls.push({ host: url.host, path: url.pathname, method: request.method, headers: request.headers, body: text ? JSON.parse(text) : null });
+		this.calls.push({
+			host: url.host,
+			path: url.pathname,
+			method: request.method,
+			headers: request.headers,
+			body: text ? JSON.parse(text) : null,
+		});
 		const behaviour = this.hosts.get(url.host) ?? {};
 		const inference = request.method === "POST";
 		if (inference) this.pending += 1;
@@ -207,7 +250,8 @@ export class FakeOrigin {
 			behaviour.dropConnections -= 1;
 			throw new TypeError("Network connection lost.");
 		}
-		if (behaviour.fail === 429) return this.json({ error: { type: "queue_full", message: "the queue is full; retry in 3s" } }, 429, { "retry-after": "3" });
+		if (behaviour.fail === 429)
+			return this.json({ error: { type: "queue_full", message: "the queue is full; retry in 3s" } }, 429, { "retry-after": "3" });
 		if (typeof behaviour.fail === "number") return new Response("origin failure", { status: behaviour.fail });
 		if (behaviour.respond && inference) return behaviour.respond(url.pathname);
 		return this.answer(url.pathname, request.method, text ? JSON.parse(text) : null);

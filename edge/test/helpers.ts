@@ -53,7 +53,13 @@ export async function createKey(options: { revoked?: boolean; kvOnly?: boolean; 
 	keyCounter += 1;
 	const key = `sk_test_${keyCounter}_${crypto.randomUUID().replaceAll("-", "")}`;
 	const keyHash = await sha256Hex(key);
-	const record = { id: `key_${keyCounter}_${keyHash.slice(0, 8)}`, name: `test ${keyCounter}`, key_hash: keyHash, created_at: 1700000000, revoked: !!options.revoked };
+	const record = {
+		id: `key_${keyCounter}_${keyHash.slice(0, 8)}`,
+		name: `test ${keyCounter}`,
+		key_hash: keyHash,
+		created_at: 1700000000,
+		revoked: !!options.revoked,
+	};
 	if (!options.d1Only) await env.CACHE.put(`apikey:${keyHash}`, JSON.stringify(record));
 	if (!options.kvOnly) {
 		await env.DB.prepare("INSERT INTO api_keys (id, name, key_hash, created_at, revoked_at) VALUES (?, ?, ?, ?, ?)")

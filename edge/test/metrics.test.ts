@@ -19,13 +19,19 @@ beforeEach(async () => {
 afterEach(() => vi.restoreAllMocks());
 
 const rows = async () =>
-	(await env.DB.prepare("SELECT endpoint, method, status, cache, cache_tier, duration_ms, key_id FROM request_metrics ORDER BY id").all<Record<string, any>>())
-		.results;
+	(
+		await env.DB.prepare("SELECT endpoint, method, status, cache, cache_tier, duration_ms, key_id FROM request_metrics ORDER BY id").all<
+			Record<string, any>
+		>()
+	).results;
 
 /** This isolate's in-memory count of unadmitted requests for an endpoint and status, as /metrics shows it. */
 async function unadmittedCount(endpoint: string, status: number): Promise<number> {
 	const text = await (await call("/metrics", { key: "test-metrics-token" })).text();
-	const pattern = new RegExp(`^steadytext_edge_unadmitted_requests_total\\{endpoint="${endpoint}",isolate="[0-9a-f]{8}",status="${status}"\\} (\\d+)$`, "m");
+	const pattern = new RegExp(
+		`^steadytext_edge_unadmitted_requests_total\\{endpoint="${endpoint}",isolate="[0-9a-f]{8}",status="${status}"\\} (\\d+)$`,
+		"m",
+	);
 	return Number(pattern.exec(text)?.[1] ?? 0);
 }
 
@@ -52,7 +58,8 @@ describe("request_metrics rows", () => {
 		if (left < 5) await new Promise((resolve) => setTimeout(resolve, left * 1000 + 200));
 		const tight = { RATE_LIMITER: env.TIGHT_RATE_LIMITER };
 		const limitedKey = await createKey();
-		for (let i = 0; i < 3; i++) expect((await call("/v1/generate", { body: { prompt: uniquePrompt("n") }, key: limitedKey, env: tight })).status).toBe(200);
+		for (let i = 0; i < 3; i++)
+			expect((await call("/v1/generate", { body: { prompt: uniquePrompt("n") }, key: limitedKey, env: tight })).status).toBe(200);
 		const before = {
 			unauthorized: await unadmittedCount("/v1/generate", 401),
 			unmatched: await unadmittedCount("unmatched", 404),
@@ -77,17 +84,21 @@ describe("request_metrics rows", () => {
 		const total = 60;
 		const ctx = createExecutionContext();
 		const requests = Array.from({ length: total }, (_, i) =>
-			worker.fetch(new Request(`${BASE}/v1/models?i=${i}`, { headers: { authorization: `Bearer ${key}` } }), env, ctx).then(async (response) => {
-				expect(response.status).toBe(200);
-				await response.text();
-				// Spread the finishes over several flush windows.
-				await new Promise((resolve) => setTimeout(resolve, (i % 4) * FLUSH_WINDOW_MS * 0.6));
-			}),
+			worker
+				.fetch(new Request(`${BASE}/v1/models?i=${i}`, { headers: { authorization: `Bearer ${key}` } }), env, ctx)
+				.then(async (response) => {
+					expect(response.status).toBe(200);
+					await response.text();
+					// Spread the finishes over several flush windows.
+					await new Promise((resolve) => setTimeout(resolve, (i % 4) * FLUSH_WINDOW_MS * 0.6));
+				}),
 		);
 		await Promise.all(requests);
 		await waitOnExecutionContext(ctx);
 		expect(await rows()).toHaveLength(total);
-		const counter = await env.DB.prepare("SELECT value FROM metric_counters WHERE name = 'steadytext_edge_requests_total'").first<{ value: number }>();
+		const counter = await env.DB.prepare("SELECT value FROM metric_counters WHERE name = 'steadytext_edge_requests_total'").first<{
+			value: number;
+		}>();
 		expect(counter?.value).toBe(total);
 	});
 });
@@ -95,7 +106,9 @@ describe("request_metrics rows", () => {
 describe("pruning", () => {
 	const DAY_MS = 86_400_000;
 	const insert = (tsMs: number) =>
-		env.DB.prepare("INSERT INTO request_metrics (ts_ms, endpoint, method, status, cache, duration_ms) VALUES (?, '/v1/generate', 'POST', 200, 'MISS', 1)").bind(tsMs);
+		env.DB.prepare(
+			"INSERT INTO request_metrics (ts_ms, endpoint, method, status, cache, duration_ms) VALUES (?, '/v1/generate', 'POST', 200, 'MISS', 1)",
+		).bind(tsMs);
 
 	it("deletes rows past the retention in LIMIT-ed chunks, at most a capped number per run", async () => {
 		const now = Date.now();
@@ -135,7 +148,9 @@ describe("GET /metrics", () => {
 		expect(text).toContain('steadytext_edge_requests_total{cache="MISS",endpoint="/v1/generate",status="200"} 1');
 		expect(text).toContain('steadytext_edge_request_duration_seconds_count{endpoint="/v1/models"} 1');
 		expect(text).toContain("# TYPE steadytext_edge_unadmitted_requests_total counter");
-		const buckets = text.split("\n").filter((line) => line.startsWith('steadytext_edge_request_duration_seconds_bucket{endpoint="/v1/models"'));
+		const buckets = text
+			.split("\n")
+			.filter((line) => line.startsWith('steadytext_edge_request_duration_seconds_bucket{endpoint="/v1/models"'));
 		expect(buckets.at(-1)).toMatch(/le="\+Inf"\} 1$/);
 		const les = buckets.map((line) => /le="([^"]+)"/.exec(line)![1]).map((le) => (le === "+Inf" ? Infinity : Number(le)));
 		expect(les).toEqual([...les].sort((a, b) => a - b));

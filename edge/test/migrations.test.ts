@@ -23,12 +23,19 @@ it("upgrades a database created by the old schema.sql, keeps its cached answers 
 	const generate = { prompt: uniquePrompt("before the upgrade") };
 	const embed = { input: uniquePrompt("before the upgrade") };
 	const old = [
-		{ table: "generation_cache", route: "/v1/generate", params: generate, key: await cacheKey("generate", "/v1/generate", generate, FINGERPRINT) },
+		{
+			table: "generation_cache",
+			route: "/v1/generate",
+			params: generate,
+			key: await cacheKey("generate", "/v1/generate", generate, FINGERPRINT),
+		},
 		{ table: "embedding_cache", route: "/v1/embed", params: embed, key: await cacheKey("embed", "/v1/embed", embed, FINGERPRINT) },
 	].map((row, i) => ({ ...row, body: `{\n "stored": "before the upgrade", "row": ${i}\n}` }));
 	await db.batch(
 		old.map((row) =>
-			db.prepare(INSERT_OLD_ROW.replace("{table}", row.table)).bind(row.key, row.route, canonicalJson(row.params), FINGERPRINT, row.body, now - 60, now - 60, now + 3600),
+			db
+				.prepare(INSERT_OLD_ROW.replace("{table}", row.table))
+				.bind(row.key, row.route, canonicalJson(row.params), FINGERPRINT, row.body, now - 60, now - 60, now + 3600),
 		),
 	);
 

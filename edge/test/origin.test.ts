@@ -21,7 +21,8 @@ beforeEach(async () => {
 });
 afterEach(() => vi.restoreAllMocks());
 
-const generate = (prompt: string, extra: Partial<Env> = {}) => call("/v1/generate", { body: { prompt }, key, env: { ...origins, ...extra } });
+const generate = (prompt: string, extra: Partial<Env> = {}) =>
+	call("/v1/generate", { body: { prompt }, key, env: { ...origins, ...extra } });
 
 describe("failover", () => {
 	it("uses the fallback origin when the primary is unreachable", async () => {

@@ -36,7 +36,18 @@ describe("routes", () => {
 
 	it("POST /v1/completions forwards exactly the validated OpenAI fields", async () => {
 		const prompt = uniquePrompt("openai");
-		const body = { model: "gemma3-270m", prompt, max_tokens: 4, temperature: 0, top_p: 1, n: 1, seed: 3, stop: ["\n"], user: "u-1", stream_options: { include_usage: true } };
+		const body = {
+			model: "gemma3-270m",
+			prompt,
+			max_tokens: 4,
+			temperature: 0,
+			top_p: 1,
+			n: 1,
+			seed: 3,
+			stop: ["\n"],
+			user: "u-1",
+			stream_options: { include_usage: true },
+		};
 		const response = await call("/v1/completions", { body, key });
 		expect(response.status).toBe(200);
 		expect((await response.json<{ object: string }>()).object).toBe("text_completion");
@@ -57,8 +68,17 @@ describe("routes", () => {
 		const answer = await response.json<{ choices: { message: { content: string } }[] }>();
 		expect(answer.choices[0].message.content).toBe(origin.generatedText({ messages, max_tokens: 4 }));
 		const named = [{ role: "system", content: "be brief", name: "setup" }, ...messages];
-		await call("/v1/chat/completions", { body: { model: "gemma3-270m", messages: named, max_completion_tokens: 4, stream: false, user: "u" }, key });
-		expect(origin.callsTo("/v1/chat/completions")[1].body).toEqual({ model: "gemma3-270m", messages: named, max_completion_tokens: 4, stream: false, user: "u" });
+		await call("/v1/chat/completions", {
+			body: { model: "gemma3-270m", messages: named, max_completion_tokens: 4, stream: false, user: "u" },
+			key,
+		});
+		expect(origin.callsTo("/v1/chat/completions")[1].body).toEqual({
+			model: "gemma3-270m",
+			messages: named,
+			max_completion_tokens: 4,
+			stream: false,
+			user: "u",
+		});
 	});
 
 	it("POST /v1/embeddings", async () => {

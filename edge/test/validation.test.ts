@@ -49,7 +49,11 @@ describe("request bodies", () => {
 	});
 
 	it("accepts application/json with a charset", async () => {
-		const response = await call("/v1/generate", { rawBody: '{"prompt":"charset ok"}', headers: { "content-type": "application/json; charset=utf-8" }, key });
+		const response = await call("/v1/generate", {
+			rawBody: '{"prompt":"charset ok"}',
+			headers: { "content-type": "application/json; charset=utf-8" },
+			key,
+		});
 		expect(response.status).toBe(200);
 	});
 
@@ -129,7 +133,10 @@ describe("fields", () => {
 	});
 
 	it("accepts a user id of exactly the maximum length", async () => {
-		const response = await call("/v1/completions", { body: { model: "gemma3-270m", prompt: "user at the cap", user: "u".repeat(MAX_USER_CHARS) }, key });
+		const response = await call("/v1/completions", {
+			body: { model: "gemma3-270m", prompt: "user at the cap", user: "u".repeat(MAX_USER_CHARS) },
+			key,
+		});
 		expect(response.status).toBe(200);
 	});
 
@@ -190,7 +197,11 @@ describe("nesting depth", () => {
 
 	it("accepts nesting up to the limit (the field check then decides)", async () => {
 		// The body object is level 1, so the field's value may nest MAX_JSON_DEPTH - 1 levels.
-		const response = await call("/v1/generate", { rawBody: `{"prompt": "x", "stop": ${nested(MAX_JSON_DEPTH - 1)}}`, headers: JSON_TYPE, key });
+		const response = await call("/v1/generate", {
+			rawBody: `{"prompt": "x", "stop": ${nested(MAX_JSON_DEPTH - 1)}}`,
+			headers: JSON_TYPE,
+			key,
+		});
 		await expectError(response, 400, "invalid_request", "stop");
 	});
 
@@ -198,7 +209,7 @@ describe("nesting depth", () => {
 		const prompt = `${"[".repeat(100)} \" ${"{".repeat(100)} \\`;
 		const response = await call("/v1/generate", { body: { prompt }, key });
 		expect(response.status).toBe(200);
-		expect(() => checkNestingDepth(JSON.stringify({ a: "\\\"[[[[" }), 1)).not.toThrow();
+		expect(() => checkNestingDepth(JSON.stringify({ a: '\\"[[[[' }), 1)).not.toThrow();
 		expect(() => checkNestingDepth(String.raw`{"a": "\\", "b": [[1]]}`, 2)).toThrow(/limit of 2/);
 	});
 });

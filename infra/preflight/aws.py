@@ -49,9 +49,7 @@ def check_aws(aws: AwsConfig, session: boto3.Session | None = None) -> list[Chec
         _vcpu_quota(client, aws),
         _offerings(client, aws),
         _reachable(client, "ecr", "ECR", lambda ecr: ecr.describe_repositories(maxResults=1)),
-        _reachable(
-            client, "secretsmanager", "Secrets Manager", lambda sm: sm.list_secrets(MaxResults=1)
-        ),
+        _reachable(client, "secretsmanager", "Secrets Manager", lambda sm: sm.list_secrets(MaxResults=1)),
     ]
 
 
@@ -111,9 +109,9 @@ def _offerings(client: Callable, aws: AwsConfig) -> Check:
     try:
         available = [
             zone["ZoneName"]
-            for zone in ec2.describe_availability_zones(
-                Filters=[{"Name": "state", "Values": ["available"]}]
-            )["AvailabilityZones"]
+            for zone in ec2.describe_availability_zones(Filters=[{"Name": "state", "Values": ["available"]}])[
+                "AvailabilityZones"
+            ]
         ]
         offered = {
             offering["Location"]
@@ -157,8 +155,10 @@ def _offerings(client: Callable, aws: AwsConfig) -> Check:
         )
     offering = [zone for zone in available if zone in offered]
     return passed(
-        AREA, title, f"{where}: in {len(offering)} availability zones ({', '.join(offering)}); subnets go "
-        f"into {', '.join(zones)}"
+        AREA,
+        title,
+        f"{where}: in {len(offering)} availability zones ({', '.join(offering)}); subnets go "
+        f"into {', '.join(zones)}",
     )
 
 

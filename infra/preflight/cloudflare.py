@@ -131,8 +131,12 @@ def _granted(permission: TokenPermission, policies: list[Any], account_id: str, 
         return any(
             isinstance(policy, dict)
             and policy.get("effect") == effect
-            and names & {group.get("name") for group in policy.get("permission_groups") or []
-                         if isinstance(group, dict)}
+            and names
+            & {
+                group.get("name")
+                for group in policy.get("permission_groups") or []
+                if isinstance(group, dict)
+            }
             and _covers(policy.get("resources") or {}, permission.scope, account_id, zone_id)
             for policy in policies
         )
@@ -208,7 +212,8 @@ def _dlp(api: CloudflareApi, cf: CloudflareConfig) -> Check:
         # predefined profiles `dlpProfile: predefined` uses; a custom profile or any other predefined one
         # means the DLP add-on.
         entitled = [
-            p for p in answer.result
+            p
+            for p in answer.result
             if isinstance(p, dict) and (p.get("type") == "custom" or p.get("id") not in free_ids)
         ]
         if not entitled:
@@ -249,9 +254,7 @@ def _workers_paid(api: CloudflareApi, cf: CloudflareConfig) -> Check:
             "'Billing → Read' to the token so the preflight can check it",
         )
     plans = {
-        str((item.get("rate_plan") or {}).get("id", ""))
-        for item in answer.result
-        if isinstance(item, dict)
+        str((item.get("rate_plan") or {}).get("id", "")) for item in answer.result if isinstance(item, dict)
     }
     paid = sorted(plan for plan in plans if plan.lower().startswith("workers") and "free" not in plan.lower())
     if not paid:
@@ -378,8 +381,6 @@ def _service_token_expiry(api: CloudflareApi, cf: CloudflareConfig) -> Check:
         title,
         f"{name} ",
         str(soonest["expires_at"]),
-        "rotate it before it expires: docs/infra.md, \"Service token\" (pulumi config set "
+        'rotate it before it expires: docs/infra.md, "Service token" (pulumi config set '
         "serviceTokenSecretVersion <current + 1>; pulumi up)",
     )
-
-

@@ -108,8 +108,18 @@ def test_instance_types_that_cannot_run_the_image_are_refused_naming_one_that_ca
 
 
 @pytest.mark.parametrize(
-    "instance_type", ["g4dn.xlarge", "g5.2xlarge", "g6.xlarge", "g6e.12xlarge", "gr6.4xlarge", "p4d.24xlarge",
-                      "p5.48xlarge", "p5en.48xlarge", "g4dn.metal"]
+    "instance_type",
+    [
+        "g4dn.xlarge",
+        "g5.2xlarge",
+        "g6.xlarge",
+        "g6e.12xlarge",
+        "gr6.4xlarge",
+        "p4d.24xlarge",
+        "p5.48xlarge",
+        "p5en.48xlarge",
+        "g4dn.metal",
+    ],
 )
 def test_x86_nvidia_types_the_image_is_built_for_are_accepted(instance_type):
     assert load_aws("prod", {f"{PROJECT}:gpuInstanceType": instance_type}).gpu.instance_type == instance_type

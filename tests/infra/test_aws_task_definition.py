@@ -35,6 +35,8 @@ GIB = 1024**3
 
 def stack_prefix(stack: str) -> str:
     return {"dev": "steadytext-dev", "prod": "steadytext-prod"}[stack]
+
+
 CREDENTIAL_NAMES = {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "RUNTIME_AUTH_TOKEN", "TUNNEL_TOKEN"}
 
 

@@ -21,10 +21,9 @@ TOKEN_ID = "ed17574386854bf78a67040be0a770b0"
 def policies_granting(permissions=TOKEN_PERMISSIONS, account_id: str = "", zone_id: str = "") -> list[dict]:
     """Token policies as the API returns them: account permissions on the account, zone permissions on
     every zone of the account (the dashboard's "All zones from an account", a nested resource map)."""
+
     def groups(scope: str) -> list[dict]:
-        return [
-            {"id": f"pg-{i}", "name": p.api_name} for i, p in enumerate(permissions) if p.scope == scope
-        ]
+        return [{"id": f"pg-{i}", "name": p.api_name} for i, p in enumerate(permissions) if p.scope == scope]
 
     account_key = f"com.cloudflare.api.account.{account_id}"
     return [
@@ -108,8 +107,11 @@ class _Handler(BaseHTTPRequestHandler):
             profiles = [{"id": p.id, "name": p.name, "type": "predefined"} for p in PREDEFINED_PROFILES]
             if a.dlp_addon:
                 profiles.append(
-                    {"id": "c8b8a0e1-0000-4000-8000-000000000001", "name": "Credentials and Secrets",
-                     "type": "predefined"}
+                    {
+                        "id": "c8b8a0e1-0000-4000-8000-000000000001",
+                        "name": "Credentials and Secrets",
+                        "type": "predefined",
+                    }
                 )
             return _envelope(profiles)
         for profile in PREDEFINED_PROFILES:
@@ -118,11 +120,18 @@ class _Handler(BaseHTTPRequestHandler):
         if path == f"{acct}/subscriptions":
             if a.subscriptions is None:
                 return _envelope(status=403, code=9109, message="Unauthorized to access requested resource")
-            return _envelope([{"id": f"sub-{i}", "rate_plan": {"id": plan}} for i, plan in
-                              enumerate(a.subscriptions)])
+            return _envelope(
+                [{"id": f"sub-{i}", "rate_plan": {"id": plan}} for i, plan in enumerate(a.subscriptions)]
+            )
         if path == f"/zones/{a.zone_id}":
-            return _envelope({"id": a.zone_id, "name": a.zone_name, "status": "active",
-                              "account": {"id": a.account_id, "name": "test"}})
+            return _envelope(
+                {
+                    "id": a.zone_id,
+                    "name": a.zone_name,
+                    "status": "active",
+                    "account": {"id": a.account_id, "name": "test"},
+                }
+            )
         if path == f"{acct}/gateway/configuration":
             return _envelope({"settings": {"tls_decrypt": {"enabled": a.tls_decrypt}}})
         if path == f"{acct}/access/service_tokens":

@@ -66,8 +66,12 @@ def test_permission_on_another_account_or_denied_does_not_count(cloudflare, aws,
     assert "missing Workers Scripts → Edit (account)" in line(out, "API token permissions")
 
     account.policies = policies_granting(account_id=ACCOUNT_ID, zone_id=ZONE_ID) + [
-        {"id": "p3", "effect": "deny", "permission_groups": [{"id": "x", "name": "DNS Write"}],
-         "resources": {f"com.cloudflare.api.account.zone.{ZONE_ID}": "*"}}
+        {
+            "id": "p3",
+            "effect": "deny",
+            "permission_groups": [{"id": "x", "name": "DNS Write"}],
+            "resources": {f"com.cloudflare.api.account.zone.{ZONE_ID}": "*"},
+        }
     ]
     code, out, _ = run(capsys, tmp_path)
     assert code == 1
@@ -220,8 +224,11 @@ def test_unknown_stack_is_a_usage_error(capsys, tmp_path):
 
 
 def checklist_titles(out: str) -> set[str]:
-    return {text.strip()[2:].split(": ", 1)[0] for text in out.splitlines() if text.startswith("  ") and
-            text.strip()[:1] in "✓!✗"}
+    return {
+        text.strip()[2:].split(": ", 1)[0]
+        for text in out.splitlines()
+        if text.startswith("  ") and text.strip()[:1] in "✓!✗"
+    }
 
 
 def test_docs_describe_every_check_and_no_other(cloudflare, aws, account, capsys, tmp_path):

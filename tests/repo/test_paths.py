@@ -129,9 +129,7 @@ def documented_files() -> list[str]:
     # A migration is never edited once written (a deployed database records its digest), so the paths its
     # comments name are the ones of the day it was written.
     return [
-        path
-        for path in tracked_files()
-        if not path.startswith(("edge/worker-configuration", "migrations/"))
+        path for path in tracked_files() if not path.startswith(("edge/worker-configuration", "migrations/"))
     ]
 
 

@@ -71,7 +71,9 @@ async function findRecord(env: Env, keyHash: string): Promise<ApiKeyRecord | nul
 }
 
 function refusal(kind: Refusal): HttpError {
-	return kind === "revoked" ? new HttpError(403, "forbidden", "API key has been revoked") : new HttpError(401, "unauthorized", "invalid API key");
+	return kind === "revoked"
+		? new HttpError(403, "forbidden", "API key has been revoked")
+		: new HttpError(401, "unauthorized", "invalid API key");
 }
 
 /** Resolves the key's record; throws 401 for unknown keys and 403 for revoked ones. */

@@ -19,9 +19,15 @@ function clientIp(request: Request): string {
 
 function tooManyFailures(nowMs: number): HttpError {
 	const retryAfter = secondsUntilNextWindow(nowMs, AUTH_FAILURE_PERIOD_SECONDS);
-	return new HttpError(429, "too_many_auth_failures", `too many failed credential checks from this client; retry in ${retryAfter} s`, undefined, {
-		"Retry-After": String(retryAfter),
-	});
+	return new HttpError(
+		429,
+		"too_many_auth_failures",
+		`too many failed credential checks from this client; retry in ${retryAfter} s`,
+		undefined,
+		{
+			"Retry-After": String(retryAfter),
+		},
+	);
 }
 
 /**
@@ -34,7 +40,11 @@ export async function checkCredentials<T>(request: Request, env: Env, check: () 
 	try {
 		return await check();
 	} catch (error) {
-		if (error instanceof HttpError && (error.status === 401 || error.status === 403) && !(await withinLimit(env.AUTH_FAILURE_LIMITER, ip))) {
+		if (
+			error instanceof HttpError &&
+			(error.status === 401 || error.status === 403) &&
+			!(await withinLimit(env.AUTH_FAILURE_LIMITER, ip))
+		) {
 			const nowMs = Date.now();
 			blockedUntilWindowEnd.set(ip, true, secondsUntilNextWindow(nowMs, AUTH_FAILURE_PERIOD_SECONDS) * 1000, nowMs);
 			throw tooManyFailures(nowMs);

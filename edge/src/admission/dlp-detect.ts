@@ -243,7 +243,10 @@ function ssnWindows(run: Run, keywords: () => [number, number][]): Window[] {
 			const last = groups[to].last;
 			const structured = formatted && to === from + SSN_GROUPS.length - 1;
 			const nearKeyword = () =>
-				keywords().some(([start, end]) => (end <= first && first - end <= SSN_CONTEXT_DISTANCE) || (start > last && start - last - 1 <= SSN_CONTEXT_DISTANCE));
+				keywords().some(
+					([start, end]) =>
+						(end <= first && first - end <= SSN_CONTEXT_DISTANCE) || (start > last && start - last - 1 <= SSN_CONTEXT_DISTANCE),
+				);
 			if (structured || nearKeyword()) windows.push({ classId: "us_ssn", from, to });
 		}
 	}
@@ -267,10 +270,14 @@ function detectJoined(segments: readonly string[], joint: string, classes: reado
 	const normalized = normalizeText(segments, joint, invisibleAs);
 	const { text } = normalized;
 	let keywordSpans: [number, number][] | null = null;
-	const keywords = () => (keywordSpans ??= [...text.matchAll(SSN_CONTEXT)].map((m) => [m.index, m.index + m[0].length] as [number, number]));
+	const keywords = () =>
+		(keywordSpans ??= [...text.matchAll(SSN_CONTEXT)].map((m) => [m.index, m.index + m[0].length] as [number, number]));
 	const findings: Finding[] = [];
 	for (const run of runsOf(text)) {
-		const windows = [...(classes.includes("us_ssn") ? ssnWindows(run, keywords) : []), ...(classes.includes("payment_card") ? cardWindows(run) : [])];
+		const windows = [
+			...(classes.includes("us_ssn") ? ssnWindows(run, keywords) : []),
+			...(classes.includes("payment_card") ? cardWindows(run) : []),
+		];
 		for (const window of windows) {
 			findings.push({ classId: window.classId, spans: spansOf(normalized, run.groups[window.from].first, run.groups[window.to].last) });
 		}

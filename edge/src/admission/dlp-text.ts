@@ -125,7 +125,7 @@ function normalizePiece(value: string, segment: number, offset: number, invisibl
 	const chars: string[] = [];
 	const start: number[] = [];
 	const end: number[] = [];
-	for (let i = 0; i < value.length; ) {
+	for (let i = 0; i < value.length;) {
 		const code = value.charCodeAt(i);
 		const next = value.charCodeAt(i + 1);
 		const width = code >= 0xd800 && code <= 0xdbff && next >= 0xdc00 && next <= 0xdfff ? 2 : 1;

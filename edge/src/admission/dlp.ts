@@ -76,7 +76,8 @@ function readTogether(leaf: Leaf): 0 | 1 | null {
 	if (top === "messages" && typeof index === "number" && field === "content") {
 		if (partIndex === undefined || (typeof partIndex === "number" && partField === "text")) return 0;
 	}
-	if ((top === "prompt" || top === "stop") && field === undefined && (index === undefined || typeof index === "number")) return top === "prompt" ? 0 : 1;
+	if ((top === "prompt" || top === "stop") && field === undefined && (index === undefined || typeof index === "number"))
+		return top === "prompt" ? 0 : 1;
 	return null;
 }
 
@@ -104,7 +105,10 @@ function findAll(leaves: Leaf[]): LeafFinding[] {
 	const findings: LeafFinding[] = [];
 	for (const batch of batches) {
 		for (const finding of detect(batch.map((index) => leaves[index].text))) {
-			findings.push({ classId: finding.classId, parts: finding.spans.map((span) => ({ leaf: batch[span.segment], start: span.start, end: span.end })) });
+			findings.push({
+				classId: finding.classId,
+				parts: finding.spans.map((span) => ({ leaf: batch[span.segment], start: span.start, end: span.end })),
+			});
 		}
 	}
 	return findings.sort((a, b) => a.parts[0].leaf - b.parts[0].leaf || a.parts[0].start - b.parts[0].start);
@@ -132,7 +136,12 @@ function blocked(leaves: Leaf[], finding: LeafFinding): HttpError {
 	// HttpError puts the first field in front (`<field>: ...`): the subject names the others.
 	const subject = fields.length === 1 ? "contains" : `${fields.join(" and ")} together contain`;
 	const keyNote = finding.parts.some((part) => leaves[part.leaf].kind === "key") ? " (in an object key)" : "";
-	return new HttpError(422, "dlp_violation", `${subject} a ${dlpClass.name} (${dlpClass.id})${keyNote}; the request was blocked by the DLP policy`, fields[0]);
+	return new HttpError(
+		422,
+		"dlp_violation",
+		`${subject} a ${dlpClass.name} (${dlpClass.id})${keyNote}; the request was blocked by the DLP policy`,
+		fields[0],
+	);
 }
 
 /** The text with each range replaced by its marker; overlapping ranges merge into the first one's class. */

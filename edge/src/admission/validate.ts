@@ -112,7 +112,8 @@ const stopStrings: Check = (value, field) => {
 const textInput: Check = (value, field, limits) => {
 	if (!Array.isArray(value)) return nonEmptyString(value, field, limits);
 	if (value.length === 0) throw invalid(field, "must not be an empty array");
-	if (value.length > limits.maxEmbedInputs) throw invalid(field, `has ${value.length} items; the limit is ${limits.maxEmbedInputs} (MAX_EMBED_INPUTS)`);
+	if (value.length > limits.maxEmbedInputs)
+		throw invalid(field, `has ${value.length} items; the limit is ${limits.maxEmbedInputs} (MAX_EMBED_INPUTS)`);
 	return value.map((item, index) => nonEmptyString(item, `${field}[${index}]`, limits));
 };
 

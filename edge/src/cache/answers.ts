@@ -7,20 +7,25 @@ import type { OriginAnswer } from "../origin/client";
 type Json = Record<string, unknown>;
 
 const isObject = (value: unknown): value is Json => value !== null && typeof value === "object" && !Array.isArray(value);
-const everyItem = (value: unknown, check: (item: unknown) => boolean): boolean => Array.isArray(value) && value.length > 0 && value.every(check);
+const everyItem = (value: unknown, check: (item: unknown) => boolean): boolean =>
+	Array.isArray(value) && value.length > 0 && value.every(check);
 const isVector = (value: unknown): boolean => Array.isArray(value) && value.length > 0 && typeof value[0] === "number";
 // OpenAI's encoding_format "base64": the little-endian float32 vector as one base64 string.
-const isBase64Vector = (value: unknown): boolean => typeof value === "string" && /^(?:[A-Za-z0-9+/]{4})+(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/.test(value);
+const isBase64Vector = (value: unknown): boolean =>
+	typeof value === "string" && /^(?:[A-Za-z0-9+/]{4})+(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/.test(value);
 
 /** The top-level shape of each runtime route's answer (by origin path). */
 const SHAPES: Record<string, (answer: Json) => boolean> = {
 	"/v1/generate": (answer) => typeof answer.text === "string",
 	"/v1/embed": (answer) => everyItem(answer.embeddings, isVector),
-	"/v1/completions": (answer) => answer.object === "text_completion" && everyItem(answer.choices, (choice) => isObject(choice) && typeof choice.text === "string"),
+	"/v1/completions": (answer) =>
+		answer.object === "text_completion" && everyItem(answer.choices, (choice) => isObject(choice) && typeof choice.text === "string"),
 	"/v1/chat/completions": (answer) =>
 		answer.object === "chat.completion" &&
 		everyItem(answer.choices, (choice) => isObject(choice) && isObject(choice.message) && typeof choice.message.content === "string"),
-	"/v1/embeddings": (answer) => answer.object === "list" && everyItem(answer.data, (item) => isObject(item) && (isVector(item.embedding) || isBase64Vector(item.embedding))),
+	"/v1/embeddings": (answer) =>
+		answer.object === "list" &&
+		everyItem(answer.data, (item) => isObject(item) && (isVector(item.embedding) || isBase64Vector(item.embedding))),
 };
 
 function isJsonMediaType(contentType: string): boolean {

@@ -100,7 +100,8 @@ export class EventSplitter {
 }
 
 const isObject = (value: unknown): value is Json => value !== null && typeof value === "object" && !Array.isArray(value);
-const isUsage = (value: unknown): boolean => isObject(value) && Number.isInteger(value.prompt_tokens) && Number.isInteger(value.completion_tokens);
+const isUsage = (value: unknown): boolean =>
+	isObject(value) && Number.isInteger(value.prompt_tokens) && Number.isInteger(value.completion_tokens);
 const FINISH_REASONS = new Set(["stop", "length"]);
 
 /** The usage chunk of an OpenAI stream (sent only when stream_options.include_usage is set). */
@@ -134,7 +135,8 @@ export function deriveAnswer(format: StreamFormat, payloads: string[]): { body: 
 
 function deriveNative(events: Json[]): { body: string; pieces: number[] } | null {
 	const done = events.at(-1);
-	if (!done || done.done !== true || typeof done.text !== "string" || !FINISH_REASONS.has(done.finish_reason) || !isUsage(done.usage)) return null;
+	if (!done || done.done !== true || typeof done.text !== "string" || !FINISH_REASONS.has(done.finish_reason) || !isUsage(done.usage))
+		return null;
 	const tokens = events.slice(0, -1);
 	if (!tokens.every((e) => Object.keys(e).length === 1 && typeof e.token === "string" && e.token !== "")) return null;
 	if (tokens.map((e) => e.token).join("") !== done.text) return null;
@@ -148,8 +150,19 @@ function deriveOpenAi(format: "completion" | "chat", events: Json[]): { body: st
 	const finishChunk = events.at(-2);
 	if (!usageChunk || !finishChunk || !isUsageChunk(JSON.stringify(usageChunk))) return null;
 	const first = events[0];
-	if (!events.every((e) => e.object === object && e.id === first.id && e.created === first.created && e.model === first.model && e.system_fingerprint === first.system_fingerprint)) return null;
-	const choiceOf = (e: Json): Json | null => (Array.isArray(e.choices) && e.choices.length === 1 && isObject(e.choices[0]) ? e.choices[0] : null);
+	if (
+		!events.every(
+			(e) =>
+				e.object === object &&
+				e.id === first.id &&
+				e.created === first.created &&
+				e.model === first.model &&
+				e.system_fingerprint === first.system_fingerprint,
+		)
+	)
+		return null;
+	const choiceOf = (e: Json): Json | null =>
+		Array.isArray(e.choices) && e.choices.length === 1 && isObject(e.choices[0]) ? e.choices[0] : null;
 	const finish = choiceOf(finishChunk);
 	if (!finish || !FINISH_REASONS.has(finish.finish_reason)) return null;
 	const pieceChunks = events.slice(format === "chat" ? 1 : 0, -2);
@@ -161,7 +174,14 @@ function deriveOpenAi(format: "completion" | "chat", events: Json[]): { body: st
 		texts.push(text);
 	}
 	const text = texts.join("");
-	const answerChoice = format === "chat" ? { index: 0, message: { role: "assistant", content: text }, logprobs: null, finish_reason: finish.finish_reason } : { index: 0, text, logprobs: null, finish_reason: finish.finish_reason };
-	const answer = { ...envelope(first, format === "chat" ? "chat.completion" : "text_completion"), choices: [answerChoice], usage: usageChunk.usage };
+	const answerChoice =
+		format === "chat"
+			? { index: 0, message: { role: "assistant", content: text }, logprobs: null, finish_reason: finish.finish_reason }
+			: { index: 0, text, logprobs: null, finish_reason: finish.finish_reason };
+	const answer = {
+		...envelope(first, format === "chat" ? "chat.completion" : "text_completion"),
+		choices: [answerChoice],
+		usage: usageChunk.usage,
+	};
 	return { body: JSON.stringify(answer), pieces: texts.map((t) => Array.from(t).length) };
 }

@@ -99,7 +99,9 @@ async function putKv(env: Env, key: string, answer: Stored, ttlSeconds: number):
 }
 
 async function runD1(env: Env, sql: string, ...values: unknown[]): Promise<void> {
-	await env.DB.prepare(sql).bind(...values).run();
+	await env.DB.prepare(sql)
+		.bind(...values)
+		.run();
 }
 
 async function lookupKv(env: Env, key: string): Promise<CachedAnswer | null> {
@@ -159,7 +161,12 @@ export async function lookup(env: Env, ctx: ExecutionContext, key: string, polic
 	const inMemory = recall(key, policy.memoryEntries);
 	if (inMemory) return { ...inMemory, tier: "memory" };
 	const found = (await lookupKv(env, key)) ?? (await lookupD1(env, ctx, key, policy));
-	if (found) remember(key, { body: found.body, contentType: found.contentType, fingerprint: found.fingerprint, pieces: found.pieces }, policy.memoryEntries);
+	if (found)
+		remember(
+			key,
+			{ body: found.body, contentType: found.contentType, fingerprint: found.fingerprint, pieces: found.pieces },
+			policy.memoryEntries,
+		);
 	return found;
 }
 
@@ -178,7 +185,15 @@ export function store(env: Env, ctx: ExecutionContext, entry: CacheEntry, policy
 	const kv = fitsIn(KV_MAX_VALUE_BYTES, entry.body, pieces ?? "")
 		? putKv(env, entry.key, stored, ttlSeconds).catch(logFailure("KV write"))
 		: skipTier(env, "kv");
-	const d1 = fitsIn(D1_MAX_ROW_BYTES - D1_ROW_MARGIN_BYTES, entry.key, entry.route, entry.fingerprint, entry.body, entry.contentType, pieces ?? "")
+	const d1 = fitsIn(
+		D1_MAX_ROW_BYTES - D1_ROW_MARGIN_BYTES,
+		entry.key,
+		entry.route,
+		entry.fingerprint,
+		entry.body,
+		entry.contentType,
+		pieces ?? "",
+	)
 		? runD1(
 				env,
 				`INSERT OR REPLACE INTO answer_cache (cache_key, route, fingerprint, body, content_type, created_at, accessed_at, expires_at, access_count, pieces)

@@ -34,8 +34,16 @@ export const SKIPPED_CACHE_WRITES = "steadytext_edge_cache_writes_skipped_total"
 const UNADMITTED = "steadytext_edge_unadmitted_requests_total";
 
 const FAMILIES: Family[] = [
-	{ name: "steadytext_edge_requests_total", type: "counter", help: "Requests answered by the edge Worker, by endpoint, status and cache result." },
-	{ name: "steadytext_edge_request_duration_seconds", type: "histogram", help: "Time from request to response headers at the edge Worker." },
+	{
+		name: "steadytext_edge_requests_total",
+		type: "counter",
+		help: "Requests answered by the edge Worker, by endpoint, status and cache result.",
+	},
+	{
+		name: "steadytext_edge_request_duration_seconds",
+		type: "histogram",
+		help: "Time from request to response headers at the edge Worker.",
+	},
 	{
 		name: SKIPPED_CACHE_WRITES,
 		type: "counter",
@@ -95,7 +103,9 @@ function statements(db: D1Database, records: RequestRecord[]): D1PreparedStateme
 	);
 	const bump = db.prepare(BUMP_COUNTER_SQL);
 	return [
-		...records.map((r) => insert.bind(r.tsMs, r.endpoint, r.method, r.status, r.cache, r.cacheTier, Math.round(r.durationMs), r.colo, r.keyId)),
+		...records.map((r) =>
+			insert.bind(r.tsMs, r.endpoint, r.method, r.status, r.cache, r.cacheTier, Math.round(r.durationMs), r.colo, r.keyId),
+		),
 		...[...counterDeltas(records).values()].map((d) => bump.bind(d.name, d.labels, d.delta)),
 	];
 }
@@ -142,7 +152,12 @@ export function countUnadmitted(record: RequestRecord): void {
  * Deletes request_metrics rows older than the retention period (the counters are kept) in LIMIT-ed
  * chunks, so no single statement holds the database for long, and at most `maxChunks` per run.
  */
-export async function pruneRequestMetrics(db: D1Database, nowMs = Date.now(), chunkRows = PRUNE_CHUNK_ROWS, maxChunks = PRUNE_MAX_CHUNKS): Promise<number> {
+export async function pruneRequestMetrics(
+	db: D1Database,
+	nowMs = Date.now(),
+	chunkRows = PRUNE_CHUNK_ROWS,
+	maxChunks = PRUNE_MAX_CHUNKS,
+): Promise<number> {
 	const cutoff = nowMs - METRICS_RETENTION_DAYS * 86_400_000;
 	const chunk = db.prepare("DELETE FROM request_metrics WHERE id IN (SELECT id FROM request_metrics WHERE ts_ms < ? LIMIT ?)");
 	let deleted = 0;
@@ -175,7 +190,9 @@ function cumulativeBuckets(rows: Sample[]): Sample[] {
 }
 
 export async function metricsResponse(db: D1Database): Promise<Response> {
-	const { results } = await db.prepare("SELECT name, labels, value FROM metric_counters").all<{ name: string; labels: string; value: number }>();
+	const { results } = await db
+		.prepare("SELECT name, labels, value FROM metric_counters")
+		.all<{ name: string; labels: string; value: number }>();
 	const rows = results
 		.map((row) => ({ name: row.name, labels: JSON.parse(row.labels) as Record<string, string>, value: row.value }))
 		.sort((a, b) => a.name.localeCompare(b.name) || canonicalJson(a.labels).localeCompare(canonicalJson(b.labels)));

@@ -14,8 +14,16 @@ export type Budget = keyof Demand;
 
 const BUDGETS: Record<Budget, { variable: string; type: ErrorType; what: string }> = {
 	requests: { variable: "MAX_CONCURRENT_PER_KEY", type: "concurrency_limited", what: "requests at the origin" },
-	tokens: { variable: "MAX_TOKENS_IN_FLIGHT_PER_KEY", type: "tokens_in_flight_limited", what: "estimated tokens (prompt + max_tokens) at the origin" },
-	embedInputs: { variable: "MAX_EMBED_INPUTS_IN_FLIGHT_PER_KEY", type: "embed_inputs_in_flight_limited", what: "embedding inputs at the origin" },
+	tokens: {
+		variable: "MAX_TOKENS_IN_FLIGHT_PER_KEY",
+		type: "tokens_in_flight_limited",
+		what: "estimated tokens (prompt + max_tokens) at the origin",
+	},
+	embedInputs: {
+		variable: "MAX_EMBED_INPUTS_IN_FLIGHT_PER_KEY",
+		type: "embed_inputs_in_flight_limited",
+		what: "embedding inputs at the origin",
+	},
 };
 
 // Prompt tokens are estimated as UTF-8 bytes: an upper bound, since every token of the model's
@@ -32,7 +40,9 @@ function textBytes(value: unknown): number {
 
 function promptTokens(params: Body): number {
 	if (Array.isArray(params.messages)) {
-		const perMessage = params.messages.map((message: Body) => textBytes(message.role) + textBytes(message.content) + CHAT_TOKENS_PER_MESSAGE);
+		const perMessage = params.messages.map(
+			(message: Body) => textBytes(message.role) + textBytes(message.content) + CHAT_TOKENS_PER_MESSAGE,
+		);
 		return PROMPT_OVERHEAD_TOKENS + perMessage.reduce((sum, tokens) => sum + tokens, 0);
 	}
 	return PROMPT_OVERHEAD_TOKENS + textBytes(params.prompt);
@@ -117,7 +127,11 @@ export async function acquireLease(env: Env, ctx: ExecutionContext, request: Lea
 			if (released) return;
 			released = true;
 			// Under waitUntil: a stream's lease is given back as its response ends.
-			ctx.waitUntil(stub.release(leaseId).catch((error: Error) => console.error("capacity: lease release failed (it expires by itself):", error.message)));
+			ctx.waitUntil(
+				stub
+					.release(leaseId)
+					.catch((error: Error) => console.error("capacity: lease release failed (it expires by itself):", error.message)),
+			);
 		},
 	};
 }

@@ -61,13 +61,19 @@ function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
 /** Wraps a request's own origin work (its key's lease: see capacity.ts). */
 type OriginGuard = (work: () => Promise<OriginAnswer>) => Promise<OriginAnswer>;
 
-export function coalescedAnswer(env: Env, ctx: ExecutionContext, key: string, target: OriginTarget, path: string, body: string, guard: OriginGuard): Flight {
+export function coalescedAnswer(
+	env: Env,
+	ctx: ExecutionContext,
+	key: string,
+	target: OriginTarget,
+	path: string,
+	body: string,
+	guard: OriginGuard,
+): Flight {
 	const existing = inflight.get(key);
 	if (existing) return { answer: join(existing, () => guard(() => fetchAnswer(env, target, path, body))), leader: false };
 	const work = guard(() => viaDurableObject(env, key, target, path, body));
-	const answer = withTimeout(work, target.timeoutMs * target.urls.length + FLIGHT_MARGIN_MS).finally(
-		() => inflight.delete(key),
-	);
+	const answer = withTimeout(work, target.timeoutMs * target.urls.length + FLIGHT_MARGIN_MS).finally(() => inflight.delete(key));
 	inflight.set(key, answer);
 	// The leader's context must outlive its own response while others still wait on the flight.
 	ctx.waitUntil(answer.catch(() => undefined));

@@ -48,7 +48,9 @@ export class KeyLimiter extends DurableObject<Env> {
 
 	/** Gives a lease back; releasing an unknown or expired lease does nothing. */
 	release(leaseId: string): void {
-		const [row] = this.ctx.storage.sql.exec<{ started_at_ms: number }>("DELETE FROM leases WHERE id = ? RETURNING started_at_ms", leaseId).toArray();
+		const [row] = this.ctx.storage.sql
+			.exec<{ started_at_ms: number }>("DELETE FROM leases WHERE id = ? RETURNING started_at_ms", leaseId)
+			.toArray();
 		if (row) this.meanHoldMs = 0.8 * this.meanHoldMs + 0.2 * (Date.now() - row.started_at_ms);
 	}
 

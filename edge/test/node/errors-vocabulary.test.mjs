@@ -13,7 +13,8 @@ it("every HttpError in edge/src has a vocabulary type and its status", () => {
 	for (const file of readdirSync(path.join(edgeDir, "src"), { recursive: true })) {
 		if (!String(file).endsWith(".ts")) continue;
 		const source = readFileSync(path.join(edgeDir, "src", String(file)), "utf8");
-		for (const match of source.matchAll(/HttpError\(\s*(\d+),\s*"([a-z_]+)"/g)) raised.push({ file: String(file), status: Number(match[1]), type: match[2] });
+		for (const match of source.matchAll(/HttpError\(\s*(\d+),\s*"([a-z_]+)"/g))
+			raised.push({ file: String(file), status: Number(match[1]), type: match[2] });
 	}
 	expect(raised.length).toBeGreaterThan(10);
 	const wrong = raised.filter(({ status, type }) => vocabulary[type]?.status !== status);

@@ -36,13 +36,27 @@ describe("keys.mjs --local", () => {
 		expect(listed.stdout).not.toContain(key);
 
 		// wrangler's own view of the same store holds the hash, never the key.
-		const kv = await runWrangler(["kv", "key", "get", `apikey:${createHash("sha256").update(key).digest("hex")}`, "--binding", "CACHE", "--local", "--persist-to", persistTo]);
+		const kv = await runWrangler([
+			"kv",
+			"key",
+			"get",
+			`apikey:${createHash("sha256").update(key).digest("hex")}`,
+			"--binding",
+			"CACHE",
+			"--local",
+			"--persist-to",
+			persistTo,
+		]);
 		expect(JSON.parse(lastLine(kv.stdout))).toMatchObject({ id: row.id, revoked: false });
 
 		const worker = await startWranglerDev(persistTo, { ORIGIN_URL: "http://127.0.0.1:9", ORIGIN_TIMEOUT_MS: "500" });
 		try {
 			const ask = (apiKey) =>
-				fetch(`${worker.url}/v1/generate`, { method: "POST", headers: { "content-type": "application/json", "x-api-key": apiKey }, body: '{"prompt":"hi"}' });
+				fetch(`${worker.url}/v1/generate`, {
+					method: "POST",
+					headers: { "content-type": "application/json", "x-api-key": apiKey },
+					body: '{"prompt":"hi"}',
+				});
 			expect((await ask("sk_unknown")).status).toBe(401);
 			// Past the key check; the origin is closed, so the answer is 503.
 			expect((await ask(key)).status).toBe(503);
@@ -92,11 +106,14 @@ describe("keys.mjs --remote", () => {
 			let result = [{ results: [] }];
 			if (request.url.endsWith("/query")) {
 				const { sql, params } = JSON.parse(body);
-				if (sql.startsWith("INSERT")) rows.push({ id: params[0], name: params[1], key_hash: params[2], created_at: params[3], revoked_at: null });
+				if (sql.startsWith("INSERT"))
+					rows.push({ id: params[0], name: params[1], key_hash: params[2], created_at: params[3], revoked_at: null });
 				if (sql.startsWith("SELECT")) result = [{ results: rows }];
 			}
 			if (request.headers.authorization !== "Bearer test-token") {
-				response.writeHead(403, { "content-type": "application/json" }).end(JSON.stringify({ success: false, errors: [{ message: "Authentication error" }] }));
+				response
+					.writeHead(403, { "content-type": "application/json" })
+					.end(JSON.stringify({ success: false, errors: [{ message: "Authentication error" }] }));
 				return;
 			}
 			response.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ success: true, result }));
@@ -120,7 +137,11 @@ describe("keys.mjs --remote", () => {
 		const key = lastLine(created.stdout);
 		const hash = createHash("sha256").update(key).digest("hex");
 		const [insert, put] = requests;
-		expect(insert).toMatchObject({ method: "POST", url: "/client/v4/accounts/acct123/d1/database/db-uuid/query", auth: "Bearer test-token" });
+		expect(insert).toMatchObject({
+			method: "POST",
+			url: "/client/v4/accounts/acct123/d1/database/db-uuid/query",
+			auth: "Bearer test-token",
+		});
 		expect(JSON.parse(insert.body).params).toEqual([expect.stringMatching(/^key_/), "remote key", hash, expect.any(Number)]);
 		expect(put).toMatchObject({ method: "PUT", url: `/client/v4/accounts/acct123/storage/kv/namespaces/ns123/values/apikey%3A${hash}` });
 		expect(JSON.parse(put.body)).toMatchObject({ name: "remote key", key_hash: hash, revoked: false });

@@ -16,9 +16,18 @@ export function redirectingOutbound(request) {
 			return new Response(null, { status: 302, headers: { location: `http://collector.test${url.pathname}` } });
 		case "collector.test":
 			collected.push({ method: request.method, path: url.pathname, headers: Object.fromEntries(request.headers) });
-			return Response.json({ text: "followed", finish_reason: "length", usage: { prompt_tokens: 1, completion_tokens: 1 }, model: "m", fingerprint: FINGERPRINT }, {
-				headers: { "x-model-fingerprint": FINGERPRINT },
-			});
+			return Response.json(
+				{
+					text: "followed",
+					finish_reason: "length",
+					usage: { prompt_tokens: 1, completion_tokens: 1 },
+					model: "m",
+					fingerprint: FINGERPRINT,
+				},
+				{
+					headers: { "x-model-fingerprint": FINGERPRINT },
+				},
+			);
 		case "recorder.test":
 			if (request.method === "DELETE") collected.length = 0;
 			return Response.json(collected);

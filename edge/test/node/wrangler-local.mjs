@@ -39,11 +39,15 @@ export function freePort() {
 export async function startWranglerDev(persistTo, vars) {
 	const port = await freePort();
 	const varArgs = Object.entries(vars).flatMap(([name, value]) => ["--var", `${name}:${value}`]);
-	const child = spawn(process.execPath, [WRANGLER, "dev", "--ip", "127.0.0.1", "--port", String(port), "--persist-to", persistTo, ...varArgs], {
-		cwd: EDGE_DIR,
-		env: OFFLINE_ENV,
-		stdio: ["ignore", "pipe", "pipe"],
-	});
+	const child = spawn(
+		process.execPath,
+		[WRANGLER, "dev", "--ip", "127.0.0.1", "--port", String(port), "--persist-to", persistTo, ...varArgs],
+		{
+			cwd: EDGE_DIR,
+			env: OFFLINE_ENV,
+			stdio: ["ignore", "pipe", "pipe"],
+		},
+	);
 	let output = "";
 	child.stdout.on("data", (chunk) => (output += chunk));
 	child.stderr.on("data", (chunk) => (output += chunk));

@@ -142,8 +142,9 @@ class GpuNetwork(pulumi.ComponentResource):
         """The configured subnets, each usable only once its AZ is known to offer the instance type."""
         zones = {subnet: aws.ec2.get_subnet_output(id=subnet).availability_zone for subnet in args.subnet_ids}
         checked = pulumi.Output.all(offered, *zones.values()).apply(
-            lambda values: check_subnet_zones(dict(zip(zones, values[1:], strict=True)), values[0],
-                                              args.instance_type)
+            lambda values: check_subnet_zones(
+                dict(zip(zones, values[1:], strict=True)), values[0], args.instance_type
+            )
         )
         return [checked.apply(lambda _, subnet=subnet: subnet) for subnet in args.subnet_ids]
 
