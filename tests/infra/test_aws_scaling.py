@@ -15,6 +15,7 @@ from botocore.validate import ParamValidator
 from infra import REPO_ROOT
 from infra.components.aws.scaling import METRIC_NAMESPACE, MODELS, WORK_METRICS
 from infra.config import ConfigError
+from tests import python_source
 from tests.infra.aws_harness import aws_run, container_definitions, granted_actions, role_policy, run_with
 from tests.infra.conftest import PROJECT
 
@@ -143,7 +144,7 @@ def test_the_names_are_the_ones_the_runtime_publishes():
 
 def evaluate(expression: str, values: dict[str, float]) -> float:
     """CloudWatch metric math for the operators the policy may use (+ - * / and ids), as Python does it."""
-    node = ast.parse(expression, mode="eval").body
+    node = python_source.parse(expression, mode="eval").body
 
     def walk(n):
         if isinstance(n, ast.BinOp) and isinstance(n.op, (ast.Add, ast.Sub, ast.Mult, ast.Div)):

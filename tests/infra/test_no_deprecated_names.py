@@ -11,6 +11,7 @@ import pulumi_cloudflare
 
 from infra import REPO_ROOT
 from pulumi_offline import plain
+from tests import python_source
 
 DEPRECATION = re.compile(r"cloudflare\.index/\w+\.(\w+) has been deprecated in favor of")
 # Deprecated arguments of the classes the program does use (SDK docstrings).
@@ -54,7 +55,7 @@ def test_infra_uses_no_deprecated_class_or_argument():
     deprecated = deprecated_classes()
     offenders = []
     for source in sorted((REPO_ROOT / "infra").rglob("*.py")):
-        tree = ast.parse(source.read_text())
+        tree = python_source.parse(source.read_text())
         for node in ast.walk(tree):
             if isinstance(node, ast.ImportFrom) and node.module == "pulumi_cloudflare":
                 offenders += [f"{source.name}: import {a.name}" for a in node.names if a.name in deprecated]

@@ -19,6 +19,8 @@ import tokenize
 from functools import cache
 from pathlib import Path
 
+from tests import python_source
+
 REPO = Path(__file__).resolve().parents[2]
 
 # Paths that comments cite which are not this repository's files, and where they are.
@@ -70,7 +72,7 @@ def python_prose(text: str) -> str:
         for tok in tokenize.generate_tokens(io.StringIO(text).readline)
         if tok.type == tokenize.COMMENT
     ]
-    for node in ast.walk(ast.parse(text)):
+    for node in ast.walk(python_source.parse(text)):
         if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
             parts.append(ast.get_docstring(node, clean=False) or "")
     return "\n".join(parts)
