@@ -51,7 +51,9 @@ export default defineConfig({
 						},
 					}),
 				],
-				test: { name: "worker", include: ["test/*.test.ts"], setupFiles: ["./test/setup.ts"] },
+				// workerd runs the files two at a time on a 2-core CI machine; vitest's 5 s default was once too
+				// short there for a test of eight origin round trips (13 s). A limit, not a timed assertion.
+				test: { name: "worker", include: ["test/*.test.ts"], setupFiles: ["./test/setup.ts"], testTimeout: 30_000 },
 			},
 			{
 				test: { name: "node", include: ["test/node/*.test.mjs"], environment: "node", testTimeout: 120_000, hookTimeout: 120_000 },
