@@ -2,6 +2,7 @@
 
 import re
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -51,6 +52,17 @@ class RuntimeSettings(BaseSettings):
         ge=1,
         description="CPU threads for llama.cpp, for tokens and prompt batches alike; unset = "
         "llama-cpp-python's defaults (half the CPUs per token, all for prompt batches)",
+    )
+    probes: Literal["check", "require", "off"] = Field(
+        "check",
+        description="golden probes decoded at start-up (docs/runtime.md): `check` = `/readyz` stays 503 when "
+        "an answer differs from the one recorded for this model sha256 and backend, ready when none is "
+        "recorded; `require` = also 503 when none is recorded; `off` = not decoded",
+    )
+    probes_file: Path | None = Field(
+        None,
+        description="the probes and their recorded answers (JSON); unset = the runtime's own "
+        "`runtime/probes.json`",
     )
     max_tokens_cap: int = Field(
         512, ge=1, description="largest `max_tokens` a request may ask for (larger → 400)"

@@ -6,6 +6,8 @@ starts a fresh cache namespace instead of serving answers that this runtime woul
 
 import hashlib
 import json
+import shutil
+import subprocess
 import sys
 from dataclasses import dataclass
 
@@ -32,6 +34,34 @@ def detect_backend(n_gpu_layers: int) -> str:
     return "cpu"
 
 
+def gpu_description() -> str:
+    """Every visible GPU's model and driver version, e.g. `NVIDIA H100 80GB HBM3 (driver 550.90.07)`.
+
+    Another GPU model or driver can pick other kernels (and so other rounding) for the same build, so on
+    a GPU they are part of the fingerprint. `unknown` when nvidia-smi cannot say: a new namespace then
+    comes from the probes' digest at the edge, not from here.
+    """
+    nvidia_smi = shutil.which("nvidia-smi")
+    if nvidia_smi is None:
+        return "unknown"
+    try:
+        listed = subprocess.run(
+            [nvidia_smi, "--query-gpu=name,driver_version", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    gpus = []
+    for line in listed.splitlines():
+        name, _, driver = line.rpartition(",")
+        if name.strip():
+            gpus.append(f"{name.strip()} (driver {driver.strip()})")
+    return "; ".join(gpus) or "unknown"
+
+
 def compute_fingerprint(model: ModelFile, settings: RuntimeSettings) -> Fingerprint:
     backend = detect_backend(settings.n_gpu_layers)
     versions = {
@@ -54,5 +84,7 @@ def compute_fingerprint(model: ModelFile, settings: RuntimeSettings) -> Fingerpr
         "decoding_path": DECODING_PATH,
         "embedding": {"pooling": "mean", "normalize": "l2", "dtype": "float32"},
     }
+    if backend != "cpu":  # the CPU fingerprint stays as it was, so today's caches and goldens stay valid
+        versions["gpu"] = decisive["gpu"] = gpu_description()
     canonical = json.dumps(decisive, sort_keys=True, separators=(",", ":"))
     return Fingerprint(hashlib.sha256(canonical.encode()).hexdigest()[:32], backend, versions)

@@ -61,4 +61,6 @@ async def status(request: Request):
         "decode_slots": settings.decode_slots,
         "queue_size": settings.queue_size,
         "queue_size_per_tenant": settings.tenant_queue_size,
+        # The start-up self-check; the Worker compares `digest` across origins of one fingerprint.
+        "probes": state.probes.as_status() if state.probes is not None else None,
     }

@@ -10,6 +10,7 @@ from runtime.config.settings import RuntimeSettings
 from runtime.engine.load import LoadTracker
 from runtime.engine.metrics import RuntimeMetrics
 from runtime.engine.models import MODEL_KINDS, LoadedModels
+from runtime.engine.probes import ProbeOutcome, golden_key, judge, probes_path, read_probe_file
 from runtime.engine.service import InferenceService
 from runtime.errors import ApiError
 from runtime.http.drain import Drain
@@ -27,6 +28,8 @@ class RuntimeState:
         self.drain = Drain(self.load_tracker, settings.drain_seconds)
         self.service: InferenceService | None = None
         self.load_error: str | None = None
+        # The start-up self-check's result; the runtime never serves while it blocks readiness.
+        self.probes: ProbeOutcome | None = None
         self._closed = False
 
     def load(self, loader: Callable[[], LoadedModels]) -> None:
@@ -34,6 +37,12 @@ class RuntimeState:
         started = time.perf_counter()
         try:
             models = loader()
+            self.probes = self._judge_probes(models)
+            if self.probes.blocks_readiness:
+                log.error("not ready: the determinism self-check failed: %s", self.probes.describe())
+                return
+            if self.probes.status == "unrecorded":
+                log.warning("%s", self.probes.describe())
             service = InferenceService(models, self.settings, self.metrics, self.load_tracker)
             service.start()
         except Exception as error:
@@ -48,15 +57,27 @@ class RuntimeState:
         self.service = service
         self.metrics.ready.set(1)
         log.info(
-            "ready in %.1fs: %s (fingerprint %s)",
+            "ready in %.1fs (probes %s in %.2fs, digest %s): %s (fingerprint %s)",
             time.perf_counter() - started,
+            self.probes.status,
+            models.probe_seconds,
+            self.probes.digest,
             models.model.name,
             models.fingerprint.value,
         )
 
+    def _judge_probes(self, models: LoadedModels) -> ProbeOutcome:
+        probes, goldens = read_probe_file(probes_path(self.settings.probes_file))
+        key = golden_key(models.model.sha256, models.fingerprint)
+        return judge(self.settings.probes, key, probes, models.probe_answers, goldens)
+
     def require_service(self) -> InferenceService:
         if self.service is not None:
             return self.service
+        if self.probes is not None and self.probes.blocks_readiness:
+            raise ApiError(
+                "probe_check_failed", f"the determinism self-check failed: {self.probes.describe()}"
+            )
         if self.load_error is not None:
             raise ApiError("load_failed", f"the model failed to load: {self.load_error}")
         raise ApiError(
