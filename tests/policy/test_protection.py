@@ -1,10 +1,18 @@
 import pytest
 
-from infra.policy.model import D1_DATABASE, KV_NAMESPACE, R2_BUCKET, WORKERS_SCRIPT
+from infra.policy.model import D1_DATABASE, KV_NAMESPACE, QUEUE, R2_BUCKET, WORKERS_SCRIPT, WORKFLOW
 from infra.policy.rules.protection import stateful_resources_protected
 from tests.policy.conftest import res, violations
 
-STATEFUL = [D1_DATABASE, KV_NAMESPACE, R2_BUCKET, "aws:s3/bucket:Bucket", "aws:s3/bucketV2:BucketV2"]
+STATEFUL = [
+    D1_DATABASE,
+    KV_NAMESPACE,
+    R2_BUCKET,
+    QUEUE,
+    WORKFLOW,
+    "aws:s3/bucket:Bucket",
+    "aws:s3/bucketV2:BucketV2",
+]
 
 
 @pytest.mark.parametrize("type_", STATEFUL)

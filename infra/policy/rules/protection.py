@@ -1,4 +1,5 @@
-"""Stateful resources (cache, API keys, model artifacts, audit logs) cannot be deleted by a careless `up`."""
+"""Stateful resources (cache, API keys, model artifacts, batch files and lines in flight, audit logs)
+cannot be deleted by a careless `up`."""
 
 from __future__ import annotations
 
@@ -9,12 +10,15 @@ from pulumi_policy import (
     ResourceValidationPolicy,
 )
 
-from infra.policy.model import D1_DATABASE, KV_NAMESPACE, R2_BUCKET, S3_BUCKETS
+from infra.policy.model import D1_DATABASE, KV_NAMESPACE, QUEUE, R2_BUCKET, S3_BUCKETS, WORKFLOW
 
 STATEFUL = {
     D1_DATABASE: "D1 database",
     KV_NAMESPACE: "KV namespace",
     R2_BUCKET: "R2 bucket",
+    # Messages not yet consumed (batch lines, dead letters) and running instances (batches in progress).
+    QUEUE: "Queue",
+    WORKFLOW: "Workflow",
     **{token: "S3 bucket" for token in S3_BUCKETS},
 }
 
@@ -34,7 +38,8 @@ def validate(args: ResourceValidationArgs, report_violation: ReportViolation) ->
 
 stateful_resources_protected = ResourceValidationPolicy(
     name="stateful-resources-protected",
-    description="D1, KV, R2 and S3 resources are protected (protect=True) where required (prod).",
+    description="D1, KV, R2, Queues, Workflows and S3 buckets are protected (protect=True) where required "
+    "(prod).",
     config_schema=PolicyConfigSchema(
         properties={"requireProtection": {"type": "boolean", "default": REQUIRE_PROTECTION_DEFAULT}}
     ),
