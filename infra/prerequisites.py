@@ -76,10 +76,11 @@ TOKEN_PERMISSIONS: tuple[TokenPermission, ...] = (
         "Workers Scripts",
         "Edit",
         ACCOUNT,
-        "upload the Worker, its custom domain, cron trigger and workers.dev setting; read the live "
-        "script's Durable Object migration tag",
+        "upload the Worker, its custom domain, cron trigger, workers.dev setting and Workflows; read the "
+        "live script's Durable Object migration tag",
         (
             f"{CF}/workersScript:WorkersScript",
+            f"{CF}/workflow:Workflow",
             f"{CF}/workersCustomDomain:WorkersCustomDomain",
             f"{CF}/workersCronTrigger:WorkersCronTrigger",
             f"{CF}/workersScriptSubdomain:WorkersScriptSubdomain",
@@ -104,8 +105,19 @@ TOKEN_PERMISSIONS: tuple[TokenPermission, ...] = (
         "Workers R2 Storage",
         "Edit",
         ACCOUNT,
-        "the models bucket and its lifecycle rule",
-        (f"{CF}/r2Bucket:R2Bucket", f"{CF}/r2BucketLifecycle:R2BucketLifecycle"),
+        "the models and batch buckets, their lifecycle rules and the batch inbox's event notification",
+        (
+            f"{CF}/r2Bucket:R2Bucket",
+            f"{CF}/r2BucketLifecycle:R2BucketLifecycle",
+            f"{CF}/r2BucketEventNotification:R2BucketEventNotification",
+        ),
+    ),
+    TokenPermission(
+        "Queues",
+        "Edit",
+        ACCOUNT,
+        "the batch pipeline's queues (lines, inbox, dead letters) and the Worker's consumers",
+        (f"{CF}/queue:Queue", f"{CF}/queueConsumer:QueueConsumer"),
     ),
     TokenPermission(
         "Access: Apps and Policies",

@@ -4,7 +4,9 @@ side need."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 
@@ -20,6 +22,7 @@ from infra.components.aws.scaling import ServiceScaling, ServiceScalingArgs
 from infra.components.aws.service import GpuService, GpuServiceArgs, task_family
 from infra.components.aws.sidecar_image import SidecarImage, SidecarImageArgs, cache_prefix
 from infra.components.aws.start_budget import StartBudget, StartBudgetError, start_budget
+from infra.components.cloudflare.edge_queues import EdgeQueues, EdgeQueuesArgs
 from infra.components.cloudflare.edge_storage import EdgeStorage, EdgeStorageArgs
 from infra.components.cloudflare.edge_worker import EdgeWorker, EdgeWorkerArgs
 from infra.components.cloudflare.model_artifact import ModelArtifact, ModelArtifactArgs
@@ -32,17 +35,19 @@ from infra.config.reader import ConfigError, ConfigReader
 from infra.dlp_patterns import load_dlp_patterns
 from infra.dockerfile import CUDA_DOCKERFILE
 from infra.worker_bundle import WorkerBundle, build_worker_bundle
-from infra.wrangler_config import load_wrangler_config
+from infra.wrangler_config import deployed_name, load_wrangler_config
 
 
 @dataclass(frozen=True)
 class CloudflareEdge:
     storage: EdgeStorage
+    queues: EdgeQueues
     model: ModelArtifact
     zero_trust: ZeroTrust
     tunnel: OriginTunnel
     worker: EdgeWorker
     model_bytes: int  # size of the GGUF the GPU runtime downloads and loads
+    wrangler: Mapping[str, Any]  # edge/wrangler.jsonc as deployed
 
 
 def local_model(model: ModelConfig):
@@ -97,11 +102,31 @@ def worker_vars(cfg: StackConfig, wrangler_vars: dict[str, str], model_bytes: in
     }
 
 
+def resource_ids(
+    wrangler: Mapping[str, Any], storage: EdgeStorage, queues: EdgeQueues, resource_prefix: str
+) -> dict[str, pulumi.Input[str]]:
+    """What each resource binding of wrangler.jsonc binds to in this stack."""
+    producers = wrangler.get("queues", {}).get("producers", [])
+    return {
+        "DB": storage.database.uuid,
+        "CACHE": storage.kv_namespace.id,
+        **{
+            b["binding"]: storage.worker_buckets[b["bucket_name"]].name
+            for b in wrangler.get("r2_buckets", [])
+        },
+        **{p["binding"]: queues.queues[p["queue"]].queue_name for p in producers},
+        **{w["binding"]: deployed_name(w["name"], resource_prefix) for w in wrangler.get("workflows", [])},
+    }
+
+
 def deploy_cloudflare(
-    cfg: StackConfig, bundle: WorkerBundle, scale_signal: ScaleSignal | None = None
+    cfg: StackConfig,
+    bundle: WorkerBundle,
+    scale_signal: ScaleSignal | None = None,
+    wrangler: Mapping[str, Any] | None = None,
 ) -> CloudflareEdge:
     cf = cfg.cloudflare
-    wrangler = load_wrangler_config()
+    wrangler = wrangler if wrangler is not None else load_wrangler_config()
     model_file = local_model(cfg.model)
     storage = EdgeStorage(
         "edge-storage",
@@ -110,6 +135,17 @@ def deploy_cloudflare(
             resource_prefix=cf.resource_prefix,
             protect=cfg.protect,
             api_token=cf.api_token,
+            worker_buckets=tuple(b["bucket_name"] for b in wrangler.get("r2_buckets", [])),
+        ),
+    )
+    queues = EdgeQueues(
+        "edge-queues",
+        EdgeQueuesArgs(
+            account_id=cf.account_id,
+            resource_prefix=cf.resource_prefix,
+            protect=cfg.protect,
+            wrangler=wrangler,
+            bucket_names={local: bucket.name for local, bucket in storage.worker_buckets.items()},
         ),
     )
     model = ModelArtifact(
@@ -156,10 +192,7 @@ def deploy_cloudflare(
             api_hostname=cf.api_hostname,
             bundle=bundle,
             wrangler=wrangler,
-            resource_ids={
-                "DB": storage.database.uuid,
-                "CACHE": storage.kv_namespace.id,
-            },
+            resource_ids=resource_ids(wrangler, storage, queues, cf.resource_prefix),
             plain_vars=worker_vars(cfg, wrangler["vars"], model_file.path.stat().st_size),
             secrets={
                 "CF_ACCESS_CLIENT_ID": zero_trust.service_token.client_id,
@@ -175,16 +208,20 @@ def deploy_cloudflare(
                     else {}
                 ),
             },
+            queues=queues.queues,
+            protect=cfg.protect,
             after=(storage.schema,),
         ),
     )
     return CloudflareEdge(
         storage=storage,
+        queues=queues,
         model=model,
         zero_trust=zero_trust,
         tunnel=tunnel,
         worker=worker,
         model_bytes=model_file.path.stat().st_size,
+        wrangler=wrangler,
     )
 
 
@@ -196,6 +233,15 @@ def export_cloudflare(edge: CloudflareEdge, cfg: StackConfig) -> None:
     pulumi.export("d1DatabaseId", edge.storage.database.uuid)
     pulumi.export("kvNamespaceId", edge.storage.kv_namespace.id)
     pulumi.export("modelsBucket", edge.storage.models_bucket.name)
+    if edge.storage.worker_buckets:
+        # Where teams drop batch files (inbox/) and find results (outbox/), by wrangler.jsonc binding.
+        pulumi.export(
+            "workerBuckets",
+            {
+                b["binding"]: edge.storage.worker_buckets[b["bucket_name"]].name
+                for b in edge.wrangler.get("r2_buckets", [])
+            },
+        )
     pulumi.export("modelObjectKey", edge.model.key)
     pulumi.export("modelSha256", edge.model.sha256)
     pulumi.export("modelUrl", edge.model.url)
@@ -362,9 +408,10 @@ def deploy_aws(
     pulumi.export("auditChallengeFiles", audit.challenge_files)
 
 
-def run(bundle: WorkerBundle | None = None) -> CloudflareEdge:
+def run(bundle: WorkerBundle | None = None, wrangler: Mapping[str, Any] | None = None) -> CloudflareEdge:
     """Declare the whole stack. `bundle`: a Worker bundle already built (tests, the offline plan);
-    by default wrangler builds one from edge/."""
+    by default wrangler builds one from edge/. `wrangler`: edge/wrangler.jsonc as read (tests give
+    another)."""
     cfg = config.load()
     # The Worker's scale-from-zero key comes from AWS before the Worker that holds it is declared.
     signal = (
@@ -372,7 +419,7 @@ def run(bundle: WorkerBundle | None = None) -> CloudflareEdge:
         if scales_to_zero(cfg)
         else None
     )
-    edge = deploy_cloudflare(cfg, bundle or build_worker_bundle(), signal)
+    edge = deploy_cloudflare(cfg, bundle or build_worker_bundle(), signal, wrangler)
     export_cloudflare(edge, cfg)
     deploy_aws(cfg, edge.tunnel.token, edge.model.url, edge.model.sha256, edge.model_bytes)
     return edge

@@ -34,3 +34,23 @@ def load_wrangler_config(path: Path = WRANGLER_CONFIG) -> dict[str, Any]:
         return parse_jsonc(path.read_text())
     except ValueError as error:
         raise WranglerConfigError(f"{path} is not valid JSONC: {error}") from None
+
+
+# wrangler.jsonc names its Cloudflare resources (D1 database, queues, buckets, workflows) for local dev as
+# `steadytext-<role>`, the default `resourcePrefix`; a stack deploys each as `<resourcePrefix>-<role>`.
+LOCAL_RESOURCE_PREFIX = "steadytext"
+
+
+def resource_role(local_name: str) -> str:
+    """What a resource is for: its wrangler.jsonc name without `steadytext-` (`batch-lines`)."""
+    if not local_name.startswith(f"{LOCAL_RESOURCE_PREFIX}-"):
+        raise WranglerConfigError(
+            f"{WRANGLER_CONFIG}: resource name {local_name!r} must start with {LOCAL_RESOURCE_PREFIX!r}- "
+            "(each stack deploys it as <resourcePrefix>-<the rest>)"
+        )
+    return local_name.removeprefix(f"{LOCAL_RESOURCE_PREFIX}-")
+
+
+def deployed_name(local_name: str, resource_prefix: str) -> str:
+    """The name a stack gives the resource edge/wrangler.jsonc calls `local_name`."""
+    return f"{resource_prefix}-{resource_role(local_name)}"

@@ -140,6 +140,7 @@ COMPUTED_OUTPUTS: dict[str, Callable[[MockResourceArgs], dict]] = {
     f"{CF}/zeroTrustAccessApplication:ZeroTrustAccessApplication": lambda a: {"aud": _hex_id(a.name, 64)},
     f"{CF}/zeroTrustAccessServiceToken:ZeroTrustAccessServiceToken": _service_token,
     f"{CF}/workersScript:WorkersScript": _workers_script,
+    f"{CF}/queue:Queue": lambda a: {"queueId": _hex_id(a.name)},
     "pulumi-python:dynamic:Resource": _dynamic,
 }
 

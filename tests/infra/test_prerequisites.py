@@ -45,10 +45,11 @@ def accepted_permissions(token: str) -> set[str]:
 
 
 @pytest.fixture(scope="module")
-def cloudflare_calls(dev_run, prod_run, choices_run) -> set[str]:
-    """Every Cloudflare resource type and data source the program uses, over all its config choices."""
+def cloudflare_calls(dev_run, prod_run, choices_run, batch_prod_run) -> set[str]:
+    """Every Cloudflare resource type and data source the program uses, over all its config choices
+    (and with the batch pipeline in wrangler.jsonc)."""
     calls: set[str] = set()
-    for run in (dev_run, prod_run, choices_run):
+    for run in (dev_run, prod_run, choices_run, batch_prod_run):
         calls |= {r.type for r in run.resources if r.type.startswith("cloudflare:")}
         calls |= {token for token, _ in run.invocations if token.startswith("cloudflare:")}
     return calls

@@ -1,7 +1,8 @@
 """The Worker as deployed: wrangler's bundle of `edge/`, uploaded with every binding `edge/wrangler.jsonc`
-declares (D1, KV, R2, the Durable Object with its migrations, the rate limiter, plain vars) plus the
-secrets, the same compatibility date/flags, Logpush on, a custom domain for the API hostname (and no
-workers.dev address) and the cache-eviction cron.
+declares (D1, KV, R2, Queue producers, Workflows, the Durable Object with its migrations, the rate
+limiter, plain vars) plus the secrets, the same compatibility date/flags, Logpush on, a custom domain for
+the API hostname (and no workers.dev address), the cache-eviction cron and, as `wrangler deploy` attaches
+them after the upload, the Worker's Queue consumers (with wrangler.jsonc's settings) and its Workflows.
 
 Bindings are derived from wrangler.jsonc and the program must supply a resource or value for each one:
 a binding added to the Worker but not to infra (or the reverse) stops the deploy instead of shipping a
@@ -11,13 +12,14 @@ Worker whose `env` lacks what its code reads.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
 import pulumi_cloudflare as cf
 
 from infra.worker_bundle import WorkerBundle
+from infra.wrangler_config import resource_role
 
 
 class BindingDriftError(ValueError):
@@ -42,19 +44,31 @@ def worker_bindings(
 ) -> list[dict[str, Any]]:
     """The `WorkersScript.bindings` list for the bindings in wrangler.jsonc.
 
-    `resource_ids` maps each storage binding name to its D1 uuid, KV namespace id or R2 bucket name;
-    `plain_vars` must cover wrangler's `vars` exactly; `secrets` become `secret_text` marked secret.
+    `resource_ids` maps each resource binding name to its D1 uuid, KV namespace id, R2 bucket name,
+    queue name (producers) or workflow name; `plain_vars` must cover wrangler's `vars` exactly; `secrets`
+    become `secret_text` marked secret.
     """
     d1 = {b["binding"]: b for b in wrangler.get("d1_databases", [])}
     kv = {b["binding"]: b for b in wrangler.get("kv_namespaces", [])}
     r2 = {b["binding"]: b for b in wrangler.get("r2_buckets", [])}
-    _exactly("storage bindings", set(d1) | set(kv) | set(r2), set(resource_ids))
+    queues = {b["binding"]: b for b in wrangler.get("queues", {}).get("producers", [])}
+    workflows = {b["binding"]: b for b in wrangler.get("workflows", [])}
+    _exactly(
+        "resource bindings",
+        set(d1) | set(kv) | set(r2) | set(queues) | set(workflows),
+        set(resource_ids),
+    )
     _exactly("vars", set(wrangler.get("vars", {})), set(plain_vars))
 
     bindings: list[dict[str, Any]] = []
     bindings += [{"name": name, "type": "d1", "database_id": resource_ids[name]} for name in d1]
     bindings += [{"name": name, "type": "kv_namespace", "namespace_id": resource_ids[name]} for name in kv]
     bindings += [{"name": name, "type": "r2_bucket", "bucket_name": resource_ids[name]} for name in r2]
+    bindings += [{"name": name, "type": "queue", "queue_name": resource_ids[name]} for name in queues]
+    bindings += [
+        {"name": name, "type": "workflow", "workflow_name": resource_ids[name], "class_name": b["class_name"]}
+        for name, b in workflows.items()
+    ]
     bindings += [
         {"name": b["name"], "type": "durable_object_namespace", "class_name": b["class_name"]}
         for b in wrangler.get("durable_objects", {}).get("bindings", [])
@@ -83,6 +97,19 @@ _MIGRATION_STEP_KEYS = ("new_classes", "new_sqlite_classes", "deleted_classes")
 
 class MigrationTagError(ValueError):
     pass
+
+
+def consumer_settings(consumer: Mapping[str, Any]) -> dict[str, Any]:
+    """A wrangler.jsonc queue consumer's settings as the Queues API takes them (what `wrangler deploy`
+    sends: seconds of `max_batch_timeout` become `max_wait_time_ms`); unset ones stay unset."""
+    settings = {
+        "batch_size": consumer.get("max_batch_size"),
+        "max_retries": consumer.get("max_retries"),
+        "max_wait_time_ms": consumer["max_batch_timeout"] * 1000 if "max_batch_timeout" in consumer else None,
+        "max_concurrency": consumer.get("max_concurrency"),
+        "retry_delay": consumer.get("retry_delay"),
+    }
+    return {key: value for key, value in settings.items() if value is not None}
 
 
 def durable_object_migrations(wrangler: Mapping[str, Any], live_tag: str) -> dict[str, Any] | None:
@@ -139,6 +166,10 @@ class EdgeWorkerArgs:
     resource_ids: Mapping[str, pulumi.Input[str]]
     plain_vars: Mapping[str, pulumi.Input[str]]
     secrets: Mapping[str, pulumi.Input[str]]
+    # The queues wrangler.jsonc names, by local name (EdgeQueues'): the consumers attach to them.
+    queues: Mapping[str, cf.Queue] = field(default_factory=dict)
+    # Protect the Workflows (prod): deleting one ends its running instances, batches in progress.
+    protect: bool = False
     # Resources the script must wait for (the D1 schema: the Worker's first query needs its tables).
     after: tuple[pulumi.Resource, ...] = ()
 
@@ -200,6 +231,35 @@ class EdgeWorker(pulumi.ComponentResource):
             if crons
             else None
         )
+        self.queue_consumers = [
+            cf.QueueConsumer(
+                f"{name}-consumer-{resource_role(consumer['queue'])}",
+                account_id=args.account_id,
+                queue_id=args.queues[consumer["queue"]].queue_id,
+                type="worker",
+                script_name=self.script.script_name,
+                dead_letter_queue=(
+                    args.queues[consumer["dead_letter_queue"]].queue_name
+                    if "dead_letter_queue" in consumer
+                    else None
+                ),
+                settings=consumer_settings(consumer),
+                opts=child,
+            )
+            for consumer in wrangler.get("queues", {}).get("consumers", [])
+        ]
+        stateful = pulumi.ResourceOptions(parent=self, protect=args.protect, retain_on_delete=args.protect)
+        self.workflows = [
+            cf.Workflow(
+                f"{name}-workflow-{resource_role(workflow['name'])}",
+                account_id=args.account_id,
+                workflow_name=args.resource_ids[workflow["binding"]],
+                class_name=workflow["class_name"],
+                script_name=self.script.script_name,
+                opts=stateful,
+            )
+            for workflow in wrangler.get("workflows", [])
+        ]
         self.url = f"https://{args.api_hostname}"
         # The tag the provider reports for the script once this deploy has run.
         self.migration_tag = self.script.migration_tag
