@@ -57,3 +57,13 @@ CREATE TABLE IF NOT EXISTS api_keys (
     created_at INTEGER NOT NULL,
     revoked_at INTEGER
 );
+
+-- Per model fingerprint, learnt from the origins' GET /v1/status: the model file's sha256 (for receipts)
+-- and the golden-probe digest answers were first cached under; an origin reporting another digest for the
+-- same fingerprint is served but not cached (edge/src/cache/origin-builds.ts).
+CREATE TABLE IF NOT EXISTS origin_builds (
+    fingerprint   TEXT PRIMARY KEY,
+    model_sha256  TEXT,
+    probe_digest  TEXT,
+    first_seen_ms INTEGER NOT NULL
+);

@@ -13,6 +13,7 @@ import { settings, type Settings } from "./config";
 import { applyDlp } from "./admission/dlp";
 import { HttpError } from "./errors";
 import { currentFingerprint, isFingerprint, rememberFingerprint } from "./cache/fingerprint";
+import { mayCache } from "./cache/origin-builds";
 import { readJsonObject } from "./admission/http";
 import { callOrigin, fetchAnswer, type OriginAnswer, type OriginTarget } from "./origin/client";
 import { deriveAnswer, EventSplitter, isUsageChunk, renderStream, type StreamFormat } from "./cache/replay";
@@ -200,6 +201,7 @@ async function storeAnswer(
 		rememberFingerprint(env, config, ctx, fingerprint);
 		key = await cacheKey(route.kind, route.originPath, prepared.params, fingerprint);
 	}
+	if (!(await mayCache(env, ctx, config, fingerprint, route.originPath))) return;
 	const pieces = route.streamFormat ? answer.pieces : null;
 	store(env, ctx, { key, route: route.originPath, fingerprint, body: answer.body, contentType: answer.contentType, pieces }, config.cache);
 }

@@ -10,6 +10,9 @@ import { renderStream, type StreamFormat } from "../src/cache/replay";
 import { expectValid, expectValidStream, GOLDENS, ROUTES, violations, type Golden } from "./contract";
 
 export const FINGERPRINT = "0123456789abcdef0123456789abcdef";
+/** The model file's sha256 and the golden-probe digest that GET /v1/status reports. */
+export const MODEL_SHA256 = "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818";
+export const PROBE_DIGEST = "1ef87fca440b65ba8141d85adbb36a77b23ba7015ef6606006346588ca206d2f";
 
 export interface OriginCall {
 	host: string;
@@ -63,6 +66,8 @@ export class FakeOrigin {
 	pending = 0;
 	readonly hosts = new Map<string, HostBehaviour>();
 	fingerprint = FINGERPRINT;
+	/** The golden-probe digest on GET /v1/status; null = a runtime with RUNTIME_PROBES=off. */
+	probeDigest: string | null = PROBE_DIGEST;
 	/** Numbers per embedding vector: raise it for answers of realistic (or excessive) size. */
 	embeddingDim = 4;
 	/** When set, the next streamed answer's exact text (to send a stream that breaks off or fails). */
@@ -141,7 +146,14 @@ export class FakeOrigin {
 		const fingerprint = this.fingerprint;
 		const usage = { prompt_tokens: 3, completion_tokens: 5 };
 		if (path === "/v1/status" && method === "GET") {
-			return this.json({ fingerprint, model: { name: "gemma3-270m", sha256: "a5fd", n_ctx: 2048, embedding_dim: 4 } });
+			const probes = {
+				policy: "check",
+				status: "passed",
+				digest: this.probeDigest,
+				count: 4,
+				golden_key: `${MODEL_SHA256}/cpu/a51d2f38f508`,
+			};
+			return this.json({ fingerprint, model: { name: "gemma3-270m", sha256: MODEL_SHA256, n_ctx: 2048, embedding_dim: 4 }, probes });
 		}
 		if (path === "/v1/models" && method === "GET") return this.json({ object: "list", data: [{ id: "gemma3-270m", object: "model" }] });
 		if (method !== "POST" || body === null)

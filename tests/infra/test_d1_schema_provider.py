@@ -137,9 +137,14 @@ def recorded(d1: FakeD1, database_id: str = "db-1111") -> list[str]:
 def test_create_applies_every_migration_in_order_and_records_it_as_wrangler_does(d1):
     result = D1SchemaProvider().create(props(d1))
     assert recorded(d1) == [migration.name for migration in MIGRATIONS]
-    assert {"answer_cache", "request_metrics", "metric_counters", "api_keys", "d1_migrations"} == d1.tables(
-        "db-1111"
-    )
+    assert {
+        "answer_cache",
+        "request_metrics",
+        "metric_counters",
+        "api_keys",
+        "origin_builds",
+        "d1_migrations",
+    } == d1.tables("db-1111")
     assert d1.requests[0]["path"] == f"/client/v4/accounts/{ACCOUNT}/d1/database/db-1111/query"
     # Each migration travels with its record in one query, so D1 applies both or neither.
     for migration in MIGRATIONS:

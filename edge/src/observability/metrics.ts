@@ -30,6 +30,8 @@ const DURATION_BUCKETS_SECONDS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2
 
 /** Answers a cache tier could not hold (src/cache/tiers.ts), labelled by tier. */
 export const SKIPPED_CACHE_WRITES = "steadytext_edge_cache_writes_skipped_total";
+/** Answers served but not cached because the origin's probe digest differs (src/cache/origin-builds.ts). */
+export const PROBE_DIGEST_MISMATCHES = "steadytext_edge_probe_digest_mismatch_total";
 /** Requests that were not admitted: counted in isolate memory, never in D1. */
 const UNADMITTED = "steadytext_edge_unadmitted_requests_total";
 
@@ -48,6 +50,11 @@ const FAMILIES: Family[] = [
 		name: SKIPPED_CACHE_WRITES,
 		type: "counter",
 		help: "Answers not written to a cache tier because they exceed its size limit (D1 row 2 MB, KV value 25 MiB), by tier.",
+	},
+	{
+		name: PROBE_DIGEST_MISMATCHES,
+		type: "counter",
+		help: "Origin answers served but not cached because the origin reported a golden-probe digest other than the one its fingerprint's answers were first cached under, by route.",
 	},
 	{
 		name: UNADMITTED,
