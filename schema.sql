@@ -8,7 +8,8 @@
 -- Origin answers of every kind, keyed by sha256(canonical request + model fingerprint) with a kind prefix
 -- (gen:v1: | emb:v1:, edge/src/cache/cachekey.ts). `body` is the origin's response body verbatim, so a cached
 -- answer is byte-identical to a fresh one. No prompt text is stored. A row expires at
--- min(last access + CACHE_TTL_SECONDS, created_at + CACHE_MAX_AGE_SECONDS).
+-- min(last access + CACHE_TTL_SECONDS, created_at + CACHE_MAX_AGE_SECONDS), or, stored by a request with
+-- its own TTL (cf-aig-cache-ttl), at created_at + fixed_ttl_seconds, which hits never move.
 CREATE TABLE IF NOT EXISTS answer_cache (
     cache_key    TEXT PRIMARY KEY,
     route        TEXT NOT NULL,
@@ -19,7 +20,8 @@ CREATE TABLE IF NOT EXISTS answer_cache (
     accessed_at  INTEGER NOT NULL,
     expires_at   INTEGER NOT NULL,
     access_count INTEGER NOT NULL DEFAULT 0,
-    pieces       TEXT                     -- generation answers: JSON array of piece lengths (code points)
+    pieces       TEXT,                    -- generation answers: JSON array of piece lengths (code points)
+    fixed_ttl_seconds INTEGER             -- the storing request's cf-aig-cache-ttl; NULL: sliding TTL
 );
 CREATE INDEX IF NOT EXISTS idx_answer_cache_expires ON answer_cache (expires_at);
 CREATE INDEX IF NOT EXISTS idx_answer_cache_created ON answer_cache (created_at);

@@ -19,7 +19,16 @@ export interface Settings {
 	keyLimits: KeyLimits;
 	/** Set when MODEL_FINGERPRINT pins the fingerprint instead of learning it from the origin. */
 	pinnedFingerprint: string | null;
+	/** Bounds of a request's own cache TTL (cf-aig-cache-ttl): CACHE_TTL_MIN_SECONDS…CACHE_MAX_AGE_SECONDS. */
+	requestTtl: { minSeconds: number; maxSeconds: number };
+	/** A streamed miss sends an SSE comment after this long without a byte (SSE_KEEPALIVE_MS). */
+	keepaliveMs: number;
+	/** Longest a non-streamed generation may be estimated to take (NON_STREAM_MAX_SECONDS). */
+	nonStreamMaxSeconds: number;
 }
+
+// Cloudflare's proxy answers 524 when an origin sends nothing for 100 s; a non-streamed answer must come sooner.
+const PROXY_IDLE_TIMEOUT_SECONDS = 100;
 
 // KV rejects expirationTtl below 60 s, and the cache TTL is also the KV TTL.
 const MIN_CACHE_TTL_SECONDS = 60;
@@ -80,10 +89,21 @@ function parseSettings(env: Env): Settings {
 		throw configError(`DLP_POLICY must be "block" or "redact", got ${JSON.stringify(dlpPolicy)}`);
 	}
 	const pinned = (env.MODEL_FINGERPRINT ?? "").trim();
+	const cache = cachePolicy(env);
+	const requestTtlMin = integerVar(env, "CACHE_TTL_MIN_SECONDS", MIN_CACHE_TTL_SECONDS);
+	if (requestTtlMin > cache.maxAgeSeconds) {
+		throw configError(`CACHE_TTL_MIN_SECONDS (${requestTtlMin}) must be <= CACHE_MAX_AGE_SECONDS (${cache.maxAgeSeconds})`);
+	}
+	const nonStreamMaxSeconds = integerVar(env, "NON_STREAM_MAX_SECONDS");
+	if (nonStreamMaxSeconds >= PROXY_IDLE_TIMEOUT_SECONDS) {
+		throw configError(
+			`NON_STREAM_MAX_SECONDS must be below ${PROXY_IDLE_TIMEOUT_SECONDS} (Cloudflare's proxy timeout), got ${nonStreamMaxSeconds}`,
+		);
+	}
 	return {
 		originUrls: fallback ? [primary, fallback] : [primary],
 		dlpPolicy,
-		cache: cachePolicy(env),
+		cache,
 		maxTokensLimit: integerVar(env, "MAX_TOKENS_LIMIT"),
 		maxBodyBytes: integerVar(env, "MAX_BODY_BYTES"),
 		originTimeoutMs: integerVar(env, "ORIGIN_TIMEOUT_MS"),
@@ -94,6 +114,9 @@ function parseSettings(env: Env): Settings {
 			embedInputs: integerVar(env, "MAX_EMBED_INPUTS_IN_FLIGHT_PER_KEY"),
 		},
 		pinnedFingerprint: pinned === "" ? null : pinned,
+		requestTtl: { minSeconds: requestTtlMin, maxSeconds: cache.maxAgeSeconds },
+		keepaliveMs: integerVar(env, "SSE_KEEPALIVE_MS"),
+		nonStreamMaxSeconds,
 	};
 }
 

@@ -123,10 +123,11 @@ describe("tiers", () => {
 			"created_at",
 			"expires_at",
 			"fingerprint",
+			"fixed_ttl_seconds",
 			"pieces",
 			"route",
 		]);
-		expect(row).toMatchObject({ route: "/v1/embed", fingerprint: FINGERPRINT, access_count: 0, pieces: null });
+		expect(row).toMatchObject({ route: "/v1/embed", fingerprint: FINGERPRINT, access_count: 0, pieces: null, fixed_ttl_seconds: null });
 		expect(JSON.stringify(row)).not.toContain(prompt.split(" ")[1]);
 		expect(row!.expires_at - row!.created_at).toBe(Number(env.CACHE_TTL_SECONDS));
 		const listed = await env.CACHE.list({ prefix: cacheKeyHeader });

@@ -218,9 +218,10 @@ def test_a_database_created_by_the_old_schema_sql_is_adopted_and_keeps_its_cache
 
     assert recorded(d1) == [migration.name for migration in MIGRATIONS]
     rows = [tuple(row) for row in old.execute("SELECT * FROM answer_cache ORDER BY cache_key")]
-    # Every column but the prompt text (`parameters`, index 2), unchanged; `pieces` (0003) is NULL for
-    # rows stored before it.
-    assert rows == [embedding[:2] + embedding[3:] + (None,), generation[:2] + generation[3:] + (None,)]
+    # Every column but the prompt text (`parameters`, index 2), unchanged; `pieces` (0003) and
+    # `fixed_ttl_seconds` (0005) are NULL for rows stored before them.
+    added = (None, None)
+    assert rows == [embedding[:2] + embedding[3:] + added, generation[:2] + generation[3:] + added]
     assert "private words" not in "\n".join(old.iterdump())
     assert {"generation_cache", "embedding_cache"}.isdisjoint(d1.tables("db-1111"))
 

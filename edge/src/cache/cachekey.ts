@@ -1,5 +1,7 @@
 // Cache keys: sha256 over canonical JSON of the route, every output-affecting parameter and the model
-// fingerprint. Hashing keeps keys far below KV's 512-byte limit and keeps prompts out of key listings.
+// fingerprint, and a request's cache namespace (its API key id and name, cf-aig-cache-key) when it names
+// one. Hashing keeps keys far below KV's 512-byte limit and keeps prompts out of key listings.
+import type { CacheNamespace } from "./controls";
 
 export type Kind = "generate" | "embed";
 
@@ -24,7 +26,14 @@ export async function sha256Hex(text: string): Promise<string> {
 	return [...new Uint8Array(digest)].map((byte) => byte.toString(16).padStart(2, "0")).join("");
 }
 
-export async function cacheKey(kind: Kind, originPath: string, params: unknown, fingerprint: string): Promise<string> {
-	const material = canonicalJson({ v: KEY_VERSION, route: originPath, params, fingerprint });
+/** Without a namespace the material (and so every key stored before namespaces existed) is unchanged. */
+export async function cacheKey(
+	kind: Kind,
+	originPath: string,
+	params: unknown,
+	fingerprint: string,
+	namespace: CacheNamespace | null = null,
+): Promise<string> {
+	const material = canonicalJson({ v: KEY_VERSION, route: originPath, params, fingerprint, namespace: namespace ?? undefined });
 	return `${KIND_PREFIX[kind]}:v${KEY_VERSION}:${await sha256Hex(material)}`;
 }

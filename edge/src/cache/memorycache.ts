@@ -1,6 +1,6 @@
 // The isolate's own hot tier in front of KV: a small LRU of recent answers. Entries can never be stale
 // in content (the key includes the model fingerprint); they expire after MEMORY_TTL_MS so a D1/KV TTL
-// eviction is honoured within that time.
+// eviction is honoured within that time, and never outlive a fixed-life answer's end (cf-aig-cache-ttl).
 
 const MEMORY_TTL_MS = 60_000;
 // Bounds memory use to entries x this size, well inside an isolate's 128 MB.
@@ -11,6 +11,8 @@ interface MemoryEntry {
 	contentType: string;
 	fingerprint: string;
 	pieces: number[] | null;
+	/** A fixed-life answer's end of life, unix seconds (tiers.ts); null: none. */
+	expiresAt: number | null;
 }
 
 const entries = new Map<string, { entry: MemoryEntry; expiresAtMs: number }>();
@@ -28,6 +30,7 @@ export function recall(key: string, capacity: number): MemoryEntry | null {
 export function remember(key: string, entry: MemoryEntry, capacity: number): void {
 	if (capacity === 0 || entry.body.length > MAX_ENTRY_BYTES) return;
 	entries.delete(key);
-	entries.set(key, { entry, expiresAtMs: Date.now() + MEMORY_TTL_MS });
+	const expiresAtMs = Math.min(Date.now() + MEMORY_TTL_MS, entry.expiresAt === null ? Infinity : entry.expiresAt * 1000);
+	entries.set(key, { entry, expiresAtMs });
 	while (entries.size > capacity) entries.delete(entries.keys().next().value!);
 }

@@ -6,7 +6,9 @@
 //
 // Privacy at rest: D1 holds the answer and its key (a SHA-256), never the prompt. Every answer has a hard
 // maximum age from when it was stored: a hit refreshes the TTL and may promote the row into KV, but never
-// past created_at + maxAgeSeconds, so a popular prompt's answer does not live for ever.
+// past created_at + maxAgeSeconds, so a popular prompt's answer does not live for ever. An answer stored by
+// a request with its own TTL (cf-aig-cache-ttl, controls.ts) has a fixed life instead: it expires that
+// long after it was stored in every tier, and hits never move its expiry.
 import { recall, remember } from "./memorycache";
 import { bumpCounter, SKIPPED_CACHE_WRITES } from "../observability/metrics";
 import { parsePieces } from "./replay";
@@ -17,6 +19,8 @@ export interface CachedAnswer {
 	fingerprint: string;
 	/** A generation answer's piece lengths (edge/src/cache/replay.ts); null for embeddings and older rows. */
 	pieces: number[] | null;
+	/** The fixed end of life (unix seconds) of an answer stored with its own TTL; null: the sliding TTL. */
+	expiresAt: number | null;
 	tier: "memory" | "kv" | "d1";
 }
 
@@ -36,6 +40,8 @@ interface CacheEntry {
 	body: string;
 	contentType: string;
 	pieces: number[] | null;
+	/** The request's own TTL (cf-aig-cache-ttl): a fixed life from now; null: the policy's sliding TTL. */
+	fixedTtlSeconds: number | null;
 }
 
 interface KvMetadata {
@@ -43,6 +49,8 @@ interface KvMetadata {
 	fingerprint: string;
 	/** The value starts with the piece lengths (a JSON array) and a newline, then the body. */
 	withPieces?: true;
+	/** A fixed-life answer's end of life (unix seconds): never served after it, whatever KV still holds. */
+	expiresAt?: number;
 }
 
 /** A D1 row read this many times is copied back into KV. */
@@ -81,12 +89,13 @@ type Stored = Omit<CachedAnswer, "tier">;
 /** The KV value: the body alone, or the piece lengths on a first line before it (no copy re-escaped). */
 function kvValue(answer: Stored): { value: string; metadata: KvMetadata } {
 	const metadata: KvMetadata = { contentType: answer.contentType, fingerprint: answer.fingerprint };
+	if (answer.expiresAt !== null) metadata.expiresAt = answer.expiresAt;
 	if (answer.pieces === null) return { value: answer.body, metadata };
 	return { value: `${JSON.stringify(answer.pieces)}\n${answer.body}`, metadata: { ...metadata, withPieces: true } };
 }
 
 function fromKvValue(value: string, metadata: KvMetadata): Stored {
-	const stored = { contentType: metadata.contentType, fingerprint: metadata.fingerprint };
+	const stored = { contentType: metadata.contentType, fingerprint: metadata.fingerprint, expiresAt: metadata.expiresAt ?? null };
 	if (!metadata.withPieces) return { ...stored, body: value, pieces: null };
 	const newline = value.indexOf("\n");
 	return { ...stored, body: value.slice(newline + 1), pieces: parsePieces(value.slice(0, newline)) };
@@ -108,6 +117,7 @@ async function lookupKv(env: Env, key: string): Promise<CachedAnswer | null> {
 	try {
 		const { value, metadata } = await env.CACHE.getWithMetadata<KvMetadata>(key, "text");
 		if (value === null || !metadata) return null;
+		if (metadata.expiresAt !== undefined && metadata.expiresAt <= nowSeconds()) return null;
 		return { ...fromKvValue(value, metadata), tier: "kv" };
 	} catch (error) {
 		logFailure("KV read")(error as Error);
@@ -121,7 +131,9 @@ interface AnswerRow {
 	fingerprint: string;
 	access_count: number;
 	created_at: number;
+	expires_at: number;
 	pieces: string | null;
+	fixed_ttl_seconds: number | null;
 }
 
 async function lookupD1(env: Env, ctx: ExecutionContext, key: string, policy: CachePolicy): Promise<CachedAnswer | null> {
@@ -130,7 +142,7 @@ async function lookupD1(env: Env, ctx: ExecutionContext, key: string, policy: Ca
 	try {
 		// The created_at bound also retires rows stored under a longer maximum age than today's.
 		row = await env.DB.prepare(
-			"SELECT body, content_type, fingerprint, access_count, created_at, pieces FROM answer_cache WHERE cache_key = ? AND expires_at > ? AND created_at > ? LIMIT 1",
+			"SELECT body, content_type, fingerprint, access_count, created_at, expires_at, pieces, fixed_ttl_seconds FROM answer_cache WHERE cache_key = ? AND expires_at > ? AND created_at > ? LIMIT 1",
 		)
 			.bind(key, now, now - policy.maxAgeSeconds)
 			.first();
@@ -139,16 +151,25 @@ async function lookupD1(env: Env, ctx: ExecutionContext, key: string, policy: Ca
 		return null;
 	}
 	if (!row) return null;
-	const stored: Stored = { body: row.body, contentType: row.content_type, fingerprint: row.fingerprint, pieces: parsePieces(row.pieces) };
+	const fixed = row.fixed_ttl_seconds !== null;
+	const stored: Stored = {
+		body: row.body,
+		contentType: row.content_type,
+		fingerprint: row.fingerprint,
+		pieces: parsePieces(row.pieces),
+		expiresAt: fixed ? row.expires_at : null,
+	};
+	// A fixed-life row keeps its expiry; any other is extended by the TTL, never past its maximum age.
 	const touch = runD1(
 		env,
-		"UPDATE answer_cache SET access_count = access_count + 1, accessed_at = ?, expires_at = MIN(?, created_at + ?) WHERE cache_key = ?",
+		`UPDATE answer_cache SET access_count = access_count + 1, accessed_at = ?,
+		 expires_at = CASE WHEN fixed_ttl_seconds IS NULL THEN MIN(?, created_at + ?) ELSE expires_at END WHERE cache_key = ?`,
 		now,
 		now + policy.ttlSeconds,
 		policy.maxAgeSeconds,
 		key,
 	).catch(logFailure("D1 access update"));
-	const kvTtl = Math.min(policy.ttlSeconds, row.created_at + policy.maxAgeSeconds - now);
+	const kvTtl = Math.min(fixed ? row.expires_at - now : policy.ttlSeconds, row.created_at + policy.maxAgeSeconds - now);
 	const promote =
 		row.access_count + 1 >= PROMOTE_AFTER_HITS && kvTtl >= KV_MIN_TTL_SECONDS
 			? putKv(env, key, stored, kvTtl).catch(logFailure("KV promotion"))
@@ -161,12 +182,10 @@ export async function lookup(env: Env, ctx: ExecutionContext, key: string, polic
 	const inMemory = recall(key, policy.memoryEntries);
 	if (inMemory) return { ...inMemory, tier: "memory" };
 	const found = (await lookupKv(env, key)) ?? (await lookupD1(env, ctx, key, policy));
-	if (found)
-		remember(
-			key,
-			{ body: found.body, contentType: found.contentType, fingerprint: found.fingerprint, pieces: found.pieces },
-			policy.memoryEntries,
-		);
+	if (found) {
+		const { tier: _, ...stored } = found; // eslint-disable-line @typescript-eslint/no-unused-vars
+		remember(key, stored, policy.memoryEntries);
+	}
 	return found;
 }
 
@@ -177,9 +196,15 @@ function skipTier(env: Env, tier: "kv" | "d1"): Promise<void> {
 
 /** Write-behind to every tier the answer fits in. A store is a new answer: its row starts a new life. */
 export function store(env: Env, ctx: ExecutionContext, entry: CacheEntry, policy: CachePolicy): void {
-	const { ttlSeconds } = policy;
+	const ttlSeconds = entry.fixedTtlSeconds ?? policy.ttlSeconds;
 	const now = nowSeconds();
-	const stored: Stored = { body: entry.body, contentType: entry.contentType, fingerprint: entry.fingerprint, pieces: entry.pieces };
+	const stored: Stored = {
+		body: entry.body,
+		contentType: entry.contentType,
+		fingerprint: entry.fingerprint,
+		pieces: entry.pieces,
+		expiresAt: entry.fixedTtlSeconds === null ? null : now + entry.fixedTtlSeconds,
+	};
 	const pieces = entry.pieces === null ? null : JSON.stringify(entry.pieces);
 	remember(entry.key, stored, policy.memoryEntries);
 	const kv = fitsIn(KV_MAX_VALUE_BYTES, entry.body, pieces ?? "")
@@ -196,8 +221,8 @@ export function store(env: Env, ctx: ExecutionContext, entry: CacheEntry, policy
 	)
 		? runD1(
 				env,
-				`INSERT OR REPLACE INTO answer_cache (cache_key, route, fingerprint, body, content_type, created_at, accessed_at, expires_at, access_count, pieces)
-				 VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?)`,
+				`INSERT OR REPLACE INTO answer_cache (cache_key, route, fingerprint, body, content_type, created_at, accessed_at, expires_at, access_count, pieces, fixed_ttl_seconds)
+				 VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)`,
 				entry.key,
 				entry.route,
 				entry.fingerprint,
@@ -207,6 +232,7 @@ export function store(env: Env, ctx: ExecutionContext, entry: CacheEntry, policy
 				now,
 				now + ttlSeconds,
 				pieces,
+				entry.fixedTtlSeconds,
 			).catch(logFailure("D1 write"))
 		: skipTier(env, "d1");
 	ctx.waitUntil(Promise.all([kv, d1]));

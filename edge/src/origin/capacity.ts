@@ -54,8 +54,13 @@ function promptTokens(params: Body): number {
  */
 export function demandOf(kind: Kind, params: Body, maxTokensLimit: number): Demand {
 	if (kind === "embed") return { requests: 1, tokens: 0, embedInputs: Array.isArray(params.input) ? params.input.length : 1 };
-	const maxTokens = params.max_completion_tokens ?? params.max_tokens ?? maxTokensLimit;
-	return { requests: 1, tokens: promptTokens(params) + (typeof maxTokens === "number" ? maxTokens : maxTokensLimit), embedInputs: 0 };
+	return { requests: 1, tokens: promptTokens(params) + maxTokensOf(params, maxTokensLimit), embedInputs: 0 };
+}
+
+/** The most tokens a generation may produce: its max_tokens, or (absent) the largest accepted. */
+export function maxTokensOf(params: Body, maxTokensLimit: number): number {
+	const maxTokens = params.max_completion_tokens ?? params.max_tokens;
+	return typeof maxTokens === "number" ? maxTokens : maxTokensLimit;
 }
 
 /** A request no lease could ever cover is refused outright (a 429 would only invite retries). */

@@ -20,6 +20,8 @@ export interface OriginAnswer {
 	retryAfter: string | null;
 	/** A generation answer's piece lengths (the runtime's X-Steadytext-Pieces header), for stream replays. */
 	pieces: number[] | null;
+	/** How long the origin call took (fetchAnswer), kept with the answer through coalescing: speed.ts learns from it. */
+	originMs?: number;
 }
 
 export class OriginUnavailableError extends HttpError {
@@ -138,6 +140,8 @@ export async function readAnswer(response: Response): Promise<OriginAnswer> {
 }
 
 /** POST a JSON body and read the whole answer. */
-export function fetchAnswer(env: Env, target: OriginTarget, path: string, body: string): Promise<OriginAnswer> {
-	return callOrigin(env, target, path, { method: "POST", body }, readAnswer);
+export async function fetchAnswer(env: Env, target: OriginTarget, path: string, body: string): Promise<OriginAnswer> {
+	const startedMs = Date.now();
+	const answer = await callOrigin(env, target, path, { method: "POST", body }, readAnswer);
+	return { ...answer, originMs: Date.now() - startedMs };
 }

@@ -1,0 +1,51 @@
+// Keepalives for a streamed miss: proxies between the client and the edge close a connection that sends
+// nothing for a while (Cloudflare's own proxy after 100 s), and a long queue wait or prompt, or a slow
+// piece, can be that long. Whenever the client has had no byte for the interval, it gets an SSE comment
+// line, which SSE clients ignore by definition. Comments are only ever added between whole events (the
+// source is the relay's output, which carries complete events only), never enter the stored answer, and a
+// replayed hit has none: it is the live stream's bytes without its keepalives.
+
+/** The comment sent; `:` starts an SSE comment line. */
+export const KEEPALIVE = ": keepalive\n\n";
+
+const encodedKeepalive = new TextEncoder().encode(KEEPALIVE);
+const TICK = Symbol("tick");
+
+/**
+ * The bytes of `source` (a stream, or a promise of one that may take longer than the interval to come),
+ * with a keepalive whenever nothing was sent for `intervalMs`. Read at the client's pace: one read of the
+ * source at a time, and a cancel by the client cancels the source.
+ */
+export function withKeepalive(source: Promise<ReadableStream<Uint8Array>>, intervalMs: number): ReadableStream<Uint8Array> {
+	let reader: ReadableStreamDefaultReader<Uint8Array> | null = null;
+	let pending: Promise<ReadableStreamDefaultReader<Uint8Array> | ReadableStreamReadResult<Uint8Array>> | null = null;
+	// A source that never arrives (it failed) is cancelled when it does not matter any more.
+	const opened = source.then((stream) => (reader = stream.getReader()));
+
+	async function next(): Promise<ReadableStreamReadResult<Uint8Array> | typeof TICK> {
+		pending ??= reader ? reader.read() : opened;
+		let timer: ReturnType<typeof setTimeout> | null = null;
+		const tick = new Promise<typeof TICK>((resolve) => (timer = setTimeout(() => resolve(TICK), intervalMs)));
+		try {
+			const result = await Promise.race([pending, tick]);
+			if (result === TICK) return TICK;
+			pending = null;
+			// The source just arrived: read from it (a later call's race restarts the interval).
+			return "done" in result ? result : next();
+		} finally {
+			clearTimeout(timer);
+		}
+	}
+
+	return new ReadableStream<Uint8Array>({
+		async pull(controller) {
+			const result = await next();
+			if (result === TICK) controller.enqueue(encodedKeepalive);
+			else if (result.done) controller.close();
+			else controller.enqueue(result.value);
+		},
+		async cancel(reason) {
+			await (reader ?? (await opened.catch(() => null)))?.cancel(reason);
+		},
+	});
+}

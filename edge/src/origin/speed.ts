@@ -1,0 +1,62 @@
+// The origin's generation speed, learnt in this isolate from completed answers (usage.completion_tokens
+// over the origin call's time), and the refusal of a non-streamed generation that would outlast the
+// proxies in front of it: Cloudflare answers 524 when an origin sends nothing for 100 s (and the Worker's
+// own ORIGIN_TIMEOUT_MS, which should be longer than NON_STREAM_MAX_SECONDS, ends the call). A streamed
+// answer sends keepalives instead (keepalive.ts).
+import type { Settings } from "../config";
+import { HttpError } from "../errors";
+import { maxTokensOf } from "./capacity";
+import type { Body } from "../admission/validate";
+
+// Before any measurement: about half the speed of the CPU-only runtime on 2 cores (37–48 tok/s greedy),
+// so the default MAX_TOKENS_LIMIT (512 → 26 s) is never refused on a
+// guess, while a deployment with much larger limits is refused until an answer shows the origin is fast.
+const DEFAULT_TOKENS_PER_SECOND = 20;
+// Short answers are mostly fixed cost (the round trip, the prompt): they would make the origin look slow.
+const MIN_SAMPLE_TOKENS = 16;
+// Weight of the newest answer in the moving average: follows a change of origin within a few answers.
+const NEWEST_WEIGHT = 0.3;
+
+const rates = new Map<string, number>();
+
+const originOf = (config: Settings): string => config.originUrls.join(" ");
+
+function completionTokens(body: string): number | null {
+	try {
+		const tokens = (JSON.parse(body) as { usage?: { completion_tokens?: unknown } }).usage?.completion_tokens;
+		return typeof tokens === "number" && Number.isInteger(tokens) ? tokens : null;
+	} catch {
+		return null;
+	}
+}
+
+/** Learns from a completed generation answer (its JSON body) that took `originMs` at the origin. */
+export function recordSpeed(config: Settings, body: string, originMs: number | undefined): void {
+	const tokens = completionTokens(body);
+	if (tokens === null || tokens < MIN_SAMPLE_TOKENS || !originMs || originMs <= 0) return;
+	const sample = tokens / (originMs / 1000);
+	const previous = rates.get(originOf(config));
+	rates.set(originOf(config), previous === undefined ? sample : NEWEST_WEIGHT * sample + (1 - NEWEST_WEIGHT) * previous);
+}
+
+/** The origin's tokens/s as this isolate last measured it, or the default before any answer. */
+function tokensPerSecond(config: Settings): number {
+	return rates.get(originOf(config)) ?? DEFAULT_TOKENS_PER_SECOND;
+}
+
+/** Refuses (400 `stream_required`) a non-streamed generation whose answer may take too long to wait for. */
+export function checkNonStreamTime(params: Body, config: Settings): void {
+	const limitSeconds = config.nonStreamMaxSeconds;
+	const maxTokens = maxTokensOf(params, config.maxTokensLimit);
+	const rate = tokensPerSecond(config);
+	const estimateSeconds = maxTokens / rate;
+	if (estimateSeconds <= limitSeconds) return;
+	throw new HttpError(
+		400,
+		"stream_required",
+		`up to ${maxTokens} tokens at the origin's measured ${rate.toFixed(1)} tokens/s may take ${Math.ceil(estimateSeconds)} s, ` +
+			`longer than a non-streamed answer may take (NON_STREAM_MAX_SECONDS: ${limitSeconds} s); ` +
+			`send "stream": true (keepalives hold the connection open) or a smaller max_tokens`,
+		"stream",
+	);
+}

@@ -1,0 +1,213 @@
+// Long requests behind proxies: a streamed miss sends SSE comment keepalives while the origin is silent
+// (before its first byte and between slow pieces), which never reach the stored answer or a replay; and a
+// non-streamed generation estimated to take longer than NON_STREAM_MAX_SECONDS (max_tokens over the
+// origin's measured tokens/s) is refused with a pointer to streaming. The origin's silence is a gate the
+// test opens, so "a keepalive came before the first token" never depends on timing.
+import { env } from "cloudflare:workers";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { KEEPALIVE } from "../src/origin/keepalive";
+import { renderStream } from "../src/cache/replay";
+import { FINGERPRINT, makeGate, type FakeOrigin } from "./fake-origin";
+import { call, freshOriginAndKey, keyIdOf, uniquePrompt } from "./helpers";
+
+const PRIMARY = "origin-primary.test";
+const FALLBACK = "origin-fallback.test";
+// A short interval: the tests' origins are silent for longer than it.
+const FAST_KEEPALIVE = { SSE_KEEPALIVE_MS: "30", MODEL_FINGERPRINT: FINGERPRINT };
+
+let origin: FakeOrigin;
+let key: string;
+beforeEach(async () => ({ origin, key } = await freshOriginAndKey()));
+afterEach(() => vi.restoreAllMocks());
+
+type ErrorBody = { error: { type: string; message: string; field?: string } };
+const decoder = new TextDecoder();
+
+async function readAll(reader: ReadableStreamDefaultReader<Uint8Array>): Promise<string> {
+	let text = "";
+	for (;;) {
+		const { done, value } = await reader.read();
+		if (done) return text;
+		text += decoder.decode(value, { stream: true });
+	}
+}
+
+async function firstChunk(response: Response): Promise<{ first: string; reader: ReadableStreamDefaultReader<Uint8Array> }> {
+	const reader = response.body!.getReader();
+	const { value } = await reader.read();
+	return { first: decoder.decode(value), reader };
+}
+
+async function heldRequests(): Promise<number> {
+	const limiter = env.KEY_LIMITER.get(env.KEY_LIMITER.idFromName(await keyIdOf(key)));
+	return (await limiter.held()).requests;
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** A native stream as the runtime sends it, one event every `gapMs`. */
+function slowStream(text: string, gapMs: number): { response: Response; live: string } {
+	const answer = {
+		text,
+		finish_reason: "length",
+		usage: { prompt_tokens: 3, completion_tokens: 3 },
+		model: "gemma3-270m",
+		fingerprint: FINGERPRINT,
+	};
+	const live = renderStream("native", JSON.stringify(answer), [2, 2, Array.from(text).length - 4], false)!;
+	const events = live.split(/(?<=\n\n)/);
+	let next = 0;
+	const body = new ReadableStream<Uint8Array>({
+		async pull(controller) {
+			if (next === events.length) return controller.close();
+			await sleep(gapMs);
+			controller.enqueue(new TextEncoder().encode(events[next++]));
+		},
+	});
+	return {
+		response: new Response(body, { headers: { "content-type": "text/event-stream; charset=utf-8", "x-model-fingerprint": FINGERPRINT } }),
+		live,
+	};
+}
+
+describe("SSE keepalives on a streamed miss", () => {
+	it("sends a keepalive before the first token while the origin is silent, and replays the live stream without it", async () => {
+		const { gate, open } = makeGate();
+		origin.set(PRIMARY, { gate });
+		const body = { prompt: uniquePrompt("silent origin"), stream: true };
+		const response = await call("/v1/generate", { body, key, env: FAST_KEEPALIVE, settle: false });
+		expect(response.status).toBe(200);
+		expect(response.headers.get("content-type")).toBe("text/event-stream; charset=utf-8");
+		expect(response.headers.get("x-cache")).toBe("MISS");
+		expect(response.headers.get("cf-aig-cache-status")).toBe("MISS");
+
+		const { first, reader } = await firstChunk(response);
+		expect(first).toBe(KEEPALIVE);
+		expect(origin.pending).toBe(1); // the origin had not answered yet
+		open();
+		const received = first + (await readAll(reader));
+		const live = received.replaceAll(KEEPALIVE, "");
+		expect(live).toMatch(/^data: \{"token":/);
+		expect(live).toContain('"done":true');
+
+		await vi.waitFor(async () => expect(await env.CACHE.get(response.headers.get("x-cache-key")!)).not.toBeNull());
+		const replay = await call("/v1/generate", { body, key, env: FAST_KEEPALIVE });
+		expect(replay.headers.get("x-cache")).toBe("HIT");
+		const replayed = await replay.text();
+		expect(replayed).toBe(live);
+		expect(replayed).not.toContain(": keepalive");
+		expect(origin.callsTo("/v1/generate")).toHaveLength(1);
+		await vi.waitFor(async () => expect(await heldRequests()).toBe(0));
+	});
+
+	it("fills the silence between slow pieces, only between whole events, and stores the stream without them", async () => {
+		const { response: slow, live } = slowStream("slow pieces é", 120);
+		origin.set(PRIMARY, { respond: () => slow });
+		const body = { prompt: uniquePrompt("slow pieces"), stream: true };
+		const response = await call("/v1/generate", { body, key, env: FAST_KEEPALIVE, settle: false });
+		const received = await response.text();
+		expect(received).toContain(KEEPALIVE);
+		// Every chunk between blank lines is a whole event or a whole keepalive.
+		for (const part of received.split(/(?<=\n\n)/))
+			expect(part === KEEPALIVE || (part.startsWith("data: ") && part.endsWith("\n\n"))).toBe(true);
+		expect(received.replaceAll(KEEPALIVE, "")).toBe(live);
+
+		await vi.waitFor(async () => expect(await env.CACHE.get(response.headers.get("x-cache-key")!)).not.toBeNull());
+		expect(await (await call("/v1/generate", { body, key })).text()).toBe(live);
+	});
+
+	it("sends none when the origin is quick, so its status goes out unchanged", async () => {
+		origin.set(PRIMARY, { respond: () => Response.json({ error: { type: "queue_full", message: "the queue is full" } }, { status: 429 }) });
+		const response = await call("/v1/generate", { body: { prompt: uniquePrompt("quick refusal"), stream: true }, key });
+		expect(response.status).toBe(429);
+		expect((await response.json<ErrorBody>()).error.type).toBe("queue_full");
+	});
+
+	it("reports a refusal that comes after the stream began as an error event, and stores nothing", async () => {
+		const { gate, open } = makeGate();
+		origin.set(PRIMARY, {
+			gate,
+			respond: () => Response.json({ error: { type: "queue_full", message: "the queue is full" } }, { status: 429 }),
+		});
+		const response = await call("/v1/generate", { body: { prompt: uniquePrompt("late refusal"), stream: true }, key, env: FAST_KEEPALIVE });
+		const { first, reader } = await firstChunk(response);
+		expect(response.status).toBe(200);
+		expect(first).toBe(KEEPALIVE);
+		open();
+		const rest = (await readAll(reader)).replaceAll(KEEPALIVE, "");
+		expect(rest).toBe('data: {"error":{"type":"queue_full","message":"the queue is full"}}\n\n');
+		expect(await env.CACHE.get(response.headers.get("x-cache-key")!)).toBeNull();
+		await vi.waitFor(async () => expect(await heldRequests()).toBe(0));
+	});
+
+	it("reports every origin failing after the stream began as an origin_unavailable event", async () => {
+		const { gate, open } = makeGate();
+		origin.set(PRIMARY, { gate, fail: "down" }).set(FALLBACK, { fail: "down" });
+		const response = await call("/v1/generate", { body: { prompt: uniquePrompt("late outage"), stream: true }, key, env: FAST_KEEPALIVE });
+		const { first, reader } = await firstChunk(response);
+		expect(first).toBe(KEEPALIVE);
+		open();
+		const events = (await readAll(reader)).replaceAll(KEEPALIVE, "");
+		expect(JSON.parse(events.replace(/^data: /, ""))).toMatchObject({ error: { type: "origin_unavailable" } });
+	});
+});
+
+describe("a non-streamed generation that may outlast the proxies", () => {
+	const tight = { NON_STREAM_MAX_SECONDS: "5" };
+
+	it("is refused with a 400 naming stream: true when max_tokens over the default speed exceeds the limit", async () => {
+		// No answer measured yet here: 20 tokens/s is assumed, so 200 tokens may take 10 s.
+		const response = await call("/v1/generate", { body: { prompt: uniquePrompt("long"), max_tokens: 200 }, key, env: tight });
+		expect(response.status).toBe(400);
+		const { error } = await response.json<ErrorBody>();
+		expect(error.type).toBe("stream_required");
+		expect(error.field).toBe("stream");
+		expect(error.message).toContain('send "stream": true');
+		expect(error.message).toContain("NON_STREAM_MAX_SECONDS: 5 s");
+		expect(origin.callsTo("/v1/generate")).toHaveLength(0);
+	});
+
+	it("serves the same request streamed, a shorter one, and a cached answer however long it was", async () => {
+		const prompt = uniquePrompt("long but streamed");
+		expect((await call("/v1/generate", { body: { prompt, max_tokens: 200, stream: true }, key, env: tight })).status).toBe(200);
+		expect((await call("/v1/generate", { body: { prompt: uniquePrompt("short"), max_tokens: 100 }, key, env: tight })).status).toBe(200);
+		await vi.waitFor(async () =>
+			expect((await call("/v1/generate", { body: { prompt, max_tokens: 200 }, key, env: tight })).headers.get("x-cache")).toBe("HIT"),
+		);
+	});
+
+	it("learns the origin's speed from completed answers", async () => {
+		const slowOrigin = {
+			ORIGIN_URL: "http://slow-origin.test",
+			ORIGIN_TIMEOUT_MS: "10000",
+			NON_STREAM_MAX_SECONDS: "10",
+			MODEL_FINGERPRINT: FINGERPRINT,
+		};
+		const answer = {
+			text: "sixteen tokens long",
+			finish_reason: "length",
+			usage: { prompt_tokens: 3, completion_tokens: 16 },
+			model: "gemma3-270m",
+			fingerprint: FINGERPRINT,
+		};
+		// 16 tokens in at least a second: at most 16 tokens/s, slower than the 20 assumed before.
+		origin.set("slow-origin.test", { delayMs: 1000, respond: () => Response.json(answer) });
+		const longer = { prompt: uniquePrompt("before measuring"), max_tokens: 180 }; // 9 s at 20 tokens/s, over 10 s at 16
+		expect((await call("/v1/generate", { body: { prompt: uniquePrompt("measured"), max_tokens: 16 }, key, env: slowOrigin })).status).toBe(
+			200,
+		);
+		const refused = await call("/v1/generate", { body: longer, key, env: slowOrigin });
+		expect(refused.status).toBe(400);
+		expect((await refused.json<ErrorBody>()).error.message).toMatch(/at the origin's measured (1[0-6]|[0-9])\.\d tokens\/s/);
+	});
+
+	it("refuses a limit at or above Cloudflare's 100 s proxy timeout, naming the var", async () => {
+		const response = await call("/v1/generate", {
+			body: { prompt: uniquePrompt("bad limit") },
+			key,
+			env: { NON_STREAM_MAX_SECONDS: "100" },
+		});
+		expect(response.status).toBe(500);
+		expect((await response.json<ErrorBody>()).error.message).toContain("NON_STREAM_MAX_SECONDS");
+	});
+});
