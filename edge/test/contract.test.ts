@@ -197,7 +197,8 @@ describe("one error vocabulary", () => {
 		if (badRequest.oversize) rawBody = JSON.stringify({ prompt: "x".repeat(limits.max_body_bytes) });
 		else if (badRequest.body_base64) rawBody = Uint8Array.from(atob(badRequest.body_base64), (c) => c.charCodeAt(0));
 		else if (badRequest.body !== undefined) rawBody = fill(badRequest.body, limits);
-		const headers: Record<string, string> = badRequest.content_type ? { "content-type": badRequest.content_type } : {};
+		const headers: Record<string, string> = { ...badRequest.headers };
+		if (badRequest.content_type) headers["content-type"] = badRequest.content_type;
 		const response = await call(badRequest.route, { method: badRequest.method, rawBody, headers, key });
 		expect(response.status).toBe(badRequest.status);
 		const expected = { ...badRequest.error, message: fill(badRequest.error.message, limits) };

@@ -25,6 +25,7 @@ export interface BadRequest {
 	body_base64?: string;
 	oversize?: boolean;
 	content_type?: string;
+	headers?: Record<string, string>;
 	layers: string[];
 	status: number;
 	error: { type: string; message: string; field?: string };

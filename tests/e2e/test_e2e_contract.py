@@ -93,7 +93,9 @@ def test_include_usage_and_plain_streams_share_one_stored_answer(runtime, worker
 
 
 def send_bad(client: httpx.Client, case: dict, limits: dict[str, int]) -> httpx.Response:
-    headers = {"content-type": case["content_type"]} if "content_type" in case else {}
+    headers = dict(case.get("headers", {}))
+    if "content_type" in case:
+        headers["content-type"] = case["content_type"]
     return client.request(
         case["method"], case["route"], content=bad_request_body(case, limits), headers=headers
     )
