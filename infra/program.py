@@ -27,6 +27,7 @@ from infra.components.cloudflare.edge_storage import EdgeStorage, EdgeStorageArg
 from infra.components.cloudflare.edge_worker import EdgeWorker, EdgeWorkerArgs
 from infra.components.cloudflare.model_artifact import ModelArtifact, ModelArtifactArgs
 from infra.components.cloudflare.origin_tunnel import OriginTunnel, OriginTunnelArgs
+from infra.components.cloudflare.receipt_key import ReceiptKey, ReceiptKeyArgs
 from infra.components.cloudflare.zero_trust import ZeroTrust, ZeroTrustArgs
 from infra.config import StackConfig
 from infra.config.aws import AwsConfig
@@ -45,6 +46,7 @@ class CloudflareEdge:
     model: ModelArtifact
     zero_trust: ZeroTrust
     tunnel: OriginTunnel
+    receipt_key: ReceiptKey
     worker: EdgeWorker
     model_bytes: int  # size of the GGUF the GPU runtime downloads and loads
     wrangler: Mapping[str, Any]  # edge/wrangler.jsonc as deployed
@@ -186,6 +188,7 @@ def deploy_cloudflare(
             access_aud=zero_trust.application.aud,
         ),
     )
+    receipt_key = ReceiptKey("receipt-key", ReceiptKeyArgs(version=cf.receipt_key_version))
     worker = EdgeWorker(
         "edge",
         EdgeWorkerArgs(
@@ -202,6 +205,7 @@ def deploy_cloudflare(
                 "CF_ACCESS_CLIENT_SECRET": zero_trust.service_token.client_secret,
                 "ORIGIN_TOKEN": cf.origin_token,
                 "METRICS_TOKEN": cf.metrics_token,
+                "RECEIPT_SIGNING_KEY": receipt_key.private_key_pem,
                 **(
                     {
                         "SCALE_SIGNAL_ACCESS_KEY_ID": scale_signal.access_key_id,
@@ -222,6 +226,7 @@ def deploy_cloudflare(
         model=model,
         zero_trust=zero_trust,
         tunnel=tunnel,
+        receipt_key=receipt_key,
         worker=worker,
         model_bytes=model_file.path.stat().st_size,
         wrangler=wrangler,
@@ -255,6 +260,9 @@ def export_cloudflare(edge: CloudflareEdge, cfg: StackConfig) -> None:
     pulumi.export("accessServiceTokenExpiresAt", edge.zero_trust.service_token.expires_at)
     pulumi.export("dlpProfileIds", edge.zero_trust.dlp_profile_ids)
     pulumi.export("tunnelId", edge.tunnel.tunnel.id)
+    # What `python -m runtime.receipt verify --public-key` checks the Worker's receipts against.
+    pulumi.export("receiptPublicKey", edge.receipt_key.public_key_pem)
+    pulumi.export("receiptKeyVersion", edge.receipt_key.version)
     pulumi.export("tunnelToken", edge.tunnel.token)
 
 

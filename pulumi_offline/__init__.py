@@ -15,7 +15,7 @@ inputs (`RecordingMonitor.RegisterResource`) and the stack's exports with their 
   naming its token.
 - `RecordingMonitor` records, for every resource, what the engine would be sent: type, name, URN,
   inputs (secrets still wrapped, so callers can prove they stay secret), parent and options
-  (`protect`, `retain_on_delete`, dependencies, property dependencies, aliases).
+  (`protect`, `retain_on_delete`, dependencies, property dependencies, aliases, replacement trigger).
 - `run_pulumi(build, stack, config)` runs `build()` under the mocks and returns a `PulumiRun` with the
   resources, the resolved stack exports and which exports are secret.
 - `stack_config(stack)` is the config the CLI would hand the program for Pulumi.<stack>.yaml, plus
@@ -123,6 +123,38 @@ def _workers_script(args: MockResourceArgs) -> dict:
     return {"migrationTag": uploaded or LIVE_WORKER_SCRIPTS.get(args.inputs["scriptName"], "")}
 
 
+def _tls_private_key(args: MockResourceArgs) -> dict:
+    """A real key pair (Ed25519 only, what the program asks for), derived from the resource name so runs
+    are repeatable: tests can sign with the private key the Worker gets and verify with the exported
+    public key."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    if args.inputs.get("algorithm") != "ED25519":
+        raise NotImplementedError(
+            f"pulumi_offline mocks only ED25519 keys, not {args.inputs.get('algorithm')}"
+        )
+    key = Ed25519PrivateKey.from_private_bytes(hashlib.sha256(f"tls-key/{args.name}".encode()).digest())
+    pkcs8 = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    public = key.public_key()
+    return {
+        "privateKeyPem": pkcs8,
+        "privateKeyPemPkcs8": pkcs8,
+        "privateKeyOpenssh": key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()
+        ).decode(),
+        "publicKeyPem": public.public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        ).decode(),
+        "publicKeyOpenssh": public.public_bytes(
+            serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
+        ).decode()
+        + "\n",
+    }
+
+
 # Dynamic resources share one type token: each is told apart by an input only it has.
 DYNAMIC_OUTPUTS: dict[str, Callable[[MockResourceArgs], dict]] = {
     "filename": challenge_token_outputs,
@@ -141,6 +173,7 @@ COMPUTED_OUTPUTS: dict[str, Callable[[MockResourceArgs], dict]] = {
     f"{CF}/zeroTrustAccessServiceToken:ZeroTrustAccessServiceToken": _service_token,
     f"{CF}/workersScript:WorkersScript": _workers_script,
     f"{CF}/queue:Queue": lambda a: {"queueId": _hex_id(a.name)},
+    "tls:index/privateKey:PrivateKey": _tls_private_key,
     "pulumi-python:dynamic:Resource": _dynamic,
 }
 
@@ -219,6 +252,8 @@ class RecordedResource:
     ignore_changes: list[str] = field(default_factory=list)
     # Each alias as the engine gets it: a URN, or a spec of what differed then (name, type, parentUrn, …).
     aliases: list[dict[str, Any]] = field(default_factory=list)
+    # The `replacement_trigger` option's value (a change replaces the resource); None when unset.
+    replacement_trigger: Any = None
 
     def input(self, key: str) -> Any:
         return plain(self.inputs.get(key))
@@ -275,6 +310,11 @@ class RecordingMonitor(MockMonitor):
                     additional_secret_outputs=list(request.additionalSecretOutputs),
                     ignore_changes=list(request.ignoreChanges),
                     aliases=[json_format.MessageToDict(alias) for alias in request.aliases],
+                    replacement_trigger=(
+                        json_format.MessageToDict(request.replacement_trigger)
+                        if request.HasField("replacement_trigger")
+                        else None
+                    ),
                 )
             )
         return response

@@ -74,6 +74,8 @@ class CloudflareConfig:
     worker: WorkerSettings
     access: AccessSettings
     gateway: GatewaySettings
+    # Bumping it replaces the Worker's receipt-signing key pair (docs/infra.md, "Receipt signing key").
+    receipt_key_version: int
     api_token: pulumi.Output[str]
     origin_token: pulumi.Output[str]
     metrics_token: pulumi.Output[str]
@@ -208,6 +210,7 @@ def load_cloudflare(read: ConfigReader, cloudflare: ConfigReader) -> CloudflareC
         worker=_worker_settings(read),
         access=_access_settings(read),
         gateway=_gateway_settings(read),
+        receipt_key_version=read.integer("receiptKeyVersion", example=2, minimum=1, maximum=1_000_000),
         api_token=cloudflare.secret("apiToken", example="<api-token-with-workers-d1-r2-zero-trust-edit>"),
         origin_token=read.secret("originToken", example="$(openssl rand -hex 32)"),
         metrics_token=read.secret("metricsToken", example="$(openssl rand -hex 32)"),

@@ -135,6 +135,7 @@ def test_the_access_service_token_and_secrets_reach_the_worker_as_secrets(stack_
             "CF_ACCESS_CLIENT_SECRET",
             "ORIGIN_TOKEN",
             "METRICS_TOKEN",
+            "RECEIPT_SIGNING_KEY",
         }
         | scale_signal
     )
@@ -175,9 +176,12 @@ def test_every_child_is_parented_to_its_component(stack_run):
         "steadytext:cloudflare:ZeroTrust",
         "steadytext:cloudflare:OriginTunnel",
         "steadytext:cloudflare:ModelArtifact",
+        "steadytext:cloudflare:ReceiptKey",
     }
     cloudflare = [
-        r for r in stack_run.resources if r.custom and (r.type.startswith("cloudflare:") or r.type == DYNAMIC)
+        r
+        for r in stack_run.resources
+        if r.custom and (r.type.startswith(("cloudflare:", "tls:")) or r.type == DYNAMIC)
     ]
     assert cloudflare and all(r.parent in components for r in cloudflare)
 

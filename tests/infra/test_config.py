@@ -75,6 +75,7 @@ def test_the_committed_placeholders_are_rejected_with_the_key_and_an_example():
         ("dlpProfile", "enterprise", "one of custom, predefined"),
         ("gatewayTlsDecryption", "maybe", "one of declare, external"),
         ("serviceTokenSecretVersion", "0", "integer from 1 to 1000000"),
+        ("receiptKeyVersion", "first", "integer from 1 to 1000000"),
     ],
 )
 def test_invalid_values_name_their_key(key, value, expected):
@@ -118,6 +119,7 @@ def test_the_gateway_choices_default_to_the_custom_profile_declared_by_the_stack
     gateway = load("dev").cloudflare.gateway
     assert (gateway.tls_decryption, gateway.dlp_profile) == ("declare", "custom")
     assert load("dev").cloudflare.access.service_token_secret_version == 1
+    assert load("dev").cloudflare.receipt_key_version == 1
 
 
 def test_access_needs_someone_to_let_in():

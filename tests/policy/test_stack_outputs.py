@@ -52,6 +52,26 @@ def test_a_provider_generated_secret_in_a_plain_output_fails():
     assert "'clientSecret'" in message
 
 
+def test_a_generated_private_key_in_a_plain_output_fails_and_its_public_key_passes():
+    pem = "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIExample\n-----END PRIVATE KEY-----\n"
+    key = res(
+        "tls:index/privateKey:PrivateKey",
+        "receipt-key-ed25519",
+        {"algorithm": "ED25519", "privateKeyPemPkcs8": pem, "publicKeyPem": "-----BEGIN PUBLIC KEY-----"},
+    )
+    [message] = violations(no_secret_in_plain_outputs, key, stack(signingKey=pem), config=VISIBLE)
+    assert "'signingKey'" in message
+    assert (
+        violations(
+            no_secret_in_plain_outputs,
+            key,
+            stack(receiptPublicKey="-----BEGIN PUBLIC KEY-----"),
+            config=VISIBLE,
+        )
+        == []
+    )
+
+
 def test_under_the_engine_where_secrets_arrive_unwrapped_the_check_stands_aside():
     # A properly secret output looks plain there; blocking it would stop every deploy that exports one.
     assert violations(no_secret_in_plain_outputs, worker(), stack(originToken=TOKEN)) == []

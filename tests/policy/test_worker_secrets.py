@@ -47,3 +47,17 @@ def test_another_credential_looking_plain_var_fails():
     leaked = {"name": "UPSTREAM_API_KEY", "type": "plain_text", "text": "k"}
     [message] = violations(worker_secrets_bound_as_secrets, worker(secret_bindings() + [leaked]))
     assert "UPSTREAM_API_KEY as plain_text" in message
+
+
+def test_the_receipt_signing_key_is_required_and_bound_as_a_secret():
+    assert "RECEIPT_SIGNING_KEY" in REQUIRED_SECRET_BINDINGS
+    [message] = violations(
+        worker_secrets_bound_as_secrets, worker(secret_bindings(RECEIPT_SIGNING_KEY="plain_text"))
+    )
+    assert "RECEIPT_SIGNING_KEY as plain_text" in message
+
+
+def test_another_signing_key_as_plain_text_fails():
+    leaked = {"name": "WEBHOOK_SIGNING_KEY", "type": "plain_text", "text": "k"}
+    [message] = violations(worker_secrets_bound_as_secrets, worker(secret_bindings() + [leaked]))
+    assert "WEBHOOK_SIGNING_KEY as plain_text" in message

@@ -23,6 +23,7 @@ SECRET_PROPERTIES = {
     "aws:secretsmanager/secretVersion:SecretVersion": ("secretString",),
     "aws:iam/accessKey:AccessKey": ("secret",),
     "random:index/randomPassword:RandomPassword": ("result",),
+    "tls:index/privateKey:PrivateKey": ("privateKeyPem", "privateKeyPemPkcs8", "privateKeyOpenssh"),
 }
 SSM_PARAMETER = "aws:ssm/parameter:Parameter"  # its `value` is secret when type is SecureString
 # Shorter strings (ids, flags) match too much to be evidence of a leak.

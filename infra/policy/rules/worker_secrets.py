@@ -13,13 +13,20 @@ from pulumi_policy import (
 
 from infra.policy.model import WORKERS_SCRIPT, items, mapping
 
-# docs/interfaces.md: the Access service token (Worker → origin) and the runtime / metrics bearer tokens.
-REQUIRED_SECRET_BINDINGS = ("CF_ACCESS_CLIENT_ID", "CF_ACCESS_CLIENT_SECRET", "ORIGIN_TOKEN", "METRICS_TOKEN")
+# docs/interfaces.md: the Access service token (Worker → origin), the runtime / metrics bearer tokens and
+# the receipt-signing private key.
+REQUIRED_SECRET_BINDINGS = (
+    "CF_ACCESS_CLIENT_ID",
+    "CF_ACCESS_CLIENT_SECRET",
+    "ORIGIN_TOKEN",
+    "METRICS_TOKEN",
+    "RECEIPT_SIGNING_KEY",
+)
 SECRET_BINDING_TYPES = ("secret_text", "secrets_store_secret")
 PLAIN_BINDING_TYPES = ("plain_text", "json")
 # A word of the name (MAX_TOKENS_LIMIT is a number, ORIGIN_TOKEN a credential).
 SECRET_LOOKING_NAME = re.compile(
-    r"(^|_)(TOKEN|SECRET|PASSWORD|PRIVATE_KEY|API_KEY|CREDENTIALS?)(_|$)", re.IGNORECASE
+    r"(^|_)(TOKEN|SECRET|PASSWORD|PRIVATE_KEY|SIGNING_KEY|API_KEY|CREDENTIALS?)(_|$)", re.IGNORECASE
 )
 
 
@@ -51,7 +58,8 @@ def validate(args: ResourceValidationArgs, report_violation: ReportViolation) ->
 
 worker_secrets_bound_as_secrets = ResourceValidationPolicy(
     name="worker-secrets-bound-as-secrets",
-    description="The Worker's auth and Access credentials are secret_text bindings, never plain text.",
+    description="The Worker's auth and Access credentials and its signing key are secret_text bindings, "
+    "never plain text.",
     config_schema=PolicyConfigSchema(
         properties={
             "secretBindings": {
