@@ -34,6 +34,30 @@ CASES = {
         "/v1/chat/completions",
         {"model": MODEL, "messages": [{"role": "user", "content": "Name one planet."}], "max_tokens": 10},
     ),
+    "chat-json-schema": (
+        "/v1/chat/completions",
+        {
+            "model": MODEL,
+            "messages": [{"role": "user", "content": "Name one planet and say whether it has rings."}],
+            "max_tokens": 40,
+            "response_format": {
+                "type": "json_schema",
+                "json_schema": {
+                    "name": "planet",
+                    "strict": True,
+                    "schema": {
+                        "type": "object",
+                        "properties": {
+                            "planet": {"type": "string", "maxLength": 16},
+                            "has_rings": {"type": "boolean"},
+                        },
+                        "required": ["planet", "has_rings"],
+                        "additionalProperties": False,
+                    },
+                },
+            },
+        },
+    ),
     "embed": ("/v1/embed", {"input": "a short sentence"}),
     "embeddings": ("/v1/embeddings", {"model": MODEL, "input": ["one", "two"], "encoding_format": "base64"}),
 }

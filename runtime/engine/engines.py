@@ -18,6 +18,7 @@ import numpy as np
 from llama_cpp._internals import LlamaModel
 
 from runtime.engine.chat import Messages, chat_prompt_builder
+from runtime.engine.grammar import GrammarConstraint
 from runtime.engine.slots import DECODING_PATH, SlotContext, SlotOptions
 from runtime.engine.stops import StopScanner
 
@@ -85,9 +86,12 @@ class Sequence:
         budget: int,
         cancelled: threading.Event,
         on_text: Callable[[str], None],
+        constraint: GrammarConstraint | None = None,
     ):
         self.prompt_tokens = prompt_tokens
         self.cancelled = cancelled
+        # Structured output: only tokens the grammar allows are chosen (runtime/engine/grammar.py).
+        self.constraint = constraint
         self.slot = -1
         self.next_token = -1  # the sampled token the next step feeds back
         self.result: Generation | None = None
@@ -171,6 +175,10 @@ class GenerationEngine:
             raise ValueError("this model has no chat template")
         return self._chat_prompt(messages)
 
+    def grammar_constraint(self, grammar: str) -> GrammarConstraint:
+        """A fresh grammar state for one sequence; GrammarRefused when llama.cpp cannot build it."""
+        return GrammarConstraint(self._vocab, self._context.n_vocab, grammar)
+
     def sequence(
         self,
         prompt_tokens: list[int],
@@ -178,8 +186,11 @@ class GenerationEngine:
         stops: list[str],
         cancelled: threading.Event,
         on_text: Callable[[str], None] = lambda text: None,
+        grammar: str | None = None,
     ) -> Sequence:
-        return Sequence(prompt_tokens, max_tokens, stops, self.n_ctx - len(prompt_tokens), cancelled, on_text)
+        constraint = None if grammar is None else self.grammar_constraint(grammar)
+        budget = self.n_ctx - len(prompt_tokens)
+        return Sequence(prompt_tokens, max_tokens, stops, budget, cancelled, on_text, constraint)
 
     @property
     def free_slots(self) -> int:
@@ -228,9 +239,10 @@ class GenerationEngine:
         stops: list[str],
         cancelled: threading.Event,
         on_text: Callable[[str], None] = lambda text: None,
+        grammar: str | None = None,
     ) -> Generation:
         """One request alone, start to end (what a batch of one does)."""
-        sequence = self.sequence(prompt_tokens, max_tokens, stops, cancelled, on_text)
+        sequence = self.sequence(prompt_tokens, max_tokens, stops, cancelled, on_text, grammar)
         if not self.admit(sequence):
             raise RuntimeError("every slot is taken")
         try:
@@ -245,10 +257,20 @@ class GenerationEngine:
 
     def _accept(self, sequence: Sequence, logits: np.ndarray) -> None:
         token = greedy_token(logits)
+        constraint = sequence.constraint
+        # Masking all 262k logits costs far more than asking about one token; when the best token is
+        # allowed it is also the best allowed one (ties included: argmax takes the first), so the mask is
+        # computed only when it changes the choice.
+        if constraint is not None and not constraint.allows(token):
+            token = greedy_token(constraint.mask(logits))
         end = llama_cpp.llama_vocab_is_eog(self._vocab, token)
+        if constraint is not None and not end:
+            constraint.accept(token)
         sequence.accept(token, b"" if end else self._model.detokenize([token]), end)
 
     def _release(self, sequence: Sequence) -> None:
+        if sequence.constraint is not None:
+            sequence.constraint.close()
         self._context.clear(sequence.slot)
         self._free.append(sequence.slot)
         sequence.slot = -1

@@ -16,6 +16,7 @@ import llama_cpp
 from runtime.config.model_source import ModelFile
 from runtime.config.settings import RuntimeSettings
 from runtime.engine.engines import GREEDY
+from runtime.engine.grammar import GRAMMAR_ENGINE
 from runtime.engine.slots import DECODING_PATH
 
 HEADER = "X-Model-Fingerprint"
@@ -82,6 +83,8 @@ def compute_fingerprint(model: ModelFile, settings: RuntimeSettings) -> Fingerpr
         "sampling": GREEDY,
         # How requests share the model (batched decoding); not the slot count, which changes no answer.
         "decoding_path": DECODING_PATH,
+        # Structured output: the schema-to-grammar converter and this runtime's corrections to it.
+        "grammar": GRAMMAR_ENGINE,
         "embedding": {"pooling": "mean", "normalize": "l2", "dtype": "float32"},
     }
     if backend != "cpu":  # the CPU fingerprint stays as it was, so today's caches and goldens stay valid

@@ -1,6 +1,7 @@
 """Inference requests between HTTP and the engines: limits, the per-model fair queues, streaming, metrics."""
 
 import asyncio
+import logging
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
@@ -12,11 +13,23 @@ import numpy as np
 from runtime.config.settings import RuntimeSettings
 from runtime.engine.batch_worker import BatchWorker
 from runtime.engine.engines import Generation, Sequence
+from runtime.engine.grammar import GrammarRefused, answer_problem, grammar_text
+from runtime.engine.json_schema import SchemaRefused, checked_schema
 from runtime.engine.load import LoadTracker
 from runtime.engine.metrics import RuntimeMetrics
 from runtime.engine.models import LoadedModels
 from runtime.engine.worker import Job, ModelWorker, QueueFull, WorkerStopped
 from runtime.errors import ApiError, invalid_field
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class StructuredOutput:
+    """A checked JSON schema (normalised) and the grammar that enforces it."""
+
+    schema: dict
+    grammar: str
 
 
 @dataclass(frozen=True)
@@ -27,6 +40,7 @@ class DecodingLimits:
     stops: list[str]
     seed: int | None
     max_tokens_field: str = "max_tokens"
+    structured: StructuredOutput | None = None
 
 
 @dataclass(frozen=True)
@@ -35,6 +49,8 @@ class DecodingRequest:
     max_tokens: int
     stops: list[str]
     seed: int
+    max_tokens_field: str = "max_tokens"
+    structured: StructuredOutput | None = None
 
 
 class InferenceService:
@@ -86,7 +102,30 @@ class InferenceService:
             raise invalid_field("messages", str(error)) from None
         return self._decoding(tokens, limits, "messages")
 
+    async def structured_output(self, schema: object, field: str) -> StructuredOutput:
+        """The grammar for a JSON schema sent in `field`, or a 400 naming the keyword it cannot enforce."""
+        try:
+            checked = checked_schema(schema)
+        except SchemaRefused as refused:
+            path = field
+            if refused.path:
+                path = f"{field}{refused.path}" if refused.path.startswith("[") else f"{field}.{refused.path}"
+            raise invalid_field(path, refused.message) from None
+        grammar = grammar_text(checked)
+        try:  # built once here so that a grammar llama.cpp refuses is a 400 before the request queues
+            constraint = await asyncio.to_thread(self.models.generator.grammar_constraint, grammar)
+        except GrammarRefused:
+            message = "cannot be turned into a grammar (a $ref cycle that never writes a value?)"
+            raise invalid_field(field, message) from None
+        constraint.close()
+        return StructuredOutput(checked, grammar)
+
     def _decoding(self, tokens: list[int], limits: DecodingLimits, field: str) -> DecodingRequest:
+        if limits.structured is not None and limits.stops:
+            # A stop string could cut the JSON short (or match inside a string value): refused, not guessed.
+            raise invalid_field(
+                "stop", "cannot be combined with structured output (a stop string could cut the JSON)"
+            )
         cap = self._settings.max_tokens_cap
         max_tokens = limits.max_tokens
         if max_tokens is not None and max_tokens > cap:
@@ -101,6 +140,8 @@ class InferenceService:
             max_tokens=max_tokens or self._settings.default_max_tokens,
             stops=limits.stops,
             seed=self._settings.default_seed if limits.seed is None else limits.seed,
+            max_tokens_field=limits.max_tokens_field,
+            structured=limits.structured,
         )
 
     async def count_embedding_tokens(self, texts: list[str], field: str) -> int:
@@ -150,8 +191,9 @@ class InferenceService:
         """On the model thread, when a slot is free: the sequence the batch worker decodes."""
         self._metrics.inferences.labels(kind="generate").inc()
         self._metrics.prompt_tokens.labels(kind="generate").inc(len(request.prompt_tokens))
+        grammar = None if request.structured is None else request.structured.grammar
         return self.models.generator.sequence(
-            request.prompt_tokens, request.max_tokens, request.stops, cancelled, on_text
+            request.prompt_tokens, request.max_tokens, request.stops, cancelled, on_text, grammar
         )
 
     def _generation_ended(self, sequence: Sequence, seconds: float, cancelled: bool) -> None:
@@ -169,7 +211,7 @@ class InferenceService:
             "generate", lambda cancelled: self._start_generation(request, cancelled, on_text), tenant
         )
         try:
-            return await job.future
+            return _checked_answer(request, await job.future)
         finally:
             job.cancel()  # a no-op once finished; frees the model if this request was abandoned
 
@@ -184,7 +226,7 @@ class InferenceService:
         job = self._submit(
             "generate", lambda cancelled: self._start_generation(request, cancelled, on_text), tenant
         )
-        return _follow(job, pieces)
+        return _follow(job, pieces, lambda result: _checked_answer(request, result))
 
     def _embed_on_thread(self, texts: list[str], cancelled: threading.Event) -> list[np.ndarray]:
         self._metrics.inferences.labels(kind="embed").inc()
@@ -203,7 +245,28 @@ class InferenceService:
             job.cancel()
 
 
-async def _follow(job: Job, pieces: asyncio.Queue) -> AsyncIterator[str | Generation]:
+def _checked_answer(request: DecodingRequest, result: Generation) -> Generation:
+    """The answer, unless structured output did not end in a complete, valid JSON value: then an error,
+    so that no client and no cache ever gets a cut or invalid answer."""
+    if request.structured is None:
+        return result
+    if result.finish_reason == "length":
+        field = request.max_tokens_field
+        raise invalid_field(
+            field,
+            f"the JSON answer was not complete after {result.completion_tokens} tokens (the limit of {field} "
+            "or of the context window); a cut answer is never returned: raise the limit",
+        )
+    problem = answer_problem(result.text, request.structured.schema)
+    if problem is not None:  # the grammar should make this impossible: a bug, reported as one
+        log.error("structured output failed its final check: %s", problem)
+        raise ApiError("internal_error", "the structured answer failed its final check; see the runtime log")
+    return result
+
+
+async def _follow(
+    job: Job, pieces: asyncio.Queue, finish: Callable[[Generation], Generation]
+) -> AsyncIterator[str | Generation]:
     """Yield text pieces as the model thread produces them, then the final Generation."""
     next_piece: asyncio.Future | None = None
     try:
@@ -217,7 +280,7 @@ async def _follow(job: Job, pieces: asyncio.Queue) -> AsyncIterator[str | Genera
             # Pieces are posted to the loop before the result, so all of them are queued by now.
             while not pieces.empty():
                 yield pieces.get_nowait()
-            yield job.future.result()
+            yield finish(job.future.result())
             return
     finally:
         if next_piece is not None:

@@ -28,8 +28,11 @@ async def generate(request: Request):
     state = runtime_state(request)
     body = await read_json(request, GenerateRequest, state.settings.max_body_bytes)
     service = state.require_service()
+    structured = None
+    if body.json_schema is not None:
+        structured = await service.structured_output(body.json_schema, "json_schema")
     decoding = await service.prompt_decoding(
-        body.prompt, DecodingLimits(body.max_tokens, body.stop, body.seed)
+        body.prompt, DecodingLimits(body.max_tokens, body.stop, body.seed, structured=structured)
     )
     model, fingerprint = service.models.model.name, service.models.fingerprint.value
     tenant = tenant_of(request)

@@ -11,8 +11,9 @@ from fastapi.responses import JSONResponse
 
 from runtime.engine.engines import Generation
 from runtime.engine.fingerprint import HEADER
-from runtime.engine.service import DecodingLimits, DecodingRequest, InferenceService
-from runtime.errors import ApiError
+from runtime.engine.grammar import JSON_OBJECT_SCHEMA
+from runtime.engine.service import DecodingLimits, DecodingRequest, InferenceService, StructuredOutput
+from runtime.errors import ApiError, invalid_field
 from runtime.http.body import read_json
 from runtime.http.disconnect import while_connected
 from runtime.http.pieces import PieceRecorder
@@ -45,6 +46,24 @@ async def _accept(request: Request, schema: type[Body]) -> tuple[Body, Inference
     return body, service
 
 
+async def _structured(service: InferenceService, body: OpenAIGenerationFields) -> StructuredOutput | None:
+    """The grammar `response_format` asks for: none for text, any JSON object, or the given schema."""
+    response_format = body.response_format
+    if response_format is None or response_format.type == "text":
+        if response_format is not None and response_format.json_schema is not None:
+            raise invalid_field("response_format.json_schema", "is only allowed with type json_schema")
+        return None
+    if response_format.type == "json_object":
+        if response_format.json_schema is not None:
+            raise invalid_field("response_format.json_schema", "is only allowed with type json_schema")
+        return await service.structured_output(JSON_OBJECT_SCHEMA, "response_format")
+    if response_format.json_schema is None:
+        raise invalid_field("response_format.json_schema", "is required when type is json_schema")
+    return await service.structured_output(
+        response_format.json_schema.schema_, "response_format.json_schema.schema"
+    )
+
+
 def _usage(result: Generation) -> dict[str, int]:
     return {
         "prompt_tokens": result.prompt_tokens,
@@ -57,6 +76,8 @@ def _answer_id(prefix: str, fingerprint: str, decoding: DecodingRequest) -> str:
     """The same request gets the same id, streamed or not: a random id or a timestamp would make the
     same request give different bytes (and a cached answer could not stand in for a fresh one)."""
     what = [prefix, fingerprint, decoding.prompt_tokens, decoding.max_tokens, decoding.stops, decoding.seed]
+    if decoding.structured is not None:  # appended only when present: other answers keep their ids
+        what.append(decoding.structured.schema)
     digest = hashlib.sha256(json.dumps(what, separators=(",", ":")).encode()).hexdigest()
     return f"{prefix}-{digest[:24]}"
 
@@ -122,7 +143,9 @@ async def list_models(request: Request):
 @router.post("/v1/completions")
 async def completions(request: Request):
     body, service = await _accept(request, CompletionRequest)
-    limits = DecodingLimits(body.max_tokens, body.stop, body.seed)
+    limits = DecodingLimits(
+        body.max_tokens, body.stop, body.seed, structured=await _structured(service, body)
+    )
     decoding = await service.prompt_decoding(body.prompt[0], limits, prompt_field="prompt")
     envelope = _Envelope(service, "cmpl", "text_completion", decoding)
     tenant = tenant_of(request)
@@ -147,10 +170,13 @@ async def completions(request: Request):
 @router.post("/v1/chat/completions")
 async def chat_completions(request: Request):
     body, service = await _accept(request, ChatCompletionRequest)
+    structured = await _structured(service, body)
     if body.max_completion_tokens is not None:
-        limits = DecodingLimits(body.max_completion_tokens, body.stop, body.seed, "max_completion_tokens")
+        limits = DecodingLimits(
+            body.max_completion_tokens, body.stop, body.seed, "max_completion_tokens", structured
+        )
     else:
-        limits = DecodingLimits(body.max_tokens, body.stop, body.seed)
+        limits = DecodingLimits(body.max_tokens, body.stop, body.seed, structured=structured)
     messages = [message.model_dump(exclude_none=True) for message in body.messages]
     decoding = await service.chat_decoding(messages, limits)
     envelope = _Envelope(service, "chatcmpl", "chat.completion", decoding)

@@ -1,6 +1,6 @@
 """Request bodies. Strict: wrong types are refused rather than coerced, unknown fields are refused."""
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
@@ -29,11 +29,16 @@ class StrictBody(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
+# A JSON Schema object; which keywords it may use is runtime/engine/json_schema.py's to decide.
+JsonSchema = dict[str, Any]
+
+
 class GenerateRequest(StrictBody):
     prompt: NonEmptyText
     max_tokens: MaxTokens | None = None
     stop: StopStrings = []
     seed: Seed | None = None
+    json_schema: JsonSchema | None = None
     stream: StrictBool = False
 
 
@@ -43,6 +48,21 @@ class EmbedRequest(StrictBody):
 
 class StreamOptions(StrictBody):
     include_usage: StrictBool = False
+
+
+class JsonSchemaFormat(StrictBody):
+    """OpenAI's `response_format.json_schema`; `strict` is accepted either way: the schema is always
+    enforced, and one the grammar cannot enforce is refused."""
+
+    name: Annotated[StrictStr, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+    schema_: JsonSchema = Field(alias="schema")
+    strict: StrictBool | None = None
+    description: StrictStr | None = None
+
+
+class ResponseFormat(StrictBody):
+    type: Literal["text", "json_object", "json_schema"]
+    json_schema: JsonSchemaFormat | None = None
 
 
 class OpenAIGenerationFields(StrictBody):
@@ -56,6 +76,7 @@ class OpenAIGenerationFields(StrictBody):
     top_p: GreedyTopP | None = None
     n: Annotated[StrictInt, Field(ge=1, le=1)] = 1
     user: StrictStr | None = None
+    response_format: ResponseFormat | None = None
 
 
 class CompletionRequest(OpenAIGenerationFields):

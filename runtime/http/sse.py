@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from fastapi.responses import StreamingResponse
 
 from runtime.engine.fingerprint import HEADER
+from runtime.errors import ApiError
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +27,8 @@ async def _guarded(events: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
     try:
         async for chunk in events:
             yield chunk
+    except ApiError as error:  # e.g. structured output that ran out of tokens (runtime/engine/service.py)
+        yield event(error.body())
     except Exception:
         log.exception("stream failed")
         yield event(

@@ -1,0 +1,306 @@
+"""Which JSON Schemas structured output accepts: the ones whose every keyword the grammar enforces.
+
+llama-cpp-python's converter (llama_cpp/llama_grammar.py) turns a schema into a grammar by following one
+branch per schema node and silently ignoring every keyword that branch does not read (`minimum`,
+`pattern`, `oneOf`'s exclusivity, `required` names missing from `properties`, ...). A grammar that ignores
+a keyword lets the model write answers the schema refuses, so this module walks the schema first and
+refuses, naming the keyword and its path, anything the converter would not enforce (docs/runtime.md,
+"Structured output"). What it lets through it also normalises, so that the grammar is a function of what
+the Worker's cache key covers (its JSON with keys sorted): annotations are dropped, and each object's
+properties are ordered as its `required` list names them, then the optional ones by name.
+"""
+
+import json
+import re
+from typing import Any
+
+from jsonschema import Draft202012Validator, SchemaError
+
+# Keywords that describe and never constrain: accepted anywhere, dropped before conversion.
+ANNOTATIONS = frozenset(
+    {"title", "description", "$comment", "examples", "default", "deprecated", "readOnly", "writeOnly"}
+)
+TYPES = ("object", "array", "string", "number", "integer", "boolean", "null")
+# `$schema` is read as draft 2020-12 whatever it names; for the keywords accepted here draft-07 agrees.
+SCHEMA_DIALECTS = frozenset(
+    {
+        "https://json-schema.org/draft/2020-12/schema",
+        "http://json-schema.org/draft-07/schema#",
+        "http://json-schema.org/draft-07/schema",
+    }
+)
+# String formats the grammar spells out exactly (a uuid is 8-4-4-4-12 hex digits).
+FORMATS = frozenset({"uuid"})
+
+# What each kind of node may hold besides annotations (the converter's branch for it reads all of them).
+_KIND_KEYWORDS = {
+    "object": {"type", "properties", "required", "additionalProperties"},
+    "array": {"type", "items", "prefixItems", "minItems", "maxItems"},
+    "string": {"type", "minLength", "maxLength", "format"},
+    "number": {"type"},
+    "integer": {"type"},
+    "boolean": {"type"},
+    "null": {"type"},
+}
+_KEYWORD_KIND = {kw: kind for kind, kws in _KIND_KEYWORDS.items() for kw in kws if kw != "type"}
+
+# Limits: a grammar grows with the schema, and repetition bounds expand into nested rules.
+MAX_SCHEMA_BYTES = 32_768
+MAX_DEPTH = 16
+MAX_NODES = 512
+MAX_ENUM_VALUES = 256
+MAX_REPETITION = 256  # for minItems/maxItems and minLength/maxLength
+_REF = re.compile(r"^#/(\$defs|definitions)/([^/~%]+)$")
+_IDENTIFIER = re.compile(r"^[A-Za-z_$][A-Za-z0-9_$]*$")
+
+
+class SchemaRefused(ValueError):
+    """The schema is refused; `path` is where (a JSON path inside the schema, "" for the schema itself)."""
+
+    def __init__(self, path: str, message: str):
+        super().__init__(f"{path}: {message}" if path else message)
+        self.path = path
+        self.message = message
+
+
+def child_path(path: str, key: str | int) -> str:
+    if isinstance(key, int):
+        return f"{path}[{key}]"
+    if _IDENTIFIER.match(key):
+        return f"{path}.{key}" if path else key
+    return f"{path}[{json.dumps(key)}]"
+
+
+def checked_schema(schema: Any) -> dict:
+    """The schema normalised for the converter, or SchemaRefused naming the first problem."""
+    if not isinstance(schema, dict):
+        raise SchemaRefused("", "must be a JSON Schema object")
+    if len(json.dumps(schema, separators=(",", ":"))) > MAX_SCHEMA_BYTES:
+        raise SchemaRefused("", f"is over {MAX_SCHEMA_BYTES} bytes of JSON")
+    try:
+        Draft202012Validator.check_schema(schema)
+    except SchemaError as error:
+        path = ""
+        for key in error.absolute_path:
+            path = child_path(path, key)
+        raise SchemaRefused(path, f"is not a valid JSON Schema: {error.message}") from None
+    return _Walker(schema).root()
+
+
+def _kind_of(node: dict, path: str) -> str | None:
+    """The kind a typed node is; None for a node that constrains nothing (any JSON value)."""
+    declared = node.get("type")
+    if isinstance(declared, str):
+        return declared
+    keywords = set(node) - ANNOTATIONS - {"type"}
+    kinds = {_KEYWORD_KIND[kw] for kw in keywords if kw in _KEYWORD_KIND}
+    if kinds == {"object"} or kinds == {"array"}:
+        return kinds.pop()  # the converter reads these without a type, as JSON Schema means them
+    for keyword in sorted(keywords):
+        if keyword in _KEYWORD_KIND:
+            kind = _KEYWORD_KIND[keyword]
+            raise SchemaRefused(child_path(path, keyword), f'needs "type": "{kind}" beside it')
+    return None
+
+
+class _Walker:
+    def __init__(self, root: dict):
+        self._root = root
+        self._nodes = 0
+
+    def root(self) -> dict:
+        top = {k: v for k, v in self._root.items() if k not in ("$schema", "$defs", "definitions")}
+        dialect = self._root.get("$schema")
+        if dialect is not None and dialect not in SCHEMA_DIALECTS:
+            raise SchemaRefused("$schema", f"must be one of {sorted(SCHEMA_DIALECTS)}")
+        normalised = self.node(top, "", 0)
+        for container in ("$defs", "definitions"):
+            if container in self._root:
+                normalised[container] = {
+                    name: self.node(definition, child_path(child_path("", container), name), 1)
+                    for name, definition in self._root[container].items()
+                }
+        return normalised
+
+    def node(self, node: Any, path: str, depth: int) -> dict:
+        if not isinstance(node, dict):
+            raise SchemaRefused(path, "boolean schemas are not supported here; write an object schema")
+        self._nodes += 1
+        if self._nodes > MAX_NODES:
+            raise SchemaRefused(path, f"the schema has more than {MAX_NODES} subschemas")
+        if depth > MAX_DEPTH:
+            raise SchemaRefused(path, f"nests deeper than {MAX_DEPTH} levels")
+        for keyword in ("$defs", "definitions", "$schema", "$id", "$anchor"):
+            if keyword in node and (depth > 0 or keyword in ("$id", "$anchor")):
+                raise SchemaRefused(child_path(path, keyword), "is supported only at the schema's root")
+        constraining = set(node) - ANNOTATIONS
+        for exclusive in ("$ref", "anyOf", "const", "enum"):
+            if exclusive in node:
+                return self._exclusive(exclusive, node, constraining, path, depth)
+        if isinstance(node.get("type"), list):
+            self._alone("type", constraining, path, "a list of types")
+            return {"type": list(dict.fromkeys(node["type"]))}
+        kind = _kind_of(node, path)
+        if kind is None:
+            self._refuse_unknown(constraining, set(), path)
+            return {"type": list(TYPES)}  # any JSON value (the converter would write `{}` as objects only)
+        self._refuse_unknown(constraining, _KIND_KEYWORDS[kind], path, kind)
+        return getattr(self, f"_{kind}", self._primitive)(node, kind, path, depth)
+
+    def _refuse_unknown(
+        self, keywords: set[str], allowed: set[str], path: str, kind: str | None = None
+    ) -> None:
+        for keyword in sorted(keywords - allowed):
+            if keyword in _KEYWORD_KIND and kind is not None:
+                reason = f"applies to {_KEYWORD_KIND[keyword]}s, but this schema's type is {kind}"
+            else:
+                reason = (
+                    "is not enforced by the grammar, so it is refused (docs/runtime.md, Structured output)"
+                )
+            raise SchemaRefused(child_path(path, keyword), reason)
+
+    def _alone(self, keyword: str, keywords: set[str], path: str, what: str) -> None:
+        for other in sorted(keywords - {keyword}):
+            raise SchemaRefused(
+                child_path(path, other), f"beside {keyword} is not enforced: the grammar follows {what} only"
+            )
+
+    def _exclusive(self, keyword: str, node: dict, keywords: set[str], path: str, depth: int) -> dict:
+        if keyword == "$ref":
+            self._alone("$ref", keywords, path, "the $ref")
+            return {"$ref": self._ref(node["$ref"], child_path(path, "$ref"))}
+        if keyword == "anyOf":
+            self._alone("anyOf", keywords, path, "the alternatives")
+            options = node["anyOf"]
+            return {
+                "anyOf": [
+                    self.node(o, child_path(child_path(path, "anyOf"), i), depth + 1)
+                    for i, o in enumerate(options)
+                ]
+            }
+        # const or enum: the grammar writes one of the listed values; beside them only `type` is read,
+        # checked here against every value.
+        if "const" in node and "enum" in node:
+            raise SchemaRefused(child_path(path, "enum"), "beside const is not enforced; use one of them")
+        self._refuse_unknown(keywords - {keyword}, {"type"}, path)
+        values = [node["const"]] if keyword == "const" else node["enum"]
+        if len(values) > MAX_ENUM_VALUES:
+            raise SchemaRefused(child_path(path, keyword), f"lists more than {MAX_ENUM_VALUES} values")
+        if "type" in node:
+            type_check = Draft202012Validator({"type": node["type"]})
+            for index, value in enumerate(values):
+                if not type_check.is_valid(value):
+                    where = (
+                        child_path(path, keyword)
+                        if keyword == "const"
+                        else child_path(child_path(path, keyword), index)
+                    )
+                    raise SchemaRefused(where, f"is not of the type {json.dumps(node['type'])} beside it")
+        return {keyword: node[keyword]}
+
+    def _ref(self, ref: str, path: str) -> str:
+        match = _REF.match(ref)
+        if not match:
+            raise SchemaRefused(path, "must point into the root's $defs or definitions (#/$defs/<name>)")
+        container, name = match.groups()
+        if name not in self._root.get(container, {}):
+            raise SchemaRefused(path, f"points to {ref}, which the schema does not define")
+        return ref
+
+    def _object(self, node: dict, kind: str, path: str, depth: int) -> dict:
+        properties = node.get("properties", {})
+        required = list(dict.fromkeys(node.get("required", [])))
+        for index, name in enumerate(required):
+            if name not in properties:
+                raise SchemaRefused(
+                    child_path(child_path(path, "required"), index),
+                    f"names {json.dumps(name)}, which is not in properties "
+                    "(the grammar writes only declared properties)",
+                )
+        extra = node.get("additionalProperties")
+        if extra not in (None, False) and properties:
+            raise SchemaRefused(
+                child_path(path, "additionalProperties"),
+                "beside properties is refused: the grammar could repeat a declared property with "
+                "another value; set it to false",
+            )
+        normalised: dict = {"type": "object"}
+        if "properties" in node or "additionalProperties" in node:
+            # The order the grammar writes them in: `required`'s order, then the optional ones by name.
+            order = required + sorted(name for name in properties if name not in required)
+            normalised["properties"] = {
+                name: self.node(properties[name], child_path(child_path(path, "properties"), name), depth + 1)
+                for name in order
+            }
+            normalised["required"] = required
+            if extra is True:
+                normalised["additionalProperties"] = True
+            elif isinstance(extra, dict):
+                normalised["additionalProperties"] = self.node(
+                    extra, child_path(path, "additionalProperties"), depth + 1
+                )
+            else:
+                normalised["additionalProperties"] = False
+        return normalised
+
+    def _array(self, node: dict, kind: str, path: str, depth: int) -> dict:
+        if "prefixItems" in node:
+            for keyword in ("items", "minItems", "maxItems"):
+                if keyword in node and not (keyword == "items" and node["items"] is False):
+                    raise SchemaRefused(
+                        child_path(path, keyword),
+                        "beside prefixItems is not enforced: the grammar writes exactly the prefixItems",
+                    )
+            items_path = child_path(path, "prefixItems")
+            return {
+                "type": "array",
+                "prefixItems": [
+                    self.node(s, child_path(items_path, i), depth + 1)
+                    for i, s in enumerate(node["prefixItems"])
+                ],
+            }
+        if "items" not in node:
+            for keyword in ("minItems", "maxItems"):
+                if keyword in node:
+                    raise SchemaRefused(child_path(path, keyword), "needs items beside it")
+            return {"type": "array", "items": {"type": list(TYPES)}}
+        minimum, maximum = self._bounds(node, "minItems", "maxItems", path)
+        normalised = {
+            "type": "array",
+            "items": self.node(node["items"], child_path(path, "items"), depth + 1),
+        }
+        normalised["minItems"] = minimum
+        if maximum is not None:
+            normalised["maxItems"] = maximum
+        return normalised
+
+    def _string(self, node: dict, kind: str, path: str, depth: int) -> dict:
+        if "format" in node:
+            if node["format"] not in FORMATS:
+                raise SchemaRefused(
+                    child_path(path, "format"),
+                    f"must be one of {sorted(FORMATS)}: the grammar enforces no other",
+                )
+            for keyword in ("minLength", "maxLength"):
+                if keyword in node:
+                    raise SchemaRefused(child_path(path, keyword), "beside format is not enforced")
+            return {"type": "string", "format": node["format"]}
+        if "minLength" in node or "maxLength" in node:
+            minimum, maximum = self._bounds(node, "minLength", "maxLength", path)
+            normalised = {"type": "string", "minLength": minimum}
+            if maximum is not None:
+                normalised["maxLength"] = maximum
+            return normalised
+        return {"type": "string"}
+
+    def _primitive(self, node: dict, kind: str, path: str, depth: int) -> dict:
+        return {"type": kind}
+
+    def _bounds(self, node: dict, low: str, high: str, path: str) -> tuple[int, int | None]:
+        minimum, maximum = node.get(low, 0), node.get(high)
+        for keyword, value in ((low, minimum), (high, maximum)):
+            if value is not None and value > MAX_REPETITION:
+                raise SchemaRefused(child_path(path, keyword), f"must be at most {MAX_REPETITION}")
+        if maximum is not None and minimum > maximum:
+            raise SchemaRefused(child_path(path, low), f"is above {high}: nothing satisfies the schema")
+        return minimum, maximum
