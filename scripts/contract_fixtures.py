@@ -44,7 +44,6 @@ CASES = {
                 "type": "json_schema",
                 "json_schema": {
                     "name": "planet",
-                    "strict": True,
                     "schema": {
                         "type": "object",
                         "properties": {
@@ -54,6 +53,7 @@ CASES = {
                         "required": ["planet", "has_rings"],
                         "additionalProperties": False,
                     },
+                    "strict": True,
                 },
             },
         },

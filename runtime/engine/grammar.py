@@ -1,7 +1,7 @@
 """Structured output: a checked JSON schema (runtime/engine/json_schema.py), or "any JSON object", as a
 llama.cpp grammar that masks the logits of every step, and the final check of the answer.
 
-The grammar text comes from llama-cpp-python's converter (llama_cpp/llama_grammar.py, a port of
+The grammar text comes from llama-cpp-python's converter (the module llama_cpp.llama_grammar, a port of
 llama.cpp's json_schema_to_grammar), with four of its flaws corrected here, each of which lets an answer
 out that does not parse or does not validate:
 - its string character rule admits raw control characters (not JSON) and escaped UTF-16 surrogates (which

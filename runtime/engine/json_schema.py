@@ -1,6 +1,6 @@
 """Which JSON Schemas structured output accepts: the ones whose every keyword the grammar enforces.
 
-llama-cpp-python's converter (llama_cpp/llama_grammar.py) turns a schema into a grammar by following one
+llama-cpp-python's converter (module llama_cpp.llama_grammar) turns a schema into a grammar by following one
 branch per schema node and silently ignoring every keyword that branch does not read (`minimum`,
 `pattern`, `oneOf`'s exclusivity, `required` names missing from `properties`, ...). A grammar that ignores
 a keyword lets the model write answers the schema refuses, so this module walks the schema first and

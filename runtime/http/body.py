@@ -74,11 +74,9 @@ def _problem(error: dict, model: type[BaseModel]) -> str:
         return "is required"
     if kind == "extra_forbidden":
         holder = _model_at(model, error["loc"][:-1])
-        return (
-            f"is not a known field (allowed: {', '.join(holder.model_fields)})"
-            if holder
-            else "is not a known field"
-        )
+        # Names as sent (a field's alias, e.g. `schema`), as the Worker lists them.
+        names = [field.alias or name for name, field in holder.model_fields.items()] if holder else []
+        return f"is not a known field (allowed: {', '.join(names)})" if holder else "is not a known field"
     if kind == "string_type":
         return "must be a string"
     if kind == "string_too_short":
@@ -107,6 +105,8 @@ def _problem(error: dict, model: type[BaseModel]) -> str:
         return f"must have at most {ctx['max_length']} items"
     if kind in ("model_type", "model_attributes_type", "dict_type"):
         return "must be an object"
+    if kind == "string_pattern_mismatch":
+        return f"must match {ctx['pattern']}"
     if kind == "literal_error":
         return f"must be one of {ctx['expected']}"
     return error["msg"]

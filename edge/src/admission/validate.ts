@@ -125,6 +125,56 @@ const streamOptions: Check = (value, field, limits) => {
 	return { include_usage: boolean(value.include_usage, `${field}.include_usage`, limits) };
 };
 
+/**
+ * A JSON Schema for structured output: an object, forwarded whole so the cache key covers all of it
+ * (canonicalJson sorts its keys, which is safe: the runtime writes properties in `required`'s order,
+ * never in the order of an object's keys). Which keywords are enforced is the runtime's to decide
+ * (docs/runtime.md, "Structured output"); DLP has already scanned every value in it.
+ */
+const jsonSchema: Check = (value, field) => {
+	if (!isPlainObject(value)) throw invalid(field, "must be an object");
+	return value;
+};
+
+const RESPONSE_FORMAT_TYPES = ["text", "json_object", "json_schema"];
+// OpenAI's limit on a response format's name.
+const FORMAT_NAME = /^[A-Za-z0-9_-]{1,64}$/;
+
+/** `{name, schema, strict?, description?}`, OpenAI's `response_format.json_schema`. */
+const formatJsonSchema: Check = (value, field, limits) => {
+	if (!isPlainObject(value)) throw invalid(field, "must be an object");
+	rejectUnknown(value, ["name", "schema", "strict", "description"], `${field}.`);
+	if (value.name === undefined || value.name === null) throw invalid(`${field}.name`, "is required");
+	if (typeof value.name !== "string") throw invalid(`${field}.name`, "must be a string");
+	if (!FORMAT_NAME.test(value.name)) throw invalid(`${field}.name`, `must match ${FORMAT_NAME.source}`);
+	if (value.schema === undefined || value.schema === null) throw invalid(`${field}.schema`, "is required");
+	const rebuilt: Body = { name: value.name, schema: jsonSchema(value.schema, `${field}.schema`, limits) };
+	if (value.strict !== undefined && value.strict !== null) rebuilt.strict = boolean(value.strict, `${field}.strict`, limits);
+	if (value.description !== undefined && value.description !== null) {
+		if (typeof value.description !== "string") throw invalid(`${field}.description`, "must be a string");
+		rebuilt.description = value.description;
+	}
+	return rebuilt;
+};
+
+/** OpenAI's `response_format`: `{type: "text" | "json_object"}` or `{type: "json_schema", json_schema}`. */
+const responseFormat: Check = (value, field, limits) => {
+	if (!isPlainObject(value)) throw invalid(field, "must be an object");
+	rejectUnknown(value, ["type", "json_schema"], `${field}.`);
+	if (value.type === undefined || value.type === null) throw invalid(`${field}.type`, "is required");
+	if (typeof value.type !== "string" || !RESPONSE_FORMAT_TYPES.includes(value.type)) {
+		// The runtime's words (pydantic's list of literals), so both layers answer alike.
+		throw invalid(`${field}.type`, "must be one of 'text', 'json_object' or 'json_schema'");
+	}
+	const schemaGiven = value.json_schema !== undefined && value.json_schema !== null;
+	if (value.type !== "json_schema") {
+		if (schemaGiven) throw invalid(`${field}.json_schema`, "is only allowed with type json_schema");
+		return { type: value.type };
+	}
+	if (!schemaGiven) throw invalid(`${field}.json_schema`, "is required when type is json_schema");
+	return { type: value.type, json_schema: formatJsonSchema(value.json_schema, `${field}.json_schema`, limits) };
+};
+
 const CHAT_MESSAGE_FIELDS = ["role", "content", "name"];
 
 const chatMessages: Check = (value, field, limits) => {
@@ -169,13 +219,14 @@ function validator(fields: RouteFields): Validator {
 const GENERATION: Record<string, Check> = { max_tokens: maxTokens, stop: stopStrings, seed };
 // Types only: the runtime is the one place that decides which values greedy decoding accepts.
 const OPENAI_SAMPLING: Record<string, Check> = { temperature: finiteNumber, top_p: finiteNumber, n: positiveInteger };
+const OPENAI_FORMAT: Record<string, Check> = { response_format: responseFormat };
 const OPENAI_TRANSPORT: Record<string, Check> = { stream: boolean, stream_options: streamOptions, user: shortString(MAX_USER_CHARS) };
 const model = shortString(MAX_MODEL_CHARS);
 
 /** POST /v1/generate: the runtime's native generation request (docs/interfaces.md). */
 export const validateGenerate = validator({
 	required: ["prompt"],
-	params: { prompt: nonEmptyString, ...GENERATION },
+	params: { prompt: nonEmptyString, ...GENERATION, json_schema: jsonSchema },
 	transport: { stream: boolean },
 });
 
@@ -185,14 +236,14 @@ export const validateEmbed = validator({ required: ["input"], params: { input: t
 /** POST /v1/completions (OpenAI). */
 export const validateCompletion = validator({
 	required: ["prompt"],
-	params: { model, prompt: nonEmptyString, ...GENERATION, ...OPENAI_SAMPLING },
+	params: { model, prompt: nonEmptyString, ...GENERATION, ...OPENAI_SAMPLING, ...OPENAI_FORMAT },
 	transport: OPENAI_TRANSPORT,
 });
 
 /** POST /v1/chat/completions (OpenAI). */
 export const validateChat = validator({
 	required: ["messages"],
-	params: { model, messages: chatMessages, max_completion_tokens: maxTokens, ...GENERATION, ...OPENAI_SAMPLING },
+	params: { model, messages: chatMessages, max_completion_tokens: maxTokens, ...GENERATION, ...OPENAI_SAMPLING, ...OPENAI_FORMAT },
 	transport: OPENAI_TRANSPORT,
 });
 
