@@ -10,7 +10,7 @@ from dataclasses import replace
 import pytest
 
 from infra.components.cloudflare.edge_queues import BUCKET_NOTIFICATIONS, OBJECT_CREATE, queue_names
-from infra.components.cloudflare.edge_worker import consumer_settings
+from infra.components.cloudflare.edge_worker import ConsumerTypeError, consumer_settings
 from infra.config.stack_files import project_file
 from infra.wrangler_config import (
     LOCAL_RESOURCE_PREFIX,
@@ -191,6 +191,20 @@ def test_consumer_settings_are_sent_as_wrangler_deploy_sends_them():
         "max_wait_time_ms": 500,
         "max_concurrency": 3,
     }
+
+
+def test_a_pull_consumer_is_refused_by_name_not_deployed_as_a_worker_consumer():
+    with pytest.raises(ConsumerTypeError, match="consumer of 'steadytext-batch-lines' has type 'http_pull'"):
+        consumer_settings({"queue": "steadytext-batch-lines", "type": "http_pull"})
+
+
+def test_workflow_limits_in_wrangler_reach_the_workflow(run_program, batch_wrangler):
+    limited = {
+        **batch_wrangler,
+        "workflows": [{**batch_wrangler["workflows"][0], "limits": {"steps": 25000}}],
+    }
+    run = run_program("dev", wrangler=limited)
+    assert run.one(WORKFLOW).input("limits") == {"steps": 25000}
 
 
 def test_local_names_map_to_stack_names_and_others_are_refused():

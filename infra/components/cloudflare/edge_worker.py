@@ -99,9 +99,18 @@ class MigrationTagError(ValueError):
     pass
 
 
+class ConsumerTypeError(ValueError):
+    pass
+
+
 def consumer_settings(consumer: Mapping[str, Any]) -> dict[str, Any]:
     """A wrangler.jsonc queue consumer's settings as the Queues API takes them (what `wrangler deploy`
     sends: seconds of `max_batch_timeout` become `max_wait_time_ms`); unset ones stay unset."""
+    if consumer.get("type", "worker") != "worker":
+        raise ConsumerTypeError(
+            f"edge/wrangler.jsonc: the consumer of {consumer['queue']!r} has type {consumer['type']!r}; "
+            "infra declares this Worker's own consumers only (type worker)"
+        )
     settings = {
         "batch_size": consumer.get("max_batch_size"),
         "max_retries": consumer.get("max_retries"),
@@ -256,6 +265,7 @@ class EdgeWorker(pulumi.ComponentResource):
                 workflow_name=args.resource_ids[workflow["binding"]],
                 class_name=workflow["class_name"],
                 script_name=self.script.script_name,
+                limits=workflow.get("limits"),  # e.g. {"steps": 10000}, as wrangler deploy sends it
                 opts=stateful,
             )
             for workflow in wrangler.get("workflows", [])
