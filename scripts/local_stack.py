@@ -11,7 +11,7 @@ import json
 import secrets
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from infra.worker_bundle import BUILD_COMMAND, build_env, offline_env
@@ -40,6 +40,8 @@ class LocalStackConfig:
     frozen_worker: bool = False
     runtime_ready_timeout_s: float = 180
     worker_ready_timeout_s: float = 120
+    # Worker vars set over wrangler.jsonc's (`--var NAME:value`), e.g. a short keepalive for a test.
+    worker_vars: dict[str, str] = field(default_factory=dict)
 
 
 class LocalStack:
@@ -80,6 +82,7 @@ class LocalStack:
                 str(config.inspector_port),
                 "--var",
                 f"ORIGIN_URL:{self.runtime_url}",
+                *[arg for name, value in config.worker_vars.items() for arg in ("--var", f"{name}:{value}")],
                 "--show-interactive-dev-session=false",
             ],
             log_path=self.logs_dir / "worker.log",

@@ -4,6 +4,7 @@
 // calling key's own, and a 400 naming the header for every malformed value.
 import { env } from "cloudflare:workers";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { recall, remember } from "../src/cache/memorycache";
 import type { FakeOrigin } from "./fake-origin";
 import { call, createKey, freshOriginAndKey, uniquePrompt } from "./helpers";
 
@@ -126,6 +127,16 @@ describe("cf-aig-cache-ttl", () => {
 			.run();
 		// (A MISS: the origin's answer may still come from the Coalescer's few seconds of memory.)
 		expect((await call("/v1/generate", { body, key })).headers.get("x-cache")).toBe("MISS");
+	});
+
+	it("never lets the isolate's memory tier outlive a fixed life", () => {
+		const entry = { body: "{}", contentType: "application/json", fingerprint: "f", pieces: null };
+		remember("fixed-over", { ...entry, expiresAt: nowS() - 1 }, 8);
+		remember("fixed-running", { ...entry, expiresAt: nowS() + 60 }, 8);
+		remember("sliding", { ...entry, expiresAt: null }, 8);
+		expect(recall("fixed-over", 8)).toBeNull();
+		expect(recall("fixed-running", 8)).not.toBeNull();
+		expect(recall("sliding", 8)).not.toBeNull();
 	});
 
 	it("leaves the sliding TTL to answers stored without it", async () => {
