@@ -9,7 +9,7 @@ import { isCacheableAnswer } from "./cache/answers";
 import { lookup, store, type CachedAnswer } from "./cache/tiers";
 import { cacheKey, type Kind } from "./cache/cachekey";
 import { cacheControls, type CacheControls } from "./cache/controls";
-import { withKeepalive } from "./origin/keepalive";
+import { failureEvents, sleep, withKeepalive } from "./origin/keepalive";
 import { checkNonStreamTime, recordSpeed } from "./origin/speed";
 import { onOriginUnavailable } from "./origin/scalesignal";
 import { acquireLease, checkDemandFits, demandOf, releasingAtEnd, withLease, type LeaseRequest } from "./origin/capacity";
@@ -130,39 +130,6 @@ function replayHit(route: InferenceRoute, prepared: Prepared, cached: CachedAnsw
 	headers.set("content-type", STREAM_CONTENT_TYPE);
 	headers.set("cache-control", "no-cache");
 	return new Response(events, { headers });
-}
-
-/** An error event, the way the runtime reports a failure after its stream began (runtime/http/sse.py). */
-function errorEvent(type: string, message: string): string {
-	return `data: ${JSON.stringify({ error: { type, message } })}\n\n`;
-}
-
-/** What a stream that was already answered 200 sends when the origin then refuses or fails. */
-async function failureEvents(upstream: Response | HttpError): Promise<ReadableStream<Uint8Array>> {
-	let event: string;
-	if (upstream instanceof HttpError) {
-		event = errorEvent(upstream.type, upstream.message);
-	} else {
-		const text = await upstream.text();
-		let envelope: { error?: { type?: unknown; message?: unknown } } | null = null;
-		try {
-			envelope = JSON.parse(text);
-		} catch {
-			// not the runtime's error shape: reported as a bad answer below
-		}
-		const { type, message } = envelope?.error ?? {};
-		event =
-			typeof type === "string" && typeof message === "string"
-				? errorEvent(type, message)
-				: errorEvent("bad_origin_answer", `the origin answered HTTP ${upstream.status} instead of a stream`);
-	}
-	return new Response(event).body!;
-}
-
-function sleep(ms: number): { done: Promise<null>; cancel: () => void } {
-	let timer: ReturnType<typeof setTimeout> | null = null;
-	const done = new Promise<null>((resolve) => (timer = setTimeout(() => resolve(null), ms)));
-	return { done, cancel: () => clearTimeout(timer) };
 }
 
 /**

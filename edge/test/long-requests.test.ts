@@ -116,6 +116,24 @@ describe("SSE keepalives on a streamed miss", () => {
 		expect(await (await call("/v1/generate", { body, key })).text()).toBe(live);
 	});
 
+	it("gives the lease back and stores nothing when the client leaves before the origin answered", async () => {
+		const { gate, open } = makeGate();
+		origin.set(PRIMARY, { gate });
+		const response = await call("/v1/generate", {
+			body: { prompt: uniquePrompt("client leaves"), stream: true },
+			key,
+			env: FAST_KEEPALIVE,
+			settle: false,
+		});
+		const { first, reader } = await firstChunk(response);
+		expect(first).toBe(KEEPALIVE);
+		await reader.cancel();
+		await vi.waitFor(async () => expect(await heldRequests()).toBe(0));
+		open();
+		await vi.waitFor(() => expect(origin.pending).toBe(0));
+		expect(await env.CACHE.get(response.headers.get("x-cache-key")!)).toBeNull();
+	});
+
 	it("sends none when the origin is quick, so its status goes out unchanged", async () => {
 		origin.set(PRIMARY, { respond: () => Response.json({ error: { type: "queue_full", message: "the queue is full" } }, { status: 429 }) });
 		const response = await call("/v1/generate", { body: { prompt: uniquePrompt("quick refusal"), stream: true }, key });

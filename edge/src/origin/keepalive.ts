@@ -3,7 +3,10 @@
 // piece, can be that long. Whenever the client has had no byte for the interval, it gets an SSE comment
 // line, which SSE clients ignore by definition. Comments are only ever added between whole events (the
 // source is the relay's output, which carries complete events only), never enter the stored answer, and a
-// replayed hit has none: it is the live stream's bytes without its keepalives.
+// replayed hit has none: it is the live stream's bytes without its keepalives. A stream answered 200
+// before the origin did reports a later refusal or failure as one error event (failureEvents).
+
+import { HttpError } from "../errors";
 
 /** The comment sent; `:` starts an SSE comment line. */
 export const KEEPALIVE = ": keepalive\n\n";
@@ -37,15 +40,54 @@ export function withKeepalive(source: Promise<ReadableStream<Uint8Array>>, inter
 		}
 	}
 
+	let cancelled = false;
 	return new ReadableStream<Uint8Array>({
 		async pull(controller) {
 			const result = await next();
+			if (cancelled) return;
 			if (result === TICK) controller.enqueue(encodedKeepalive);
 			else if (result.done) controller.close();
 			else controller.enqueue(result.value);
 		},
 		async cancel(reason) {
-			await (reader ?? (await opened.catch(() => null)))?.cancel(reason);
+			cancelled = true;
+			if (reader) return reader.cancel(reason);
+			// The client left before the origin answered: its stream is cancelled when it comes.
+			opened.then((late) => late.cancel(reason)).catch(() => undefined);
 		},
 	});
+}
+
+/** An error event, the way the runtime reports a failure after its stream began (runtime/http/sse.py). */
+function errorEvent(type: string, message: string): string {
+	return `data: ${JSON.stringify({ error: { type, message } })}\n\n`;
+}
+
+/** What a stream that was already answered 200 sends when the origin then refuses or fails. */
+export async function failureEvents(upstream: Response | HttpError): Promise<ReadableStream<Uint8Array>> {
+	let event: string;
+	if (upstream instanceof HttpError) {
+		event = errorEvent(upstream.type, upstream.message);
+	} else {
+		const text = await upstream.text();
+		let envelope: { error?: { type?: unknown; message?: unknown } } | null = null;
+		try {
+			envelope = JSON.parse(text);
+		} catch {
+			// not the runtime's error shape: reported as a bad answer below
+		}
+		const { type, message } = envelope?.error ?? {};
+		event =
+			typeof type === "string" && typeof message === "string"
+				? errorEvent(type, message)
+				: errorEvent("bad_origin_answer", `the origin answered HTTP ${upstream.status} instead of a stream`);
+	}
+	return new Response(event).body!;
+}
+
+/** A timer to race against: resolves to null after `ms`, unless cancelled. */
+export function sleep(ms: number): { done: Promise<null>; cancel: () => void } {
+	let timer: ReturnType<typeof setTimeout> | null = null;
+	const done = new Promise<null>((resolve) => (timer = setTimeout(() => resolve(null), ms)));
+	return { done, cancel: () => clearTimeout(timer) };
 }
