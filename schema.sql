@@ -57,7 +57,16 @@ CREATE TABLE IF NOT EXISTS api_keys (
     name       TEXT NOT NULL,
     key_hash   TEXT NOT NULL UNIQUE,
     created_at INTEGER NOT NULL,
-    revoked_at INTEGER
+    revoked_at INTEGER,
+    -- NULL in any column below means "no restriction" (keys made before migration 0006 have NULL in all).
+    scope_routes   TEXT,                 -- JSON array of allowed routes (contract/routes.json names)
+    scope_models   TEXT,                 -- JSON array of allowed `model` values
+    expires_at     INTEGER,              -- refused from this time on
+    rotated_at     INTEGER,              -- set by `keys rotate` on the old key
+    valid_until    INTEGER,              -- a rotated key works until this time (the overlap), then is refused
+    replaced_by    TEXT,                 -- the id of the key that replaced it
+    daily_requests INTEGER,              -- budget per UTC day (KeyLimiter Durable Object)
+    daily_tokens   INTEGER               -- budget per UTC day, prompt + completion tokens
 );
 
 -- Per model fingerprint, learnt from the origins' GET /v1/status: the model file's sha256 (for receipts)

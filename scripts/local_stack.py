@@ -108,10 +108,11 @@ class LocalStack:
             ["d1", "migrations", "apply", "DB", "--local", "--persist-to", str(self.persist_dir)],
         )
 
-    def create_api_key(self, name: str) -> str:
-        """A new API key in the local stores; the CLI prints the key alone on its last stdout line."""
+    def create_api_key(self, name: str, *policy: str) -> str:
+        """A new API key in the local stores; `policy`: options of the CLI's create (--routes R, ...).
+        The CLI prints the key alone on its last stdout line."""
         stdout = self._keys_cli(
-            f"create local API key {name!r}", ["create", "--name", name], stdout_is_secret=True
+            f"create local API key {name!r}", ["create", "--name", name, *policy], stdout_is_secret=True
         )
         lines = stdout.strip().splitlines()
         if not lines:

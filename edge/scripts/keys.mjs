@@ -2,11 +2,16 @@
 // API-key admin for the steadytext-edge Worker. Only a key's SHA-256 is stored: in D1 api_keys (the
 // durable list) and in KV as apikey:<hash> (the Worker's fast lookup). See docs/edge.md.
 //
-//   node scripts/keys.mjs create --name NAME  (--local [--persist-to DIR] | --remote)
-//   node scripts/keys.mjs revoke --id KEY_ID  (--local [--persist-to DIR] | --remote)
-//   node scripts/keys.mjs list [--json]       (--local [--persist-to DIR] | --remote)
+//   node scripts/keys.mjs create --name NAME [POLICY]       (--local [--persist-to DIR] | --remote)
+//   node scripts/keys.mjs rotate --id KEY_ID --overlap 24h  (--local [--persist-to DIR] | --remote)
+//   node scripts/keys.mjs revoke --id KEY_ID                (--local [--persist-to DIR] | --remote)
+//   node scripts/keys.mjs list [--json]                     (--local [--persist-to DIR] | --remote)
 //
-// create prints the new key alone on the last stdout line (everything else goes to stderr).
+// POLICY (each optional; absent = no restriction): --routes R1,R2 (contract/routes.json names)
+// --models M1,M2 (`model` values) --expires 30d|ISO-TIME --daily-requests N --daily-tokens N.
+// create and rotate print the new key alone on the last stdout line (everything else goes to stderr).
+// rotate makes a new key with the old one's name and policy; the old key keeps working for the overlap,
+// then is refused with a message naming the rotation.
 // --local uses wrangler's local stores, laid out as `wrangler dev|d1|kv --local --persist-to DIR` does
 // (DIR/v3/...; default .wrangler/state), after the D1 migrations have been applied there. --remote uses the Cloudflare API with CLOUDFLARE_ACCOUNT_ID,
 // CLOUDFLARE_API_TOKEN and the database / namespace ids from --database-id / --namespace-id (or
@@ -20,15 +25,89 @@ import { parseArgs } from "node:util";
 const EDGE_DIR = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
 const API_BASE = process.env.CLOUDFLARE_API_BASE_URL ?? "https://api.cloudflare.com/client/v4";
 const KEY_PREFIX = "apikey:";
+// The routes a scope may name: the contract's (the Worker checks scopes against the same file).
+const SCOPABLE_ROUTES = Object.keys(JSON.parse(readFileSync(path.join(EDGE_DIR, "..", "contract", "routes.json"), "utf8")).routes);
+// What the Worker accepts as a `model` value (src/admission/validate.ts MAX_MODEL_CHARS), without separators.
+const MODEL_NAME = /^[^\s,]{1,256}$/;
+const DURATION_UNITS = { s: 1, m: 60, h: 3600, d: 86400 };
+// The columns of migration 0006 (all nullable: NULL = no restriction), in the KV record under the same names.
+const POLICY_COLUMNS = [
+	"scope_routes",
+	"scope_models",
+	"expires_at",
+	"rotated_at",
+	"valid_until",
+	"replaced_by",
+	"daily_requests",
+	"daily_tokens",
+];
+const JSON_COLUMNS = new Set(["scope_routes", "scope_models"]);
 
 class UsageError extends Error {}
 
 const sha256Hex = (text) => createHash("sha256").update(text).digest("hex");
 const nowSeconds = () => Math.floor(Date.now() / 1000);
 
-/** The record the Worker reads from KV (src/admission/auth.ts ApiKeyRecord). */
-const kvRecord = (row, revoked) =>
-	JSON.stringify({ id: row.id, name: row.name, key_hash: row.key_hash, created_at: row.created_at, revoked });
+/** The record the Worker reads from KV (src/admission/auth.ts ApiKeyRecord), from a D1 row. */
+function kvRecord(row, revoked) {
+	const record = { id: row.id, name: row.name, key_hash: row.key_hash, created_at: row.created_at, revoked };
+	for (const column of POLICY_COLUMNS) {
+		const value = row[column] ?? null;
+		if (value !== null) record[column] = JSON_COLUMNS.has(column) && typeof value === "string" ? JSON.parse(value) : value;
+	}
+	return JSON.stringify(record);
+}
+
+/** Seconds in "90s", "15m", "24h", "30d". */
+function durationSeconds(text, flag) {
+	const match = /^([0-9]+)([smhd])$/.exec(text ?? "");
+	if (!match) throw new UsageError(`${flag} must be a duration like 90s, 15m, 24h or 30d, got ${JSON.stringify(text)}`);
+	return Number(match[1]) * DURATION_UNITS[match[2]];
+}
+
+function listOption(text, flag, check, allowed) {
+	const values = text.split(",").map((value) => value.trim());
+	for (const value of values) {
+		if (!check(value)) throw new UsageError(`unknown ${flag} scope ${JSON.stringify(value)}; allowed: ${allowed}`);
+	}
+	return [...new Set(values)];
+}
+
+function wholeNumber(text, flag) {
+	if (!/^[0-9]+$/.test(text) || !Number.isSafeInteger(Number(text)))
+		throw new UsageError(`${flag} must be a whole number, got ${JSON.stringify(text)}`);
+	return Number(text);
+}
+
+/** The policy columns set by --routes, --models, --expires, --daily-requests, --daily-tokens. */
+function policyOf(options) {
+	const policy = {};
+	if (options.routes !== undefined)
+		policy.scope_routes = JSON.stringify(
+			listOption(options.routes, "--routes", (r) => SCOPABLE_ROUTES.includes(r), SCOPABLE_ROUTES.join(", ")),
+		);
+	if (options.models !== undefined)
+		policy.scope_models = JSON.stringify(
+			listOption(
+				options.models,
+				"--models",
+				(m) => MODEL_NAME.test(m),
+				"model names as GET /v1/models lists them (1-256 characters, no spaces or commas)",
+			),
+		);
+	if (options.expires !== undefined) {
+		const at = /^[0-9]+[smhd]$/.test(options.expires)
+			? nowSeconds() + durationSeconds(options.expires, "--expires")
+			: Date.parse(options.expires) / 1000;
+		if (!Number.isFinite(at))
+			throw new UsageError(`--expires must be a duration (30d) or an ISO time, got ${JSON.stringify(options.expires)}`);
+		if (at <= nowSeconds()) throw new UsageError(`--expires ${options.expires} is not in the future`);
+		policy.expires_at = Math.floor(at);
+	}
+	if (options["daily-requests"] !== undefined) policy.daily_requests = wholeNumber(options["daily-requests"], "--daily-requests");
+	if (options["daily-tokens"] !== undefined) policy.daily_tokens = wholeNumber(options["daily-tokens"], "--daily-tokens");
+	return policy;
+}
 
 /** Parses wrangler.jsonc: strings are matched first, so "//" inside a URL survives comment removal. */
 function parseJsonc(text) {
@@ -117,27 +196,66 @@ function remoteStore(options) {
 	};
 }
 
+/** Writes a new key with `policy` (column -> value) and returns [key, row]. */
+async function insertKey(store, name, policy) {
+	const key = `sk_${randomBytes(32).toString("base64url")}`;
+	const row = { id: `key_${randomBytes(8).toString("hex")}`, name, key_hash: sha256Hex(key), created_at: nowSeconds(), ...policy };
+	const columns = Object.keys(policy);
+	// D1 first: if the KV write fails, the Worker still finds the key through its D1 fallback.
+	await store.query(
+		`INSERT INTO api_keys (id, name, key_hash, created_at, revoked_at${columns.map((c) => `, ${c}`).join("")}) VALUES (?, ?, ?, ?, NULL${", ?".repeat(columns.length)})`,
+		[row.id, row.name, row.key_hash, row.created_at, ...columns.map((c) => policy[c])],
+	);
+	await store.kvPut(KEY_PREFIX + row.key_hash, kvRecord(row, false));
+	return [key, row];
+}
+
 async function create(store, options) {
 	const name = options.name?.trim();
 	if (!name) throw new UsageError("create needs --name NAME");
-	const key = `sk_${randomBytes(32).toString("base64url")}`;
-	const row = { id: `key_${randomBytes(8).toString("hex")}`, name, key_hash: sha256Hex(key), created_at: nowSeconds() };
-	// D1 first: if the KV write fails, the Worker still finds the key through its D1 fallback.
-	await store.query("INSERT INTO api_keys (id, name, key_hash, created_at, revoked_at) VALUES (?, ?, ?, ?, NULL)", [
-		row.id,
-		row.name,
-		row.key_hash,
-		row.created_at,
-	]);
-	await store.kvPut(KEY_PREFIX + row.key_hash, kvRecord(row, false));
+	const [key, row] = await insertKey(store, name, policyOf(options));
 	console.error(`created ${row.id} (${name}); the key is shown once, store it now:`);
 	console.log(key);
 }
 
+async function findKey(store, id, command) {
+	if (!id) throw new UsageError(`${command} needs --id KEY_ID (see \`list\`)`);
+	const [row] = await store.query(
+		`SELECT id, name, key_hash, created_at, revoked_at, ${POLICY_COLUMNS.join(", ")} FROM api_keys WHERE id = ?`,
+		[id],
+	);
+	if (!row) throw new UsageError(`no API key with id ${id}`);
+	return row;
+}
+
+async function rotate(store, options) {
+	const overlap = durationSeconds(options.overlap, "--overlap");
+	const old = await findKey(store, options.id, "rotate");
+	if (old.revoked_at != null) throw new UsageError(`${old.id} is revoked; create a new key instead`);
+	if (old.replaced_by) throw new UsageError(`${old.id} was already rotated (replaced by ${old.replaced_by})`);
+	// The new key inherits the old one's name, scopes, expiry and budgets (not its rotation fields).
+	const inherited = Object.fromEntries(
+		["scope_routes", "scope_models", "expires_at", "daily_requests", "daily_tokens"].filter((c) => old[c] != null).map((c) => [c, old[c]]),
+	);
+	const [key, row] = await insertKey(store, old.name, inherited);
+	const rotatedAt = nowSeconds();
+	const rotated = { ...old, rotated_at: rotatedAt, valid_until: rotatedAt + overlap, replaced_by: row.id };
+	// KV first, as for revoke: the Worker reads KV before D1.
+	await store.kvPut(KEY_PREFIX + old.key_hash, kvRecord(rotated, false));
+	await store.query("UPDATE api_keys SET rotated_at = ?, valid_until = ?, replaced_by = ? WHERE id = ?", [
+		rotated.rotated_at,
+		rotated.valid_until,
+		row.id,
+		old.id,
+	]);
+	console.error(
+		`rotated ${old.id} (${old.name}): it works until ${new Date(rotated.valid_until * 1000).toISOString()}; its replacement ${row.id} is shown once, store it now:`,
+	);
+	console.log(key);
+}
+
 async function revoke(store, options) {
-	if (!options.id) throw new UsageError("revoke needs --id KEY_ID (see `list`)");
-	const [row] = await store.query("SELECT id, name, key_hash, created_at, revoked_at FROM api_keys WHERE id = ?", [options.id]);
-	if (!row) throw new UsageError(`no API key with id ${options.id}`);
+	const row = await findKey(store, options.id, "revoke");
 	// KV first: the Worker reads KV before D1, so once this write lands the key answers 403 even if the
 	// D1 update below fails (revoke is idempotent; run it again).
 	await store.kvPut(KEY_PREFIX + row.key_hash, kvRecord(row, true));
@@ -146,18 +264,30 @@ async function revoke(store, options) {
 }
 
 async function list(store, options) {
-	const rows = await store.query("SELECT id, name, created_at, revoked_at FROM api_keys ORDER BY created_at, id", []);
+	const rows = await store.query(
+		`SELECT id, name, created_at, revoked_at, ${POLICY_COLUMNS.join(", ")} FROM api_keys ORDER BY created_at, id`,
+		[],
+	);
 	if (options.json) {
 		console.log(JSON.stringify(rows));
 		return;
 	}
+	const iso = (seconds) => new Date(seconds * 1000).toISOString();
 	for (const row of rows) {
-		const state = row.revoked_at === null ? "active" : `revoked ${new Date(row.revoked_at * 1000).toISOString()}`;
-		console.log(`${row.id}\t${row.name}\t${new Date(row.created_at * 1000).toISOString()}\t${state}`);
+		let state = row.revoked_at == null ? "active" : `revoked ${iso(row.revoked_at)}`;
+		if (row.revoked_at == null && row.replaced_by) state = `rotated to ${row.replaced_by}, valid until ${iso(row.valid_until)}`;
+		const policy = [
+			row.scope_routes && `routes ${JSON.parse(row.scope_routes).join(",")}`,
+			row.scope_models && `models ${JSON.parse(row.scope_models).join(",")}`,
+			row.expires_at != null && `expires ${iso(row.expires_at)}`,
+			row.daily_requests != null && `${row.daily_requests} requests/day`,
+			row.daily_tokens != null && `${row.daily_tokens} tokens/day`,
+		].filter(Boolean);
+		console.log(`${row.id}\t${row.name}\t${iso(row.created_at)}\t${state}${policy.length ? `\t${policy.join("; ")}` : ""}`);
 	}
 }
 
-const COMMANDS = { create, revoke, list };
+const COMMANDS = { create, rotate, revoke, list };
 
 async function main(argv) {
 	const { values: options, positionals } = parseArgs({
@@ -166,6 +296,12 @@ async function main(argv) {
 		options: {
 			name: { type: "string" },
 			id: { type: "string" },
+			overlap: { type: "string" },
+			routes: { type: "string" },
+			models: { type: "string" },
+			expires: { type: "string" },
+			"daily-requests": { type: "string" },
+			"daily-tokens": { type: "string" },
 			json: { type: "boolean" },
 			local: { type: "boolean" },
 			remote: { type: "boolean" },
@@ -177,7 +313,11 @@ async function main(argv) {
 	});
 	const command = COMMANDS[positionals[0]];
 	if (!command || positionals.length !== 1)
-		throw new UsageError(`usage: keys.mjs create|revoke|list (got ${JSON.stringify(positionals.join(" "))})`);
+		throw new UsageError(`usage: keys.mjs create|rotate|revoke|list (got ${JSON.stringify(positionals.join(" "))})`);
+	const policyFlags = ["routes", "models", "expires", "daily-requests", "daily-tokens"].filter((flag) => options[flag] !== undefined);
+	if (policyFlags.length > 0 && positionals[0] !== "create")
+		throw new UsageError(`--${policyFlags[0]} only applies to create (rotate copies the old key's policy)`);
+	if (options.overlap !== undefined && positionals[0] !== "rotate") throw new UsageError("--overlap only applies to rotate");
 	if (options.local === options.remote) throw new UsageError("pass exactly one of --local or --remote");
 	if (options.remote && options["persist-to"]) throw new UsageError("--persist-to only applies to --local");
 	const store = options.local ? await localStore(options) : remoteStore(options);

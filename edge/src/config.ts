@@ -17,6 +17,8 @@ export interface Settings {
 	maxEmbedInputs: number;
 	/** Per-key limits on origin work in flight (enforced by the KeyLimiter Durable Object). */
 	keyLimits: KeyLimits;
+	/** What a cache hit costs a key's daily token budget: its prompt tokens, or nothing. */
+	budgetHitTokens: "prompt" | "none";
 	/** Set when MODEL_FINGERPRINT pins the fingerprint instead of learning it from the origin. */
 	pinnedFingerprint: string | null;
 	/** Bounds of a request's own cache TTL (cf-aig-cache-ttl): CACHE_TTL_MIN_SECONDS…CACHE_MAX_AGE_SECONDS. */
@@ -89,6 +91,10 @@ function parseSettings(env: Env): Settings {
 		throw configError(`DLP_POLICY must be "block" or "redact", got ${JSON.stringify(dlpPolicy)}`);
 	}
 	const pinned = (env.MODEL_FINGERPRINT ?? "").trim();
+	const budgetHitTokens = (env.BUDGET_HIT_TOKENS ?? "").trim();
+	if (budgetHitTokens !== "prompt" && budgetHitTokens !== "none") {
+		throw configError(`BUDGET_HIT_TOKENS must be "prompt" or "none", got ${JSON.stringify(budgetHitTokens)}`);
+	}
 	const cache = cachePolicy(env);
 	const requestTtlMin = integerVar(env, "CACHE_TTL_MIN_SECONDS", MIN_CACHE_TTL_SECONDS);
 	if (requestTtlMin > cache.maxAgeSeconds) {
@@ -113,6 +119,7 @@ function parseSettings(env: Env): Settings {
 			tokens: integerVar(env, "MAX_TOKENS_IN_FLIGHT_PER_KEY"),
 			embedInputs: integerVar(env, "MAX_EMBED_INPUTS_IN_FLIGHT_PER_KEY"),
 		},
+		budgetHitTokens,
 		pinnedFingerprint: pinned === "" ? null : pinned,
 		requestTtl: { minSeconds: requestTtlMin, maxSeconds: cache.maxAgeSeconds },
 		keepaliveMs: integerVar(env, "SSE_KEEPALIVE_MS"),

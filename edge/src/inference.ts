@@ -1,18 +1,20 @@
 // The request path for generation and embedding routes:
-// admission (key check → rate limit), only then body → DLP → validation → fingerprint → cache lookup;
-// hit → replay; miss → single-flight origin call under a per-key lease → write-behind to KV and D1. A
+// admission (key check → rate limit → route scope), only then cache headers → body → DLP → validation →
+// model scope → daily budget reservation → fingerprint → cache lookup; hit → replay; miss → single-flight origin call under a per-key lease → write-behind to KV and D1. A
 // streamed miss is passed through as the origin sends it (with keepalives while it is silent) and stored
 // once it completed well; a streamed hit replays its exact bytes. A non-streamed generation that may take
 // longer than proxies wait is refused with a pointer to streaming (origin/speed.ts).
 import { admit } from "./admission/admit";
-import { isCacheableAnswer } from "./cache/answers";
+import { reserveBudget, type BudgetHold } from "./admission/budget";
+import { checkModelScope } from "./admission/scopes";
+import { answerUsage, isCacheableAnswer } from "./cache/answers";
 import { lookup, store, type CachedAnswer } from "./cache/tiers";
 import { cacheKey, type Kind } from "./cache/cachekey";
 import { cacheControls, type CacheControls } from "./cache/controls";
 import { failureEvents, sleep, withKeepalive } from "./origin/keepalive";
 import { checkNonStreamTime, recordSpeed } from "./origin/speed";
 import { onOriginUnavailable } from "./origin/scalesignal";
-import { acquireLease, checkDemandFits, demandOf, releasingAtEnd, withLease, type LeaseRequest } from "./origin/capacity";
+import { acquireLease, checkDemandFits, demandOf, releasingAtEnd, tokenEstimate, withLease, type LeaseRequest } from "./origin/capacity";
 import { coalescedAnswer } from "./origin/coalesce";
 import { settings, type Settings } from "./config";
 import { applyDlp } from "./admission/dlp";
@@ -47,36 +49,37 @@ export interface Observation {
 // Beyond the origin timeouts, how long a lease may outlive its request before it expires by itself.
 const LEASE_MARGIN_MS = 5_000;
 
-interface Prepared {
+interface Validated {
 	params: Body;
 	transport: Body;
 	stream: boolean;
 	redacted: string[];
 	controls: CacheControls;
+}
+
+interface Prepared extends Validated {
 	fingerprint: string;
 	key: string;
 	cached: CachedAnswer | null;
 }
 
-/** Everything that reads the request or the cache; runs only once the request is admitted. */
-async function prepare(
-	request: Request,
-	env: Env,
-	ctx: ExecutionContext,
-	config: Settings,
-	route: InferenceRoute,
-	keyId: string,
-): Promise<Prepared> {
+/** Everything that reads the request; runs only once the request is admitted. */
+async function validated(request: Request, config: Settings, route: InferenceRoute, keyId: string): Promise<Validated> {
 	// Headers first: a malformed cache header is refused before the body is read.
 	const controls = cacheControls(request, keyId, config.requestTtl);
 	// DLP sees the raw body, keys included, before validation: a 400 naming an unknown field must never
 	// echo a card number used as the field's name.
 	const { value: body, redacted } = applyDlp(await readJsonObject(request, config.maxBodyBytes), config.dlpPolicy);
 	const { params, transport, stream } = route.validate(body, config);
+	return { params, transport, stream, redacted, controls };
+}
+
+/** The cache key and lookup; runs only once the request is within its key's scopes and budgets. */
+async function prepare(env: Env, ctx: ExecutionContext, config: Settings, route: InferenceRoute, request: Validated): Promise<Prepared> {
 	const fingerprint = await currentFingerprint(env, config, ctx);
-	const key = await cacheKey(route.kind, route.originPath, params, fingerprint, controls.namespace);
-	const cached = controls.mode === "use" ? await lookup(env, ctx, key, config.cache) : null;
-	return { params, transport, stream, redacted, controls, fingerprint, key, cached };
+	const key = await cacheKey(route.kind, route.originPath, request.params, fingerprint, request.controls.namespace);
+	const cached = request.controls.mode === "use" ? await lookup(env, ctx, key, config.cache) : null;
+	return { ...request, fingerprint, key, cached };
 }
 
 /** The body the origin receives: the validated (and DLP-checked) fields, nothing else of the request. */
@@ -84,15 +87,18 @@ function originBody(prepared: Prepared): string {
 	return JSON.stringify({ ...prepared.params, ...prepared.transport });
 }
 
-/** The tokens a hit saved: the stored answer's usage (prompt and completion; an embedding's prompt). */
-function tokensSaved(body: string): number | null {
-	try {
-		const usage = (JSON.parse(body) as { usage?: Record<string, unknown> }).usage;
-		const count = (value: unknown) => (typeof value === "number" && Number.isInteger(value) && value >= 0 ? value : 0);
-		return usage ? count(usage.prompt_tokens) + count(usage.completion_tokens) : null;
-	} catch {
-		return null;
-	}
+/**
+ * The tokens an answer's usage reports, prompt + completion (an embedding's: its prompt): what a hit saved,
+ * and what a miss costs the key's token budget. Null when it reports none (the native /v1/embed answer).
+ */
+function answerTokens(body: string): number | null {
+	const usage = answerUsage(body);
+	return usage && usage.promptTokens + usage.completionTokens;
+}
+
+/** What a cache hit costs the token budget: its prompt side, or nothing with BUDGET_HIT_TOKENS=none. */
+function hitTokens(config: Settings, cached: CachedAnswer): number | null {
+	return config.budgetHitTokens === "none" ? 0 : (answerUsage(cached.body)?.promptTokens ?? null);
 }
 
 function answerHeaders(contentType: string, cache: CacheStatus, prepared: Prepared, fingerprint: string | null): Headers {
@@ -121,7 +127,7 @@ function wantsUsage(prepared: Prepared): boolean {
 function replayHit(route: InferenceRoute, prepared: Prepared, cached: CachedAnswer): Response | null {
 	const headers = answerHeaders(cached.contentType, "HIT", prepared, cached.fingerprint);
 	headers.set("x-cache-tier", cached.tier);
-	const saved = tokensSaved(cached.body);
+	const saved = answerTokens(cached.body);
 	if (saved !== null) headers.set(TOKENS_SAVED_HEADER, String(saved));
 	if (!prepared.stream || !route.streamFormat) return new Response(cached.body, { headers });
 	if (cached.pieces === null) return null;
@@ -150,14 +156,22 @@ async function streamMiss(
 	route: InferenceRoute,
 	prepared: Prepared,
 	lease: LeaseRequest,
+	hold: BudgetHold,
 	obs: Observation,
 ): Promise<Response> {
 	const format = route.streamFormat!;
 	const clientWantsUsage = wantsUsage(prepared);
 	const transport = format === "native" ? prepared.transport : { ...prepared.transport, stream_options: { include_usage: true } };
 	const body = originBody({ ...prepared, transport });
-	// The lease is held until the stream ends, fails or the client goes away.
-	const held = await acquireLease(env, ctx, lease);
+	// The lease is held until the stream ends, fails or the client goes away. The budget hold is settled
+	// then too, to the stream's usage when it ended well, else to its estimate (its use is unknown).
+	const originLease = await acquireLease(env, ctx, lease);
+	const held = {
+		release() {
+			originLease.release();
+			hold.settle(null);
+		},
+	};
 	const startedMs = Date.now();
 	const call = callOrigin(env, target, route.originPath, { method: "POST", body }, async (response) => response);
 	const wait = sleep(config.keepaliveMs);
@@ -194,6 +208,7 @@ async function streamMiss(
 				try {
 					const derived = splitter.clean ? deriveAnswer(format, payloads) : null;
 					if (!derived) return;
+					hold.settle(answerTokens(derived.body));
 					recordSpeed(config, derived.body, Date.now() - startedMs);
 					const answer = {
 						status: 200,
@@ -218,7 +233,10 @@ async function streamMiss(
 	if (upstream !== null) {
 		const fingerprint = upstream.headers.get("x-model-fingerprint");
 		const headers = answerHeaders(upstream.headers.get("content-type") ?? "text/event-stream", obs.cache, prepared, fingerprint);
-		if (!isStream(upstream)) return new Response(releasingAtEnd(upstream.body, held), { status: upstream.status, headers });
+		if (!isStream(upstream)) {
+			hold.settle(0);
+			return new Response(releasingAtEnd(upstream.body, held), { status: upstream.status, headers });
+		}
 		const events = withKeepalive(Promise.resolve(relayed(upstream, fingerprint)), config.keepaliveMs);
 		// The lease is given back when the client has the last byte or goes away, as for any answer.
 		return new Response(releasingAtEnd(events, held), { status: upstream.status, headers });
@@ -227,13 +245,19 @@ async function streamMiss(
 	// Committed to a 200 stream before the origin answered: its fingerprint is not known yet, so the
 	// answer carries none (the stored answer is filed under the fingerprint the origin then sends).
 	const source = call.then(
-		(response) => (isStream(response) ? relayed(response, response.headers.get("x-model-fingerprint")) : failureEvents(response)),
-		(error) =>
-			failureEvents(
+		(response) => {
+			if (isStream(response)) return relayed(response, response.headers.get("x-model-fingerprint"));
+			hold.settle(0);
+			return failureEvents(response);
+		},
+		(error) => {
+			hold.settle(0);
+			return failureEvents(
 				error instanceof OriginUnavailableError
 					? onOriginUnavailable(error, env, ctx)
 					: new HttpError(500, "internal_error", "internal error"),
-			),
+			);
+		},
 	);
 	const headers = answerHeaders(STREAM_CONTENT_TYPE, obs.cache, prepared, null);
 	headers.set("cache-control", "no-cache");
@@ -274,24 +298,57 @@ export async function handleInference(
 	route: InferenceRoute,
 	obs: Observation,
 ): Promise<Response> {
-	const tenant = (await admit(request, env)).id;
+	const record = await admit(request, env);
+	const tenant = record.id;
 	obs.keyId = tenant;
 	obs.admitted = true;
 	const config = settings(env);
-	const prepared = await prepare(request, env, ctx, config, route, tenant);
-	const demand = demandOf(route.kind, prepared.params, config.maxTokensLimit);
-	// Before the cache is consulted, so that the answer never depends on what happens to be cached.
-	checkDemandFits(prepared.params, demand, config.keyLimits);
+	const checked = await validated(request, config, route, tenant);
+	// Everything up to the budget reservation comes before the cache is consulted, so that the answer
+	// never depends on what happens to be cached, and a hit is never a way around a scope or a budget.
+	checkModelScope(record, checked.params);
+	const demand = demandOf(route.kind, checked.params, config.maxTokensLimit);
+	checkDemandFits(checked.params, demand, config.keyLimits);
+	const target: OriginTarget = { urls: config.originUrls, timeoutMs: config.originTimeoutMs, tenant };
+	// A lease or hold outlives the longest the origin work may take (every origin tried once), then expires.
+	const ttlMs = target.timeoutMs * target.urls.length + LEASE_MARGIN_MS;
+	const estimate = tokenEstimate(route.kind, checked.params, config.maxTokensLimit);
+	const hold = await reserveBudget(env, ctx, record, estimate, budgetField(checked.params), ttlMs);
+	try {
+		return await serve(env, ctx, config, route, target, { tenant, demand, limits: config.keyLimits, ttlMs }, checked, hold, obs);
+	} catch (error) {
+		hold.settle(0);
+		throw error;
+	}
+}
+
+/** The request field a budget refusal of the estimate names. */
+function budgetField(params: Body): string {
+	if (Array.isArray(params.messages)) return "messages";
+	return params.input !== undefined ? "input" : "prompt";
+}
+
+/** A checked request within its scopes and budgets: from the cache, or from the origin. */
+async function serve(
+	env: Env,
+	ctx: ExecutionContext,
+	config: Settings,
+	route: InferenceRoute,
+	target: OriginTarget,
+	lease: LeaseRequest,
+	checked: Validated,
+	hold: BudgetHold,
+	obs: Observation,
+): Promise<Response> {
+	const prepared = await prepare(env, ctx, config, route, checked);
 	const hit = prepared.cached ? replayHit(route, prepared, prepared.cached) : null;
 	if (hit) {
 		obs.cache = "HIT";
 		obs.cacheTier = prepared.cached!.tier;
+		hold.settle(hitTokens(config, prepared.cached!));
 		return hit;
 	}
-	const target: OriginTarget = { urls: config.originUrls, timeoutMs: config.originTimeoutMs, tenant };
-	// The lease outlives the longest the origin work may take (every origin tried once), then expires.
-	const lease: LeaseRequest = { tenant, demand, limits: config.keyLimits, ttlMs: target.timeoutMs * target.urls.length + LEASE_MARGIN_MS };
-	if (prepared.stream && route.streamFormat) return streamMiss(env, ctx, config, target, route, prepared, lease, obs);
+	if (prepared.stream && route.streamFormat) return streamMiss(env, ctx, config, target, route, prepared, lease, hold, obs);
 	// A hit is served whatever its size: it needs no origin time.
 	if (route.kind === "generate") checkNonStreamTime(prepared.params, config);
 
@@ -319,6 +376,7 @@ export async function handleInference(
 	if (answer.status === 200 && flight.leader && route.kind === "generate") recordSpeed(config, answer.body, answer.originMs);
 	if (answer.status === 200 && prepared.controls.mode !== "no-store" && flight.leader)
 		await storeAnswer(env, ctx, config, route, prepared, answer);
+	hold.settle(answer.status === 200 ? answerTokens(answer.body) : 0);
 	const headers = answerHeaders(answer.contentType, obs.cache, prepared, answer.fingerprint);
 	if (answer.retryAfter) headers.set("retry-after", answer.retryAfter);
 	return new Response(answer.body, { status: answer.status, headers });

@@ -2,6 +2,7 @@
 import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import worker from "../src/index";
+import type { ApiKeyRecord } from "../src/admission/auth";
 import { sha256Hex } from "../src/cache/cachekey";
 import { installFakeOrigin, type FakeOrigin } from "./fake-origin";
 
@@ -48,8 +49,16 @@ export async function call(path: string, options: CallOptions = {}, request = bu
 
 let keyCounter = 0;
 
-/** Creates an API key the way `scripts/keys.mjs create` does: hash in KV and D1, never the key itself. */
-export async function createKey(options: { revoked?: boolean; kvOnly?: boolean; d1Only?: boolean } = {}): Promise<string> {
+/** The fields of a key record added by migration 0006 (scopes, expiry, rotation, budgets). */
+export type KeyPolicy = Omit<ApiKeyRecord, "id" | "name" | "key_hash" | "created_at" | "revoked">;
+
+/**
+ * Creates an API key the way `scripts/keys.mjs create` does: hash in KV and D1, never the key itself.
+ * `policy` adds the fields of migration 0006; without it the records have the shape written before it.
+ */
+export async function createKey(
+	options: { revoked?: boolean; kvOnly?: boolean; d1Only?: boolean; policy?: KeyPolicy } = {},
+): Promise<string> {
 	keyCounter += 1;
 	const key = `sk_test_${keyCounter}_${crypto.randomUUID().replaceAll("-", "")}`;
 	const keyHash = await sha256Hex(key);
@@ -59,12 +68,18 @@ export async function createKey(options: { revoked?: boolean; kvOnly?: boolean; 
 		key_hash: keyHash,
 		created_at: 1700000000,
 		revoked: !!options.revoked,
+		...options.policy,
 	};
 	if (!options.d1Only) await env.CACHE.put(`apikey:${keyHash}`, JSON.stringify(record));
 	if (!options.kvOnly) {
 		await env.DB.prepare("INSERT INTO api_keys (id, name, key_hash, created_at, revoked_at) VALUES (?, ?, ?, ?, ?)")
 			.bind(record.id, record.name, keyHash, record.created_at, options.revoked ? 1700000001 : null)
 			.run();
+		for (const [column, value] of Object.entries(options.policy ?? {})) {
+			await env.DB.prepare(`UPDATE api_keys SET ${column} = ? WHERE id = ?`)
+				.bind(Array.isArray(value) ? JSON.stringify(value) : value, record.id)
+				.run();
+		}
 	}
 	return key;
 }

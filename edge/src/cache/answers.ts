@@ -44,3 +44,24 @@ export function isCacheableAnswer(originPath: string, answer: OriginAnswer): boo
 	}
 	return isObject(body) && shape(body);
 }
+
+/** Token counts an answer reports (its `usage`); null when it reports none (the native /v1/embed answer). */
+interface AnswerUsage {
+	promptTokens: number;
+	completionTokens: number;
+}
+
+const count = (value: unknown): number | null => (Number.isSafeInteger(value) && (value as number) >= 0 ? (value as number) : null);
+
+export function answerUsage(body: string): AnswerUsage | null {
+	let answer: unknown;
+	try {
+		answer = JSON.parse(body);
+	} catch {
+		return null;
+	}
+	if (!isObject(answer) || !isObject(answer.usage)) return null;
+	const promptTokens = count(answer.usage.prompt_tokens);
+	if (promptTokens === null) return null;
+	return { promptTokens, completionTokens: count(answer.usage.completion_tokens) ?? 0 };
+}

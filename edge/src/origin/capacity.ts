@@ -63,6 +63,16 @@ export function maxTokensOf(params: Body, maxTokensLimit: number): number {
 	return typeof maxTokens === "number" ? maxTokens : maxTokensLimit;
 }
 
+/**
+ * An upper bound of the tokens a request may use, for the daily token budget: generation as its demand
+ * (prompt estimate + max_tokens); embedding, each input's estimate (the prompt side only).
+ */
+export function tokenEstimate(kind: Kind, params: Body, maxTokensLimit: number): number {
+	if (kind === "generate") return demandOf(kind, params, maxTokensLimit).tokens;
+	const inputs: unknown[] = Array.isArray(params.input) ? params.input : [params.input];
+	return inputs.reduce<number>((sum, input) => sum + PROMPT_OVERHEAD_TOKENS + textBytes(input), 0);
+}
+
 /** A request no lease could ever cover is refused outright (a 429 would only invite retries). */
 export function checkDemandFits(params: Body, demand: Demand, limits: KeyLimits): void {
 	if (demand.tokens > limits.tokens) {

@@ -71,6 +71,101 @@ describe("keys.mjs --local", () => {
 		expect(after[0].revoked_at).toBeGreaterThan(0);
 	});
 
+	it("creates scoped, expiring, budgeted keys and rotates them with an overlap the Worker honours", async () => {
+		const created = await local(
+			"create",
+			"--name",
+			"scoped",
+			"--routes",
+			"/v1/embed,/v1/embeddings",
+			"--models",
+			"gemma3-270m",
+			"--expires",
+			"30d",
+			"--daily-requests",
+			"100",
+			"--daily-tokens",
+			"5000",
+		);
+		expect(created.code, created.stderr).toBe(0);
+		const oldKey = lastLine(created.stdout);
+		const rows = JSON.parse((await local("list", "--json")).stdout);
+		const old = rows.find((row) => row.name === "scoped");
+		expect(old).toMatchObject({
+			scope_routes: '["/v1/embed","/v1/embeddings"]',
+			scope_models: '["gemma3-270m"]',
+			daily_requests: 100,
+			daily_tokens: 5000,
+		});
+		expect(old.expires_at).toBeGreaterThan(Date.now() / 1000 + 29 * 86400);
+
+		const rotated = await local("rotate", "--id", old.id, "--overlap", "1h");
+		expect(rotated.code, rotated.stderr).toBe(0);
+		const newKey = lastLine(rotated.stdout);
+		expect(newKey).toMatch(KEY_PATTERN);
+		expect(rotated.stderr).toMatch(/works until \d{4}-/);
+		const after = JSON.parse((await local("list", "--json")).stdout);
+		const successor = after.find((row) => row.name === "scoped" && row.id !== old.id);
+		// The replacement inherits the scopes, expiry and budgets.
+		expect(successor).toMatchObject({
+			scope_routes: old.scope_routes,
+			scope_models: old.scope_models,
+			expires_at: old.expires_at,
+			daily_requests: 100,
+		});
+		const oldAfter = after.find((row) => row.id === old.id);
+		expect(oldAfter).toMatchObject({ replaced_by: successor.id });
+		expect(oldAfter.valid_until - oldAfter.rotated_at).toBe(3600);
+		expect((await local("list")).stdout).toContain(`rotated to ${successor.id}`);
+
+		// A key rotated with no overlap is refused at once, naming the rotation.
+		const gone = lastLine((await local("create", "--name", "rotated out")).stdout);
+		const goneId = JSON.parse((await local("list", "--json")).stdout).find((row) => row.name === "rotated out").id;
+		expect((await local("rotate", "--id", goneId, "--overlap", "0s")).code).toBe(0);
+
+		const worker = await startWranglerDev(persistTo, { ORIGIN_URL: "http://127.0.0.1:9", ORIGIN_TIMEOUT_MS: "500" });
+		try {
+			const ask = (apiKey, route, body) =>
+				fetch(`${worker.url}${route}`, {
+					method: "POST",
+					headers: { "content-type": "application/json", "x-api-key": apiKey },
+					body: JSON.stringify(body),
+				});
+			const embedding = { model: "gemma3-270m", input: "hello" };
+			// Past the key, scope and budget checks; the origin is closed, so the answer is 503.
+			expect((await ask(oldKey, "/v1/embeddings", embedding)).status).toBe(503);
+			expect((await ask(newKey, "/v1/embeddings", embedding)).status).toBe(503);
+			const outOfScope = await ask(newKey, "/v1/generate", { prompt: "hi" });
+			expect(outOfScope.status).toBe(403);
+			expect((await outOfScope.json()).error.message).toContain("/v1/generate");
+			const refused = await ask(gone, "/v1/embed", { input: "hi" });
+			expect(refused.status).toBe(403);
+			expect((await refused.json()).error.message).toMatch(/^API key was rotated at .* by key key_/);
+		} finally {
+			await worker.stop();
+		}
+	});
+
+	it("refuses an unknown scope, naming it and the allowed values", async () => {
+		const route = await local("create", "--name", "x", "--routes", "/v1/generate,/v1/everything");
+		expect(route.code).toBe(2);
+		expect(route.stderr).toContain('unknown --routes scope "/v1/everything"; allowed: /v1/generate, /v1/embed,');
+		const model = await local("create", "--name", "x", "--models", "two words");
+		expect(model.code).toBe(2);
+		expect(model.stderr).toContain('unknown --models scope "two words"');
+		for (const args of [
+			["create", "--name", "x", "--expires", "2001-01-01T00:00:00Z"],
+			["create", "--name", "x", "--daily-requests", "ten"],
+			["rotate", "--id", "key_x", "--overlap", "a day"],
+			["revoke", "--id", "key_x", "--daily-tokens", "5"],
+		]) {
+			const result = await local(...args);
+			expect([result.code, result.stdout]).toEqual([2, ""]);
+			expect(result.stderr).toMatch(/^keys\.mjs: /);
+		}
+		expect(JSON.parse((await local("list", "--json")).stdout).filter((row) => row.name === "x")).toEqual([]);
+	});
+
 	it("explains bad usage with exit code 2", async () => {
 		for (const args of [["create"], ["revoke", "--id", "key_missing"], ["frobnicate"]]) {
 			const result = await local(...args);
