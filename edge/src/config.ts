@@ -130,7 +130,7 @@ function parseSettings(env: Env): Settings {
 /** Secrets are optional locally; an empty value means "not set". */
 export function secret(
 	env: Env,
-	name: "CF_ACCESS_CLIENT_ID" | "CF_ACCESS_CLIENT_SECRET" | "ORIGIN_TOKEN" | "METRICS_TOKEN",
+	name: "CF_ACCESS_CLIENT_ID" | "CF_ACCESS_CLIENT_SECRET" | "ORIGIN_TOKEN" | "METRICS_TOKEN" | "RECEIPT_SIGNING_KEY",
 ): string | null {
 	const value = env[name];
 	return typeof value === "string" && value !== "" ? value : null;

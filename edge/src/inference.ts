@@ -20,7 +20,8 @@ import { settings, type Settings } from "./config";
 import { applyDlp } from "./admission/dlp";
 import { HttpError } from "./errors";
 import { currentFingerprint, isFingerprint, rememberFingerprint } from "./cache/fingerprint";
-import { mayCache } from "./cache/origin-builds";
+import { mayCache, modelSha256Of } from "./cache/origin-builds";
+import { RECEIPT_HEADER, receiptRequested, sha256HexOf, signingKey, signReceipt } from "./receipt";
 import { readJsonObject } from "./admission/http";
 import { callOrigin, fetchAnswer, OriginUnavailableError, type OriginAnswer, type OriginTarget } from "./origin/client";
 import { deriveAnswer, EventSplitter, isUsageChunk, renderStream, type StreamFormat } from "./cache/replay";
@@ -55,6 +56,8 @@ interface Validated {
 	stream: boolean;
 	redacted: string[];
 	controls: CacheControls;
+	/** The request body exactly as received (a receipt signs its sha256). */
+	bodyBytes: Uint8Array;
 }
 
 interface Prepared extends Validated {
@@ -69,9 +72,11 @@ async function validated(request: Request, config: Settings, route: InferenceRou
 	const controls = cacheControls(request, keyId, config.requestTtl);
 	// DLP sees the raw body, keys included, before validation: a 400 naming an unknown field must never
 	// echo a card number used as the field's name.
-	const { value: body, redacted } = applyDlp(await readJsonObject(request, config.maxBodyBytes), config.dlpPolicy);
+	let bodyBytes: Uint8Array = new Uint8Array(0);
+	const raw = await readJsonObject(request, config.maxBodyBytes, (bytes) => (bodyBytes = bytes));
+	const { value: body, redacted } = applyDlp(raw, config.dlpPolicy);
 	const { params, transport, stream } = route.validate(body, config);
-	return { params, transport, stream, redacted, controls };
+	return { params, transport, stream, redacted, controls, bodyBytes };
 }
 
 /** The cache key and lookup; runs only once the request is within its key's scopes and budgets. */
@@ -291,6 +296,44 @@ async function storeAnswer(
 	);
 }
 
+/** Adds a signed receipt to a 200 answer's headers (null: none was asked for). */
+type Receipts = ((prepared: Prepared, answer: { body: string; fingerprint: string | null }, headers: Headers) => Promise<void>) | null;
+
+/**
+ * Signs a 200 answer's receipt into `headers`: over the route the client called, its request bytes, the
+ * answer's fingerprint and model sha256, and the body bytes it is sent. Refused (503) rather than sent
+ * unsigned when the model sha256 of that fingerprint is unknown.
+ */
+async function addReceipt(
+	env: Env,
+	config: Settings,
+	signing: CryptoKey,
+	path: string,
+	prepared: Prepared,
+	answer: { body: string; fingerprint: string | null },
+	headers: Headers,
+): Promise<void> {
+	const fingerprint = answer.fingerprint ?? prepared.fingerprint;
+	const modelSha256 = await modelSha256Of(env, config, fingerprint);
+	if (modelSha256 === null) {
+		throw new HttpError(
+			503,
+			"receipt_unavailable",
+			`the model sha256 of fingerprint ${fingerprint} is unknown (no origin status names it), so this answer cannot be signed; retry later or send the request without ${RECEIPT_HEADER}`,
+			undefined,
+			{ "Retry-After": "5" },
+		);
+	}
+	const receipt = await signReceipt(signing, {
+		route: path,
+		requestSha256: await sha256HexOf(prepared.bodyBytes),
+		fingerprint,
+		modelSha256,
+		responseSha256: await sha256HexOf(new TextEncoder().encode(answer.body)),
+	});
+	headers.set(RECEIPT_HEADER, receipt);
+}
+
 export async function handleInference(
 	request: Request,
 	env: Env,
@@ -303,7 +346,19 @@ export async function handleInference(
 	obs.keyId = tenant;
 	obs.admitted = true;
 	const config = settings(env);
+	// Checked before any work: a receipt that cannot be signed is an error, never an unsigned answer.
+	const signing = receiptRequested(request) ? await signingKey(env) : null;
 	const checked = await validated(request, config, route, tenant);
+	if (signing && checked.stream && route.streamFormat) {
+		throw new HttpError(
+			400,
+			"invalid_request",
+			"receipts sign a whole answer and are not available for streamed ones: send the request without `stream` (or without the header)",
+			RECEIPT_HEADER,
+		);
+	}
+	const path = new URL(request.url).pathname;
+	const receipts: Receipts = signing && ((prepared, answer, headers) => addReceipt(env, config, signing, path, prepared, answer, headers));
 	// Everything up to the budget reservation comes before the cache is consulted, so that the answer
 	// never depends on what happens to be cached, and a hit is never a way around a scope or a budget.
 	checkModelScope(record, checked.params);
@@ -315,7 +370,7 @@ export async function handleInference(
 	const estimate = tokenEstimate(route.kind, checked.params, config.maxTokensLimit);
 	const hold = await reserveBudget(env, ctx, record, estimate, budgetField(checked.params), ttlMs);
 	try {
-		return await serve(env, ctx, config, route, target, { tenant, demand, limits: config.keyLimits, ttlMs }, checked, hold, obs);
+		return await serve(env, ctx, config, route, target, { tenant, demand, limits: config.keyLimits, ttlMs }, checked, hold, obs, receipts);
 	} catch (error) {
 		hold.settle(0);
 		throw error;
@@ -339,6 +394,7 @@ async function serve(
 	checked: Validated,
 	hold: BudgetHold,
 	obs: Observation,
+	receipts: Receipts,
 ): Promise<Response> {
 	const prepared = await prepare(env, ctx, config, route, checked);
 	const hit = prepared.cached ? replayHit(route, prepared, prepared.cached) : null;
@@ -346,6 +402,7 @@ async function serve(
 		obs.cache = "HIT";
 		obs.cacheTier = prepared.cached!.tier;
 		hold.settle(hitTokens(config, prepared.cached!));
+		if (receipts) await receipts(prepared, prepared.cached!, hit.headers);
 		return hit;
 	}
 	if (prepared.stream && route.streamFormat) return streamMiss(env, ctx, config, target, route, prepared, lease, hold, obs);
@@ -379,5 +436,6 @@ async function serve(
 	hold.settle(answer.status === 200 ? answerTokens(answer.body) : 0);
 	const headers = answerHeaders(answer.contentType, obs.cache, prepared, answer.fingerprint);
 	if (answer.retryAfter) headers.set("retry-after", answer.retryAfter);
+	if (receipts && answer.status === 200) await receipts(prepared, answer, headers);
 	return new Response(answer.body, { status: answer.status, headers });
 }

@@ -17,7 +17,12 @@ from scripts.docs import (
     worker_secret_descriptions,
     worker_var_descriptions,
 )
-from scripts.local_stack import CLOUD_ONLY_WORKER_SECRET_NAMES, REPO_ROOT, WORKER_SECRET_NAMES
+from scripts.local_stack import (
+    CLOUD_ONLY_WORKER_SECRET_NAMES,
+    RECEIPT_KEY_SECRET_NAME,
+    REPO_ROOT,
+    WORKER_SECRET_NAMES,
+)
 
 README = (REPO_ROOT / "README.md").read_text()
 
@@ -106,7 +111,11 @@ def test_every_fact_the_tables_show_has_its_meaning_at_home():
     assert [key for key, declared in config.items() if not declared.get("description")] == []
     assert set(worker_var_descriptions()) == set(load_wrangler_config()["vars"])
     assert all(worker_var_descriptions().values())
-    assert set(worker_secret_descriptions()) == {*WORKER_SECRET_NAMES, *CLOUD_ONLY_WORKER_SECRET_NAMES}
+    assert set(worker_secret_descriptions()) == {
+        *WORKER_SECRET_NAMES,
+        RECEIPT_KEY_SECRET_NAME,
+        *CLOUD_ONLY_WORKER_SECRET_NAMES,
+    }
     assert all(worker_secret_descriptions().values())
     assert all(field.description for field in RuntimeSettings.model_fields.values())
 

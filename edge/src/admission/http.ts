@@ -8,14 +8,21 @@ import { HttpError } from "../errors";
  */
 export const MAX_JSON_DEPTH = 32;
 
-export async function readJsonObject(request: Request, maxBytes: number): Promise<Record<string, unknown>> {
+/** `received`, when given, gets the body's bytes exactly as they came (a receipt signs their sha256). */
+export async function readJsonObject(
+	request: Request,
+	maxBytes: number,
+	received: (bytes: Uint8Array) => void = () => undefined,
+): Promise<Record<string, unknown>> {
 	const mediaType = (request.headers.get("content-type") ?? "").split(";")[0].trim().toLowerCase();
 	if (mediaType !== "application/json") {
 		throw new HttpError(415, "unsupported_media_type", "must be application/json", "content-type");
 	}
 	const declared = Number(request.headers.get("content-length") ?? "0");
 	if (declared > maxBytes) throw tooLarge(maxBytes);
-	const text = await readCapped(request, maxBytes);
+	const bytes = await readCapped(request, maxBytes);
+	received(bytes);
+	const text = decodeUtf8(bytes);
 	if (text.trim() === "") throw new HttpError(400, "invalid_json", "is empty", "body");
 	checkNestingDepth(text, MAX_JSON_DEPTH);
 	let body: unknown;
@@ -61,8 +68,8 @@ function tooLarge(maxBytes: number): HttpError {
 	return new HttpError(413, "request_too_large", `exceeds ${maxBytes} bytes`, "body");
 }
 
-async function readCapped(request: Request, maxBytes: number): Promise<string> {
-	if (!request.body) return "";
+async function readCapped(request: Request, maxBytes: number): Promise<Uint8Array> {
+	if (!request.body) return new Uint8Array(0);
 	const reader = request.body.getReader();
 	const chunks: Uint8Array[] = [];
 	let size = 0;
@@ -82,6 +89,10 @@ async function readCapped(request: Request, maxBytes: number): Promise<string> {
 		bytes.set(chunk, offset);
 		offset += chunk.byteLength;
 	}
+	return bytes;
+}
+
+function decodeUtf8(bytes: Uint8Array): string {
 	try {
 		return new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(bytes);
 	} catch {

@@ -72,3 +72,15 @@ export async function mayCache(env: Env, ctx: ExecutionContext, config: Settings
 	);
 	return false;
 }
+/**
+ * The model sha256 of a fingerprint (signed into receipts): from the origin's status, which is also
+ * recorded so that hits keep their receipts while every origin is down; else from D1.
+ */
+export async function modelSha256Of(env: Env, config: Settings, fingerprint: string): Promise<string | null> {
+	const status = await originStatus(env, config);
+	if (status?.fingerprint === fingerprint && status.modelSha256 !== null) {
+		await pinBuild(env.DB, status).catch((error: Error) => console.error("origin builds: D1 write failed:", error.message));
+		return status.modelSha256;
+	}
+	return (known.get(fingerprint) ?? (await readBuild(env.DB, fingerprint)))?.modelSha256 ?? null;
+}
