@@ -24,6 +24,8 @@ FIXTURES = Path(__file__).resolve().parents[1] / "contract" / "fixtures"
 # The runtime tests' settings (tests/runtime/conftest.py): n_ctx is part of the fingerprint.
 SETTINGS = {"n_ctx": 1024, "max_tokens_cap": 256, "default_max_tokens": 16}
 MODEL = "gemma-3-270m-q4_k_m"
+# Each request lists its fields in the order the Worker forwards them (edge/src/admission/validate.ts), so
+# the Worker tests' fake origin finds the fixture by the forwarded body.
 
 CASES = {
     "generate": ("/v1/generate", {"prompt": "The three primary colours are", "max_tokens": 12}),
@@ -58,6 +60,48 @@ CASES = {
             },
         },
     ),
+    "completion-sampled": (
+        "/v1/completions",
+        {
+            "model": MODEL,
+            "prompt": "Once upon a time",
+            "max_tokens": 10,
+            "seed": 7,
+            "temperature": 0.8,
+            "top_p": 0.9,
+        },
+    ),
+    "completion-logprobs": (
+        "/v1/completions",
+        {
+            "model": MODEL,
+            "prompt": "The sky is",
+            "max_tokens": 8,
+            "stop": ["."],
+            "temperature": 0.7,
+            "logprobs": 3,
+        },
+    ),
+    "chat-logprobs": (
+        "/v1/chat/completions",
+        {
+            "model": MODEL,
+            "messages": [{"role": "user", "content": "Name one planet."}],
+            "max_tokens": 8,
+            "logprobs": True,
+            "top_logprobs": 2,
+        },
+    ),
+    "chat-choices": (
+        "/v1/chat/completions",
+        {
+            "model": MODEL,
+            "messages": [{"role": "user", "content": "Name one planet."}],
+            "max_tokens": 6,
+            "temperature": 1.0,
+            "n": 2,
+        },
+    ),
     "embed": ("/v1/embed", {"input": "a short sentence"}),
     "embeddings": ("/v1/embeddings", {"model": MODEL, "input": ["one", "two"], "encoding_format": "base64"}),
 }
@@ -74,6 +118,8 @@ def record(client: TestClient, route: str, request: dict) -> dict:
         "fingerprint": plain.headers["x-model-fingerprint"],
         "answer": plain.text,
     }
+    if request.get("n", 1) > 1:  # several choices are never streamed (docs/interfaces.md)
+        return fixture
     if route in STREAMING:
         fixture["pieces"] = json.loads(plain.headers["x-steadytext-pieces"])
         fixture["stream"] = client.post(route, json={**request, "stream": True}).text

@@ -37,6 +37,37 @@ describe("cache key", () => {
 		expect(generations()).toBe(variants.length);
 	});
 
+	it("never shares a key between requests that differ in one sampling field", async () => {
+		const base = { model: "m", prompt: uniquePrompt("sampling"), seed: 1, temperature: 0.7 };
+		const differences: Record<string, unknown>[] = [
+			{},
+			{ seed: 2 },
+			{ temperature: 0.8 },
+			{ top_p: 0.9 },
+			{ top_k: 40 },
+			{ min_p: 0.1 },
+			{ repeat_penalty: 1.1 },
+			{ presence_penalty: 0.5 },
+			{ frequency_penalty: 0.5 },
+			{ n: 2 },
+			{ logprobs: 0 },
+			{ logprobs: 2 },
+		];
+		const keys = new Set<string>();
+		for (const difference of differences) {
+			const response = await call("/v1/completions", { body: { ...base, ...difference }, key });
+			expect(response.headers.get("x-cache")).toBe("MISS");
+			keys.add(response.headers.get("x-cache-key")!);
+		}
+		expect(keys.size).toBe(differences.length);
+		const chat = { model: "m", messages: [{ role: "user", content: uniquePrompt("sampling chat") }] };
+		const chatKeys = new Set<string>();
+		for (const difference of [{}, { logprobs: true }, { logprobs: true, top_logprobs: 2 }, { n: 3 }]) {
+			chatKeys.add((await call("/v1/chat/completions", { body: { ...chat, ...difference }, key })).headers.get("x-cache-key")!);
+		}
+		expect(chatKeys.size).toBe(4);
+	});
+
 	it("is shared by a route and its alias, and by requests that differ only in key order", async () => {
 		const prompt = uniquePrompt("alias");
 		await call("/v1/generate", { body: { prompt, seed: 5 }, key });

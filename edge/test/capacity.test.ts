@@ -236,6 +236,24 @@ describe("cost in flight per key", () => {
 		expect(demandOf("embed", { input: "a" }, 512).embedInputs).toBe(1);
 	});
 
+	it("counts n choices as n × max_tokens (each may use all of it)", () => {
+		expect(demandOf("generate", { prompt: "abc", max_tokens: 10, n: 3 }, 512).tokens).toBe(2 + 3 + 3 * 10);
+		expect(demandOf("generate", { prompt: "abc", n: 2 }, 512).tokens).toBe(2 + 3 + 2 * 512);
+		const chat = { messages: [{ role: "user", content: "hi" }], max_completion_tokens: 7, n: 4 };
+		expect(demandOf("generate", chat, 512).tokens).toBe(2 + (4 + 2 + 6) + 4 * 7);
+	});
+
+	it("refuses n choices whose n × max_tokens alone passes the key's budget, which one choice would not", async () => {
+		const key = await createKey();
+		const budget = { MAX_TOKENS_IN_FLIGHT_PER_KEY: "100" };
+		const body = { prompt: uniquePrompt("choices").slice(0, 8), max_tokens: 40 };
+		expect((await call("/v1/completions", { body, key, env: budget })).status).toBe(200);
+		const refused = await call("/v1/completions", { body: { ...body, n: 3 }, key, env: budget });
+		expect(refused.status).toBe(400);
+		expect((await refused.json<ErrorBody>()).error.message).toContain("n × max_tokens");
+		expect(origin.callsTo("/v1/completions")).toHaveLength(1);
+	});
+
 	it("answers 429 tokens_in_flight_limited when prompt + max_tokens in flight would pass MAX_TOKENS_IN_FLIGHT_PER_KEY", async () => {
 		const { gate, open } = makeGate();
 		origin.set(PRIMARY, { gate });

@@ -3,6 +3,7 @@
 import { Validator, type Schema } from "@cfworker/json-schema";
 import routes from "../../contract/routes.json";
 import badRequests from "../../contract/fixtures/bad-requests.json";
+import type { Pieces } from "../src/cache/replay";
 
 const schemaFiles = import.meta.glob<Schema>("../../contract/schemas/*.json", { eager: true, import: "default" });
 const fixtureFiles = import.meta.glob<Golden>("../../contract/fixtures/*.json", { eager: true, import: "default" });
@@ -12,7 +13,7 @@ export interface Golden {
 	request: Record<string, any>;
 	fingerprint: string;
 	answer: string;
-	pieces?: number[];
+	pieces?: Pieces;
 	stream?: string;
 	stream_with_usage?: string;
 }

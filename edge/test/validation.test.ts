@@ -82,7 +82,12 @@ describe("fields", () => {
 		[{ prompt: "x", stop: 5 }, "stop"],
 		[{ prompt: "x", stop: ["a", 1] }, "stop"],
 		[{ prompt: "x", stream: "yes" }, "stream"],
-		[{ prompt: "x", temperature: 0.7 }, "temperature"],
+		[{ prompt: "x", temperature: "0.7" }, "temperature"],
+		[{ prompt: "x", top_k: 2.5 }, "top_k"],
+		[{ prompt: "x", min_p: true }, "min_p"],
+		[{ prompt: "x", repeat_penalty: [1] }, "repeat_penalty"],
+		[{ prompt: "x", n: 2 }, "n"], // choices are an OpenAI field
+		[{ prompt: "x", logprobs: 1 }, "logprobs"],
 	])("/v1/generate %j → 400 naming %s", async (body, field) => {
 		await expectError(await call("/v1/generate", { body, key }), 400, "invalid_request", field);
 	});
@@ -125,11 +130,47 @@ describe("fields", () => {
 		["/v1/completions", { prompt: "x", model: ["m"] }, "model"],
 		["/v1/completions", { prompt: "x", temperature: "0" }, "temperature"],
 		["/v1/completions", { prompt: "x", n: 1.5 }, "n"],
+		["/v1/completions", { prompt: "x", n: 0 }, "n"],
+		["/v1/completions", { prompt: "x", top_p: "1" }, "top_p"],
+		["/v1/completions", { prompt: "x", presence_penalty: {} }, "presence_penalty"],
+		["/v1/completions", { prompt: "x", frequency_penalty: "0" }, "frequency_penalty"],
+		["/v1/completions", { prompt: "x", logprobs: true }, "logprobs"],
+		["/v1/completions", { prompt: "x", top_logprobs: 2 }, "top_logprobs"],
+		["/v1/chat/completions", { ...chat, logprobs: 1 }, "logprobs"],
+		["/v1/chat/completions", { ...chat, top_logprobs: "2" }, "top_logprobs"],
 		["/v1/embeddings", { input: "x", encoding_format: "int8" }, "encoding_format"],
 		["/v1/chat/completions", { messages: [{ role: "user", content: "x", name: 7 }] }, "messages[0].name"],
 	])("%s %j → 400 naming %s", async (path, body, field) => {
 		await expectError(await call(path, { body, key }), 400, "invalid_request", field);
 		expect(origin.calls.filter((c) => c.path !== "/v1/status")).toHaveLength(0);
+	});
+
+	it("forwards every sampling field the runtime takes, as sent (ranges are the runtime's to check)", async () => {
+		const sampling = {
+			seed: 9,
+			temperature: 0.7,
+			top_p: 0.9,
+			top_k: 40,
+			min_p: 0.05,
+			repeat_penalty: 1.1,
+			presence_penalty: -0.5,
+			frequency_penalty: 0.5,
+		};
+		const requests = [
+			["/v1/generate", { prompt: "sampled native", ...sampling }],
+			["/v1/completions", { prompt: "sampled completion", ...sampling, n: 2, logprobs: 3 }],
+			[
+				"/v1/chat/completions",
+				{ messages: [{ role: "user", content: "sampled chat" }], ...sampling, n: 2, logprobs: true, top_logprobs: 5 },
+			],
+		] as const;
+		for (const [path, body] of requests) {
+			expect((await call(path, { body, key })).status).toBe(200);
+			expect(origin.callsTo(path).at(-1)?.body).toEqual(body);
+		}
+		// An out-of-range value still reaches the runtime, whose 400 names it (the one home of the ranges).
+		await call("/v1/completions", { body: { prompt: "too hot", temperature: 3 }, key });
+		expect(origin.callsTo("/v1/completions").at(-1)?.body).toMatchObject({ temperature: 3 });
 	});
 
 	it("accepts a user id of exactly the maximum length", async () => {

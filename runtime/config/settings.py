@@ -69,6 +69,13 @@ class RuntimeSettings(BaseSettings):
     )
     default_max_tokens: int = Field(128, ge=1, description="`max_tokens` when a request gives none")
     default_seed: int = Field(42, ge=0, le=2**32 - 1, description="seed when a request gives none")
+    max_choices: int = Field(
+        4,
+        ge=1,
+        le=16,
+        description="largest `n` (choices per request) on the OpenAI routes (larger → 400); each choice "
+        "takes a decode slot and a queue place of its own",
+    )
     queue_size: int = Field(
         16,
         ge=1,

@@ -1,12 +1,14 @@
 """The engines: one object per loaded model, driven by that model's worker thread.
 
-Determinism rules applied here (see docs/runtime.md): greedy decoding (argmax), and batch invariance —
+Determinism rules applied here (see docs/runtime.md): each token is chosen from the logits by the request's
+own sampler (runtime/engine/sampling.py: greedy, or seeded sampling), and batch invariance —
 generation decodes up to `slots` requests together, one token each per step, in a way that gives every
 request the bytes it gets alone (runtime/engine/slots.py); embeddings are computed one input per decode, so a
 batch is exactly its singles.
 """
 
 import codecs
+import dataclasses
 import logging
 import os
 import threading
@@ -19,6 +21,7 @@ from llama_cpp._internals import LlamaModel
 
 from runtime.engine.chat import Messages, chat_prompt_builder
 from runtime.engine.grammar import GrammarConstraint
+from runtime.engine.sampling import GREEDY, Sampler, TokenLogprob, greedy_token, log_softmax_at, top_logprobs
 from runtime.engine.slots import DECODING_PATH, SlotContext, SlotOptions
 from runtime.engine.stops import StopScanner
 
@@ -26,18 +29,6 @@ from runtime.engine.stops import StopScanner
 # the other rows; off, every K-quant matmul row is one dot product (see docs/runtime.md). ggml reads this
 # once, at the first matmul in the process: it is set before any model is loaded.
 os.environ["GGML_CPU_TILED_MM"] = "0"
-
-# What the decoder does for every request, reported on /v1/status and hashed into the fingerprint. The
-# decoder implements exactly this (the highest logit, the first on ties) and refuses to run if GREEDY is
-# ever changed to anything else, so what is reported is what runs.
-GREEDY = {"temperature": 0.0, "top_k": 1, "top_p": 1.0, "min_p": 0.0, "repeat_penalty": 1.0}
-_ARGMAX = dict(GREEDY)
-
-
-def greedy_token(logits: np.ndarray) -> int:
-    if GREEDY != _ARGMAX:
-        raise RuntimeError(f"the decoder implements {_ARGMAX}, not GREEDY = {GREEDY}")
-    return int(np.argmax(logits))
 
 
 class RequestCancelled(Exception):
@@ -60,6 +51,16 @@ class Generation:
     finish_reason: str  # "stop" | "length"
     prompt_tokens: int
     completion_tokens: int
+    # Every answer token's log-probability when the request asked for them (stop-string tokens included).
+    logprobs: tuple[TokenLogprob, ...] | None = None
+
+
+@dataclass(frozen=True)
+class Piece:
+    """Text as a stream sends it, with the logprobs of the tokens produced since the previous piece."""
+
+    text: str
+    logprobs: tuple[TokenLogprob, ...] = ()
 
 
 def _load(model_path: str, options: LlamaOptions, **extra: object) -> llama_cpp.Llama:
@@ -76,7 +77,10 @@ def _load(model_path: str, options: LlamaOptions, **extra: object) -> llama_cpp.
 
 
 class Sequence:
-    """One request in a slot: its greedy tokens turned into text, stop strings, budget, cancellation."""
+    """One request in a slot: its chosen tokens turned into text, stop strings, budget, cancellation.
+
+    `sampler` chooses each token; `constraint`, when set, forbids tokens before it chooses (a grammar);
+    `logprobs` is how many alternatives to report per token (None: no logprobs)."""
 
     def __init__(
         self,
@@ -85,18 +89,24 @@ class Sequence:
         stops: list[str],
         budget: int,
         cancelled: threading.Event,
-        on_text: Callable[[str], None],
+        on_piece: Callable[[Piece], None],
+        sampler: Sampler,
+        logprobs: int | None = None,
         constraint: GrammarConstraint | None = None,
     ):
         self.prompt_tokens = prompt_tokens
         self.cancelled = cancelled
+        self.sampler = sampler
+        self.logprobs = logprobs
         # Structured output: only tokens the grammar allows are chosen (runtime/engine/grammar.py).
         self.constraint = constraint
         self.slot = -1
         self.next_token = -1  # the sampled token the next step feeds back
         self.result: Generation | None = None
         self._budget = min(max_tokens, budget)
-        self._on_text = on_text
+        self._on_piece = on_piece
+        self._token_logprobs: list[TokenLogprob] = []
+        self._sent_logprobs = 0
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self._scanner = StopScanner(stops)
         self._text, self._emitted, self._produced = "", 0, 0
@@ -105,19 +115,24 @@ class Sequence:
     def finished(self) -> bool:
         return self.result is not None
 
-    def accept(self, token: int, piece: bytes, end_of_generation: bool) -> None:
-        """Take the next greedy token (`piece` is its bytes); sets `result` when the answer is complete."""
+    def accept(
+        self, token: int, piece: bytes, end_of_generation: bool, logprob: TokenLogprob | None = None
+    ) -> None:
+        """Take the next chosen token (`piece` is its bytes); sets `result` when the answer is complete."""
         if end_of_generation:
             self._finish("stop", flush=True)
             return
+        self.sampler.accept(token)
         self._produced += 1
         previous_length = len(self._text)
+        if logprob is not None:
+            self._token_logprobs.append(dataclasses.replace(logprob, text_offset=previous_length))
         self._text += self._decoder.decode(piece)
         safe_end, stopped_by_string = self._scanner.scan(self._text, previous_length)
         if stopped_by_string:
             self._text = self._text[:safe_end]
         if safe_end > self._emitted:
-            self._on_text(self._text[self._emitted : safe_end])
+            self._emit(self._text[self._emitted : safe_end])
             self._emitted = safe_end
         if stopped_by_string:
             self._finish("stop", flush=False)
@@ -130,12 +145,18 @@ class Sequence:
         if flush:  # an incomplete UTF-8 sequence at the end becomes U+FFFD, as before
             self._text += self._decoder.decode(b"", final=True)
             if len(self._text) > self._emitted:
-                self._on_text(self._text[self._emitted :])
-        self.result = Generation(self._text, finish_reason, len(self.prompt_tokens), self._produced)
+                self._emit(self._text[self._emitted :])
+        logprobs = tuple(self._token_logprobs) if self.logprobs is not None else None
+        self.result = Generation(self._text, finish_reason, len(self.prompt_tokens), self._produced, logprobs)
+
+    def _emit(self, text: str) -> None:
+        fresh = tuple(self._token_logprobs[self._sent_logprobs :])
+        self._sent_logprobs = len(self._token_logprobs)
+        self._on_piece(Piece(text, fresh))
 
 
 class GenerationEngine:
-    """Greedy decoding of up to `slots` requests at once, each answer independent of the others."""
+    """Decoding of up to `slots` requests at once, each answer independent of the others."""
 
     def __init__(self, model_path: str, options: LlamaOptions):
         self.n_ctx = options.n_ctx
@@ -185,12 +206,23 @@ class GenerationEngine:
         max_tokens: int,
         stops: list[str],
         cancelled: threading.Event,
-        on_text: Callable[[str], None] = lambda text: None,
+        on_piece: Callable[[Piece], None] = lambda piece: None,
+        sampler: Sampler | None = None,
+        logprobs: int | None = None,
         grammar: str | None = None,
     ) -> Sequence:
         constraint = None if grammar is None else self.grammar_constraint(grammar)
-        budget = self.n_ctx - len(prompt_tokens)
-        return Sequence(prompt_tokens, max_tokens, stops, budget, cancelled, on_text, constraint)
+        return Sequence(
+            prompt_tokens,
+            max_tokens,
+            stops,
+            self.n_ctx - len(prompt_tokens),
+            cancelled,
+            on_piece,
+            sampler or Sampler(GREEDY, seed=0, choice=0, prompt_tokens=prompt_tokens),
+            logprobs,
+            constraint,
+        )
 
     @property
     def free_slots(self) -> int:
@@ -238,11 +270,15 @@ class GenerationEngine:
         max_tokens: int,
         stops: list[str],
         cancelled: threading.Event,
-        on_text: Callable[[str], None] = lambda text: None,
+        on_piece: Callable[[Piece], None] = lambda piece: None,
+        sampler: Sampler | None = None,
+        logprobs: int | None = None,
         grammar: str | None = None,
     ) -> Generation:
         """One request alone, start to end (what a batch of one does)."""
-        sequence = self.sequence(prompt_tokens, max_tokens, stops, cancelled, on_text, grammar)
+        sequence = self.sequence(
+            prompt_tokens, max_tokens, stops, cancelled, on_piece, sampler, logprobs, grammar
+        )
         if not self.admit(sequence):
             raise RuntimeError("every slot is taken")
         try:
@@ -256,17 +292,37 @@ class GenerationEngine:
         return sequence.result
 
     def _accept(self, sequence: Sequence, logits: np.ndarray) -> None:
-        token = greedy_token(logits)
+        token = self._choose(sequence, logits)
+        end = llama_cpp.llama_vocab_is_eog(self._vocab, token)
+        if sequence.constraint is not None and not end:
+            sequence.constraint.accept(token)
+        piece = b"" if end else self._piece(token)
+        logprob = None
+        if sequence.logprobs is not None and not end:
+            logprob = self._logprob(logits, token, piece, sequence.logprobs)
+        sequence.accept(token, piece, end, logprob)
+
+    @staticmethod
+    def _choose(sequence: Sequence, logits: np.ndarray) -> int:
         constraint = sequence.constraint
+        if constraint is None:
+            return sequence.sampler.choose(logits)
+        if not sequence.sampler.plain_greedy:
+            return sequence.sampler.choose(constraint.mask(logits))
         # Masking all 262k logits costs far more than asking about one token; when the best token is
         # allowed it is also the best allowed one (ties included: argmax takes the first), so the mask is
         # computed only when it changes the choice.
-        if constraint is not None and not constraint.allows(token):
-            token = greedy_token(constraint.mask(logits))
-        end = llama_cpp.llama_vocab_is_eog(self._vocab, token)
-        if constraint is not None and not end:
-            constraint.accept(token)
-        sequence.accept(token, b"" if end else self._model.detokenize([token]), end)
+        token = sequence.sampler.choose(logits)
+        return token if constraint.allows(token) else greedy_token(constraint.mask(logits))
+
+    def _piece(self, token: int) -> bytes:
+        return self._model.detokenize([token])
+
+    def _logprob(self, logits: np.ndarray, token: int, piece: bytes, count: int) -> TokenLogprob:
+        """Log-softmax of the raw logits (before penalties, grammar and temperature: what the model says)."""
+        chosen = float(log_softmax_at(logits, np.asarray([token]))[0])
+        top = tuple((t, self._piece(t), value) for t, value in top_logprobs(logits, count))
+        return TokenLogprob(token, piece, chosen, top)
 
     def _release(self, sequence: Sequence) -> None:
         if sequence.constraint is not None:

@@ -12,11 +12,12 @@ import sys
 from dataclasses import dataclass
 
 import llama_cpp
+import numpy as np
 
 from runtime.config.model_source import ModelFile
 from runtime.config.settings import RuntimeSettings
-from runtime.engine.engines import GREEDY
 from runtime.engine.grammar import GRAMMAR_ENGINE
+from runtime.engine.sampling import SAMPLER
 from runtime.engine.slots import DECODING_PATH
 
 HEADER = "X-Model-Fingerprint"
@@ -71,6 +72,8 @@ def compute_fingerprint(model: ModelFile, settings: RuntimeSettings) -> Fingerpr
         # CPU/GPU features, which select different kernels and so different rounding.
         "llama_cpp_system": llama_cpp.llama_print_system_info().decode("utf-8", "replace").strip(),
         "python": sys.version.split()[0],
+        # The sampler's float64 arithmetic (exp, cumsum) runs in numpy.
+        "numpy": np.__version__,
     }
     decisive = {
         "model_sha256": model.sha256,
@@ -80,7 +83,8 @@ def compute_fingerprint(model: ModelFile, settings: RuntimeSettings) -> Fingerpr
         "n_gpu_layers": settings.n_gpu_layers,
         "n_ctx": settings.n_ctx,
         "default_seed": settings.default_seed,
-        "sampling": GREEDY,
+        "sampling": SAMPLER,
+        "numpy": versions["numpy"],
         # How requests share the model (batched decoding); not the slot count, which changes no answer.
         "decoding_path": DECODING_PATH,
         # Structured output: the schema-to-grammar converter and this runtime's corrections to it.

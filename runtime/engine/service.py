@@ -12,12 +12,13 @@ import numpy as np
 
 from runtime.config.settings import RuntimeSettings
 from runtime.engine.batch_worker import BatchWorker
-from runtime.engine.engines import Generation, Sequence
+from runtime.engine.engines import Generation, Piece, Sequence
 from runtime.engine.grammar import GrammarRefused, answer_problem, grammar_text
 from runtime.engine.json_schema import SchemaRefused, checked_schema
 from runtime.engine.load import LoadTracker
 from runtime.engine.metrics import RuntimeMetrics
 from runtime.engine.models import LoadedModels
+from runtime.engine.sampling import GREEDY, Sampler, SamplingParams
 from runtime.engine.worker import Job, ModelWorker, QueueFull, WorkerStopped
 from runtime.errors import ApiError, invalid_field
 
@@ -41,6 +42,9 @@ class DecodingLimits:
     seed: int | None
     max_tokens_field: str = "max_tokens"
     structured: StructuredOutput | None = None
+    sampling: SamplingParams = GREEDY
+    n: int = 1
+    logprobs: int | None = None  # alternatives per token; None: no logprobs
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,10 @@ class DecodingRequest:
     seed: int
     max_tokens_field: str = "max_tokens"
     structured: StructuredOutput | None = None
+    sampling: SamplingParams = GREEDY
+    # Choice i samples with the random stream (seed, i): choice 0 is the answer of the same request with n=1.
+    n: int = 1
+    logprobs: int | None = None
 
 
 class InferenceService:
@@ -130,6 +138,8 @@ class InferenceService:
         max_tokens = limits.max_tokens
         if max_tokens is not None and max_tokens > cap:
             raise invalid_field(limits.max_tokens_field, f"must be at most {cap}")
+        if limits.n > self._settings.max_choices:
+            raise invalid_field("n", f"must be at most {self._settings.max_choices} (RUNTIME_MAX_CHOICES)")
         n_ctx = self.models.generator.n_ctx
         if len(tokens) >= n_ctx:
             raise invalid_field(
@@ -142,6 +152,9 @@ class InferenceService:
             seed=self._settings.default_seed if limits.seed is None else limits.seed,
             max_tokens_field=limits.max_tokens_field,
             structured=limits.structured,
+            sampling=limits.sampling,
+            n=limits.n,
+            logprobs=limits.logprobs,
         )
 
     async def count_embedding_tokens(self, texts: list[str], field: str) -> int:
@@ -186,14 +199,35 @@ class InferenceService:
             raise ApiError("shutting_down", str(stopped)) from None
 
     def _start_generation(
-        self, request: DecodingRequest, cancelled: threading.Event, on_text: Callable[[str], None]
+        self,
+        request: DecodingRequest,
+        choice: int,
+        cancelled: threading.Event,
+        on_piece: Callable[[Piece], None],
     ) -> Sequence:
         """On the model thread, when a slot is free: the sequence the batch worker decodes."""
         self._metrics.inferences.labels(kind="generate").inc()
         self._metrics.prompt_tokens.labels(kind="generate").inc(len(request.prompt_tokens))
         grammar = None if request.structured is None else request.structured.grammar
+        sampler = Sampler(request.sampling, request.seed, choice, request.prompt_tokens)
         return self.models.generator.sequence(
-            request.prompt_tokens, request.max_tokens, request.stops, cancelled, on_text, grammar
+            request.prompt_tokens,
+            request.max_tokens,
+            request.stops,
+            cancelled,
+            on_piece,
+            sampler,
+            request.logprobs,
+            grammar,
+        )
+
+    def _submit_choice(
+        self, request: DecodingRequest, choice: int, tenant: str, on_piece: Callable[[Piece], None]
+    ) -> Job:
+        return self._submit(
+            "generate",
+            lambda cancelled: self._start_generation(request, choice, cancelled, on_piece),
+            tenant,
         )
 
     def _generation_ended(self, sequence: Sequence, seconds: float, cancelled: bool) -> None:
@@ -204,28 +238,41 @@ class InferenceService:
             self._metrics.generated_tokens.inc(sequence.result.completion_tokens)
 
     async def generate(
-        self, request: DecodingRequest, tenant: str, on_text: Callable[[str], None] = lambda piece: None
+        self, request: DecodingRequest, tenant: str, on_piece: Callable[[Piece], None] = lambda piece: None
     ) -> Generation:
-        """The whole answer; `on_text` sees the pieces a stream would send (called on the model thread)."""
-        job = self._submit(
-            "generate", lambda cancelled: self._start_generation(request, cancelled, on_text), tenant
-        )
+        """The whole answer of a one-choice request; `on_piece` sees the pieces a stream would send
+        (called on the model thread)."""
+        if request.n != 1:
+            raise ValueError("generate() decodes one choice; use generate_choices()")
+        return (await self.generate_choices(request, tenant, on_piece))[0]
+
+    async def generate_choices(
+        self, request: DecodingRequest, tenant: str, on_piece: Callable[[Piece], None] = lambda piece: None
+    ) -> list[Generation]:
+        """The n answers, decoded as n sequences (they batch like separate requests); `on_piece` sees
+        choice 0's pieces."""
+        jobs: list[Job] = []
         try:
-            return _checked_answer(request, await job.future)
+            for choice in range(request.n):
+                follow = on_piece if choice == 0 else _ignore
+                jobs.append(self._submit_choice(request, choice, tenant, follow))
+            results = await asyncio.gather(*(job.future for job in jobs))
+            return [_checked_answer(request, result) for result in results]
         finally:
-            job.cancel()  # a no-op once finished; frees the model if this request was abandoned
+            for job in jobs:
+                job.cancel()  # a no-op once finished; frees the model if this request was abandoned
 
-    def stream(self, request: DecodingRequest, tenant: str) -> AsyncIterator[str | Generation]:
+    def stream(self, request: DecodingRequest, tenant: str) -> AsyncIterator[Piece | Generation]:
         """Queue the request now (so a full queue is a 429 before any byte is sent), then follow it."""
+        if request.n != 1:
+            raise ValueError("a stream decodes one choice")
         loop = asyncio.get_running_loop()
-        pieces: asyncio.Queue[str] = asyncio.Queue()
+        pieces: asyncio.Queue[Piece] = asyncio.Queue()
 
-        def on_text(piece: str) -> None:
+        def on_piece(piece: Piece) -> None:
             loop.call_soon_threadsafe(pieces.put_nowait, piece)
 
-        job = self._submit(
-            "generate", lambda cancelled: self._start_generation(request, cancelled, on_text), tenant
-        )
+        job = self._submit_choice(request, 0, tenant, on_piece)
         return _follow(job, pieces, lambda result: _checked_answer(request, result))
 
     def _embed_on_thread(self, texts: list[str], cancelled: threading.Event) -> list[np.ndarray]:
@@ -264,9 +311,13 @@ def _checked_answer(request: DecodingRequest, result: Generation) -> Generation:
     return result
 
 
+def _ignore(piece: Piece) -> None:
+    pass
+
+
 async def _follow(
     job: Job, pieces: asyncio.Queue, finish: Callable[[Generation], Generation]
-) -> AsyncIterator[str | Generation]:
+) -> AsyncIterator[Piece | Generation]:
     """Yield text pieces as the model thread produces them, then the final Generation."""
     next_piece: asyncio.Future | None = None
     try:

@@ -93,10 +93,14 @@ def _problem(error: dict, model: type[BaseModel]) -> str:
         return "must be a number"
     if kind == "bool_type":
         return "must be a boolean"
-    if kind in ("greater_than_equal", "greater_than"):
-        return f"must be at least {ctx.get('ge', ctx.get('gt'))}"
-    if kind in ("less_than_equal", "less_than"):
-        return f"must be at most {ctx.get('le', ctx.get('lt'))}"
+    if kind == "greater_than_equal":
+        return f"must be at least {ctx['ge']}"
+    if kind == "greater_than":
+        return f"must be more than {ctx['gt']}"
+    if kind == "less_than_equal":
+        return f"must be at most {ctx['le']}"
+    if kind == "less_than":
+        return f"must be less than {ctx['lt']}"
     if kind == "list_type":
         return "must be a string or an array of strings"  # every list field also takes one string
     if kind == "too_short":

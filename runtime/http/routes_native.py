@@ -5,7 +5,7 @@ from collections.abc import AsyncIterator
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from runtime.engine.engines import Generation
+from runtime.engine.engines import Generation, Piece
 from runtime.engine.fingerprint import HEADER
 from runtime.engine.service import DecodingLimits
 from runtime.http.body import read_json
@@ -32,7 +32,10 @@ async def generate(request: Request):
     if body.json_schema is not None:
         structured = await service.structured_output(body.json_schema, "json_schema")
     decoding = await service.prompt_decoding(
-        body.prompt, DecodingLimits(body.max_tokens, body.stop, body.seed, structured=structured)
+        body.prompt,
+        DecodingLimits(
+            body.max_tokens, body.stop, body.seed, structured=structured, sampling=body.sampling()
+        ),
     )
     model, fingerprint = service.models.model.name, service.models.fingerprint.value
     tenant = tenant_of(request)
@@ -53,8 +56,8 @@ async def generate(request: Request):
 
 async def _generate_events(stream: AsyncIterator, model: str, fingerprint: str) -> AsyncIterator[bytes]:
     async for item in stream:
-        if isinstance(item, str):
-            yield event({"token": item})
+        if isinstance(item, Piece):
+            yield event({"token": item.text})
             continue
         yield event(
             {

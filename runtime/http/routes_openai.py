@@ -1,4 +1,4 @@
-"""OpenAI-compatible routes, so the official `openai` client works unchanged (greedy decoding only)."""
+"""OpenAI-compatible routes, so the official `openai` client works unchanged (sampling, n, logprobs)."""
 
 import base64
 import hashlib
@@ -9,13 +9,15 @@ from typing import TypeVar
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from runtime.engine.engines import Generation
+from runtime.engine.engines import Generation, Piece
 from runtime.engine.fingerprint import HEADER
 from runtime.engine.grammar import JSON_OBJECT_SCHEMA
+from runtime.engine.sampling import TokenLogprob
 from runtime.engine.service import DecodingLimits, DecodingRequest, InferenceService, StructuredOutput
 from runtime.errors import ApiError, invalid_field
 from runtime.http.body import read_json
 from runtime.http.disconnect import while_connected
+from runtime.http.logprobs import chat_logprobs, completion_logprobs
 from runtime.http.pieces import PieceRecorder
 from runtime.http.schemas import (
     ChatCompletionRequest,
@@ -64,20 +66,37 @@ async def _structured(service: InferenceService, body: OpenAIGenerationFields) -
     )
 
 
-def _usage(result: Generation) -> dict[str, int]:
+def _usage(*results: Generation) -> dict[str, int]:
+    """Usage of one answer or of n choices (the prompt is counted once, as OpenAI does)."""
+    completion = sum(result.completion_tokens for result in results)
     return {
-        "prompt_tokens": result.prompt_tokens,
-        "completion_tokens": result.completion_tokens,
-        "total_tokens": result.prompt_tokens + result.completion_tokens,
+        "prompt_tokens": results[0].prompt_tokens,
+        "completion_tokens": completion,
+        "total_tokens": results[0].prompt_tokens + completion,
     }
 
 
 def _answer_id(prefix: str, fingerprint: str, decoding: DecodingRequest) -> str:
     """The same request gets the same id, streamed or not: a random id or a timestamp would make the
     same request give different bytes (and a cached answer could not stand in for a fresh one)."""
-    what = [prefix, fingerprint, decoding.prompt_tokens, decoding.max_tokens, decoding.stops, decoding.seed]
-    if decoding.structured is not None:  # appended only when present: other answers keep their ids
+    what: list = [
+        prefix,
+        fingerprint,
+        decoding.prompt_tokens,
+        decoding.max_tokens,
+        decoding.stops,
+        decoding.seed,
+    ]
+    # Appended only when present, so that a greedy one-choice request keeps its id.
+    if decoding.structured is not None:
         what.append(decoding.structured.schema)
+    extra: dict = decoding.sampling.non_default()
+    if decoding.n != 1:
+        extra["n"] = decoding.n
+    if decoding.logprobs is not None:
+        extra["logprobs"] = decoding.logprobs
+    if extra:
+        what.append(extra)
     digest = hashlib.sha256(json.dumps(what, separators=(",", ":")).encode()).hexdigest()
     return f"{prefix}-{digest[:24]}"
 
@@ -107,21 +126,30 @@ def _usage_chunk(body: OpenAIGenerationFields, envelope: _Envelope) -> Callable[
     return None
 
 
+def _single_choice_stream(body: OpenAIGenerationFields) -> None:
+    if body.stream and body.n > 1:
+        # One order of n interleaved choices could not be replayed exactly from the cache; not offered.
+        raise invalid_field("n", "must be 1 when stream is true (several choices are answered unstreamed)")
+
+
 async def _stream_events(
-    stream: AsyncIterator[str | Generation],
-    piece: Callable[[str], dict],
-    finish: Callable[[str], dict],
+    stream: AsyncIterator[Piece | Generation],
+    piece: Callable[[Piece], dict],
+    finish: Callable[[str, tuple[TokenLogprob, ...]], dict],
     usage: Callable[[dict], dict] | None,
     first: dict | None = None,
 ) -> AsyncIterator[bytes]:
-    """An OpenAI stream: optional opening chunk, one chunk per piece, the finish chunk, usage, [DONE]."""
+    """An OpenAI stream: optional opening chunk, one chunk per piece, the finish chunk (with the logprobs
+    of tokens no piece carried: those a stop string cut off), usage, [DONE]."""
     if first is not None:
         yield event(first)
+    sent = 0
     async for item in stream:
-        if isinstance(item, str):
+        if isinstance(item, Piece):
+            sent += len(item.logprobs)
             yield event(piece(item))
             continue
-        yield event(finish(item.finish_reason))
+        yield event(finish(item.finish_reason, (item.logprobs or ())[sent:]))
         if usage is not None:
             yield event(usage(_usage(item)))
     yield event("[DONE]")
@@ -143,68 +171,105 @@ async def list_models(request: Request):
 @router.post("/v1/completions")
 async def completions(request: Request):
     body, service = await _accept(request, CompletionRequest)
+    _single_choice_stream(body)
     limits = DecodingLimits(
-        body.max_tokens, body.stop, body.seed, structured=await _structured(service, body)
+        body.max_tokens,
+        body.stop,
+        body.seed,
+        structured=await _structured(service, body),
+        sampling=body.sampling(),
+        n=body.n,
+        logprobs=body.logprobs,
     )
     decoding = await service.prompt_decoding(body.prompt[0], limits, prompt_field="prompt")
     envelope = _Envelope(service, "cmpl", "text_completion", decoding)
     tenant = tenant_of(request)
+    with_logprobs = decoding.logprobs is not None
 
-    def choice(text: str, finish_reason: str | None) -> dict:
-        return {"index": 0, "text": text, "logprobs": None, "finish_reason": finish_reason}
+    def choice(
+        text: str, finish_reason: str | None, logprobs: tuple[TokenLogprob, ...] | None, index: int = 0
+    ) -> dict:
+        shaped = completion_logprobs(logprobs) if with_logprobs and logprobs is not None else None
+        return {"index": index, "text": text, "logprobs": shaped, "finish_reason": finish_reason}
 
     if body.stream:
         events = _stream_events(
             service.stream(decoding, tenant),
-            piece=lambda text: envelope.wrap(choices=[choice(text, None)]),
-            finish=lambda reason: envelope.wrap(choices=[choice("", reason)]),
+            piece=lambda piece: envelope.wrap(choices=[choice(piece.text, None, piece.logprobs)]),
+            finish=lambda reason, rest: envelope.wrap(choices=[choice("", reason, rest)]),
             usage=_usage_chunk(body, envelope),
         )
         return event_stream(events, envelope.fingerprint)
-    pieces = PieceRecorder()
-    result = await while_connected(request, service.generate(decoding, tenant, pieces))
-    answer = envelope.wrap(choices=[choice(result.text, result.finish_reason)], usage=_usage(result))
-    return JSONResponse(answer, headers={HEADER: envelope.fingerprint, **pieces.header()})
+    pieces = PieceRecorder(with_logprobs)
+    results = await while_connected(request, service.generate_choices(decoding, tenant, pieces))
+    choices = [choice(r.text, r.finish_reason, r.logprobs, index) for index, r in enumerate(results)]
+    answer = envelope.wrap(choices=choices, usage=_usage(*results))
+    return JSONResponse(answer, headers={HEADER: envelope.fingerprint, **_pieces_header(decoding, pieces)})
+
+
+def _pieces_header(decoding: DecodingRequest, pieces: PieceRecorder) -> dict[str, str]:
+    """Only a one-choice answer can stand in for a stream (streams have one choice)."""
+    return pieces.header() if decoding.n == 1 else {}
 
 
 @router.post("/v1/chat/completions")
 async def chat_completions(request: Request):
     body, service = await _accept(request, ChatCompletionRequest)
-    structured = await _structured(service, body)
+    _single_choice_stream(body)
+    chosen = {
+        "structured": await _structured(service, body),
+        "sampling": body.sampling(),
+        "n": body.n,
+        "logprobs": body.logprob_count(),
+    }
     if body.max_completion_tokens is not None:
         limits = DecodingLimits(
-            body.max_completion_tokens, body.stop, body.seed, "max_completion_tokens", structured
+            body.max_completion_tokens, body.stop, body.seed, "max_completion_tokens", **chosen
         )
     else:
-        limits = DecodingLimits(body.max_tokens, body.stop, body.seed, structured=structured)
+        limits = DecodingLimits(body.max_tokens, body.stop, body.seed, **chosen)
     messages = [message.model_dump(exclude_none=True) for message in body.messages]
     decoding = await service.chat_decoding(messages, limits)
     envelope = _Envelope(service, "chatcmpl", "chat.completion", decoding)
     tenant = tenant_of(request)
+    with_logprobs = decoding.logprobs is not None
+
+    def shaped(logprobs: tuple[TokenLogprob, ...] | None) -> dict | None:
+        return chat_logprobs(logprobs) if with_logprobs and logprobs is not None else None
 
     if body.stream:
         chunk = _Envelope(service, "chatcmpl", "chat.completion.chunk", decoding)
 
-        def delta(content: dict, finish_reason: str | None) -> dict:
-            choice = {"index": 0, "delta": content, "logprobs": None, "finish_reason": finish_reason}
+        def delta(content: dict, finish_reason: str | None, logprobs: tuple | None = None) -> dict:
+            choice = {
+                "index": 0,
+                "delta": content,
+                "logprobs": shaped(logprobs),
+                "finish_reason": finish_reason,
+            }
             return chunk.wrap(choices=[choice])
 
         events = _stream_events(
             service.stream(decoding, tenant),
-            piece=lambda text: delta({"content": text}, None),
-            finish=lambda reason: delta({}, reason),
+            piece=lambda piece: delta({"content": piece.text}, None, piece.logprobs),
+            finish=lambda reason, rest: delta({}, reason, rest),
             usage=_usage_chunk(body, chunk),
             first=delta({"role": "assistant", "content": ""}, None),
         )
         return event_stream(events, chunk.fingerprint)
-    pieces = PieceRecorder()
-    result = await while_connected(request, service.generate(decoding, tenant, pieces))
-    message = {"role": "assistant", "content": result.text}
-    answer = envelope.wrap(
-        choices=[{"index": 0, "message": message, "logprobs": None, "finish_reason": result.finish_reason}],
-        usage=_usage(result),
-    )
-    return JSONResponse(answer, headers={HEADER: envelope.fingerprint, **pieces.header()})
+    pieces = PieceRecorder(with_logprobs)
+    results = await while_connected(request, service.generate_choices(decoding, tenant, pieces))
+    choices = [
+        {
+            "index": index,
+            "message": {"role": "assistant", "content": result.text},
+            "logprobs": shaped(result.logprobs),
+            "finish_reason": result.finish_reason,
+        }
+        for index, result in enumerate(results)
+    ]
+    answer = envelope.wrap(choices=choices, usage=_usage(*results))
+    return JSONResponse(answer, headers={HEADER: envelope.fingerprint, **_pieces_header(decoding, pieces)})
 
 
 @router.post("/v1/embeddings")

@@ -4,7 +4,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from runtime.engine.engines import GREEDY
+from runtime.engine.sampling import SAMPLER
 from runtime.engine.slots import DECODING_PATH
 from runtime.http.drain import shutting_down
 from runtime.http.state import runtime_state
@@ -55,8 +55,9 @@ async def status(request: Request):
             "seed": settings.default_seed,
             "max_tokens": settings.default_max_tokens,
             "max_tokens_cap": settings.max_tokens_cap,
+            "max_choices": settings.max_choices,
         },
-        "decoding": GREEDY,
+        "decoding": SAMPLER,
         "decoding_path": DECODING_PATH,
         "decode_slots": settings.decode_slots,
         "queue_size": settings.queue_size,

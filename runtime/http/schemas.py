@@ -2,7 +2,18 @@
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictInt, StrictStr
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+)
+
+from runtime.engine.sampling import SamplingParams
+from runtime.errors import invalid_field
 
 
 def _one_or_many(value: object) -> object:
@@ -20,9 +31,13 @@ MaxTokens = Annotated[StrictInt, Field(ge=1)]
 EmbeddingInputs = Annotated[
     list[NonEmptyText], BeforeValidator(_one_or_many), Field(min_length=1, max_length=256)
 ]
-# Greedy decoding is the product: any other sampling request is refused, not silently ignored.
-GreedyTemperature = Annotated[float, Field(ge=0, le=0)]
-GreedyTopP = Annotated[float, Field(ge=1, le=1)]
+# Sampling ranges (runtime/engine/sampling.py): OpenAI's where OpenAI has the field, llama.cpp's otherwise.
+Temperature = Annotated[float, Field(ge=0, le=2)]
+TopP = Annotated[float, Field(gt=0, le=1)]
+TopK = Annotated[StrictInt, Field(ge=0)]
+MinP = Annotated[float, Field(ge=0, le=1)]
+RepeatPenalty = Annotated[float, Field(gt=0, le=2)]
+Penalty = Annotated[float, Field(ge=-2, le=2)]
 
 
 class StrictBody(BaseModel):
@@ -33,11 +48,33 @@ class StrictBody(BaseModel):
 JsonSchema = dict[str, Any]
 
 
-class GenerateRequest(StrictBody):
+class SamplingFields(StrictBody):
+    """Unset fields are greedy decoding's values (runtime/engine/sampling.py SamplingParams)."""
+
+    temperature: Temperature | None = None
+    top_p: TopP | None = None
+    top_k: TopK | None = None
+    min_p: MinP | None = None
+    repeat_penalty: RepeatPenalty | None = None
+    presence_penalty: Penalty | None = None
+    frequency_penalty: Penalty | None = None
+
+    def sampling(self) -> SamplingParams:
+        fields = {name: getattr(self, name) for name in SamplingFields.model_fields}
+        return SamplingParams(**{name: value for name, value in fields.items() if value is not None})
+
+
+class _GenerateFields(StrictBody):
     prompt: NonEmptyText
     max_tokens: MaxTokens | None = None
     stop: StopStrings = []
     seed: Seed | None = None
+
+
+# Bases in this order so the fields are listed as the Worker lists them in an "allowed: …" error:
+# prompt, max_tokens, stop, seed, the sampling fields, json_schema, stream (pydantic takes the last base's
+# fields first).
+class GenerateRequest(SamplingFields, _GenerateFields):
     json_schema: JsonSchema | None = None
     stream: StrictBool = False
 
@@ -65,22 +102,23 @@ class ResponseFormat(StrictBody):
     json_schema: JsonSchemaFormat | None = None
 
 
-class OpenAIGenerationFields(StrictBody):
+class OpenAIGenerationFields(SamplingFields):
     model: StrictStr
     max_tokens: MaxTokens | None = None
     stop: StopStrings = []
     seed: Seed | None = None
     stream: StrictBool = False
     stream_options: StreamOptions | None = None
-    temperature: GreedyTemperature | None = None
-    top_p: GreedyTopP | None = None
-    n: Annotated[StrictInt, Field(ge=1, le=1)] = 1
+    # The upper bound is a setting (RUNTIME_MAX_CHOICES), checked with the other limits.
+    n: Annotated[StrictInt, Field(ge=1)] = 1
     user: StrictStr | None = None
     response_format: ResponseFormat | None = None
 
 
 class CompletionRequest(OpenAIGenerationFields):
     prompt: Annotated[list[NonEmptyText], BeforeValidator(_one_or_many), Field(min_length=1, max_length=1)]
+    # OpenAI's legacy shape: how many alternatives per token (0: only the chosen token's).
+    logprobs: Annotated[StrictInt, Field(ge=0, le=5)] | None = None
 
 
 class ChatMessage(StrictBody):
@@ -92,6 +130,14 @@ class ChatMessage(StrictBody):
 class ChatCompletionRequest(OpenAIGenerationFields):
     messages: Annotated[list[ChatMessage], Field(min_length=1)]
     max_completion_tokens: MaxTokens | None = None
+    logprobs: StrictBool | None = None
+    top_logprobs: Annotated[StrictInt, Field(ge=0, le=20)] | None = None
+
+    def logprob_count(self) -> int | None:
+        """Alternatives per token, or None when no logprobs were asked for."""
+        if self.top_logprobs is not None and not self.logprobs:
+            raise invalid_field("top_logprobs", "needs logprobs: true")
+        return (self.top_logprobs or 0) if self.logprobs else None
 
 
 class EmbeddingsRequest(StrictBody):

@@ -1,12 +1,14 @@
-"""GREEDY is the one home of the decoding settings: the decoder runs exactly what /v1/status reports and
-the fingerprint hashes, and refuses to run settings it does not implement."""
+"""Temperature 0 (every request's default) is greedy decoding: the highest raw logit, the first on ties.
+SAMPLER is the one home of the description of the decoder: /v1/status reports it and the fingerprint
+hashes it, so a sampler change starts a new cache namespace."""
 
 import threading
 
 import numpy as np
-import pytest
 
-from runtime.engine.engines import GREEDY, greedy_token
+from runtime.engine.fingerprint import compute_fingerprint
+from runtime.engine.sampling import SAMPLER, greedy_token
+from tests.runtime.conftest import runtime_settings
 
 
 def generate_once(generator) -> None:
@@ -23,19 +25,16 @@ def test_every_token_is_the_highest_logit(loaded_models, monkeypatch):
         picked.append((logits, token))
         return token
 
-    monkeypatch.setattr("runtime.engine.engines.greedy_token", recording)
+    monkeypatch.setattr("runtime.engine.sampling.greedy_token", recording)
     generate_once(generator)
     assert len(picked) == 3
     for logits, token in picked:
+        assert logits.dtype == np.float32  # the raw logits, no float64 round trip
         assert logits[token] == logits.max() and token == int(np.flatnonzero(logits == logits.max())[0])
 
 
-def test_greedy_is_temperature_zero_top_k_one_without_penalties():
-    assert GREEDY == {"temperature": 0.0, "top_k": 1, "top_p": 1.0, "min_p": 0.0, "repeat_penalty": 1.0}
-
-
-def test_a_change_to_greedy_is_refused_not_ignored(loaded_models, monkeypatch):
-    """No second copy: a GREEDY the decoder does not implement stops it instead of being misreported."""
-    monkeypatch.setitem(GREEDY, "repeat_penalty", 1.3)
-    with pytest.raises(RuntimeError, match="repeat_penalty"):
-        generate_once(loaded_models.generator)
+def test_status_reports_the_sampler_and_the_fingerprint_covers_it(loaded_models, client, monkeypatch):
+    assert client.get("/v1/status").json()["decoding"] == SAMPLER
+    today = compute_fingerprint(loaded_models.model, runtime_settings()).value
+    monkeypatch.setitem(SAMPLER, "version", SAMPLER["version"] + 1)
+    assert compute_fingerprint(loaded_models.model, runtime_settings()).value != today

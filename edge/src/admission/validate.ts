@@ -216,9 +216,22 @@ function validator(fields: RouteFields): Validator {
 	};
 }
 
-const GENERATION: Record<string, Check> = { max_tokens: maxTokens, stop: stopStrings, seed };
-// Types only: the runtime is the one place that decides which values greedy decoding accepts.
-const OPENAI_SAMPLING: Record<string, Check> = { temperature: finiteNumber, top_p: finiteNumber, n: positiveInteger };
+const anyInteger = integerIn(Number.MIN_SAFE_INTEGER, () => Number.MAX_SAFE_INTEGER);
+
+// Types only: the runtime is the one place that decides which values the sampler accepts
+// (runtime/http/schemas.py); every one of them changes the answer, so all are params (the cache key).
+const SAMPLING: Record<string, Check> = {
+	temperature: finiteNumber,
+	top_p: finiteNumber,
+	top_k: anyInteger,
+	min_p: finiteNumber,
+	repeat_penalty: finiteNumber,
+	presence_penalty: finiteNumber,
+	frequency_penalty: finiteNumber,
+};
+const GENERATION: Record<string, Check> = { max_tokens: maxTokens, stop: stopStrings, seed, ...SAMPLING };
+// n choices (the runtime caps it: RUNTIME_MAX_CHOICES); logprobs are part of the answer, so params too.
+const OPENAI_SAMPLING: Record<string, Check> = { n: positiveInteger };
 const OPENAI_FORMAT: Record<string, Check> = { response_format: responseFormat };
 const OPENAI_TRANSPORT: Record<string, Check> = { stream: boolean, stream_options: streamOptions, user: shortString(MAX_USER_CHARS) };
 const model = shortString(MAX_MODEL_CHARS);
@@ -236,14 +249,23 @@ export const validateEmbed = validator({ required: ["input"], params: { input: t
 /** POST /v1/completions (OpenAI). */
 export const validateCompletion = validator({
 	required: ["prompt"],
-	params: { model, prompt: nonEmptyString, ...GENERATION, ...OPENAI_SAMPLING, ...OPENAI_FORMAT },
+	params: { model, prompt: nonEmptyString, ...GENERATION, ...OPENAI_SAMPLING, logprobs: anyInteger, ...OPENAI_FORMAT },
 	transport: OPENAI_TRANSPORT,
 });
 
 /** POST /v1/chat/completions (OpenAI). */
 export const validateChat = validator({
 	required: ["messages"],
-	params: { model, messages: chatMessages, max_completion_tokens: maxTokens, ...GENERATION, ...OPENAI_SAMPLING, ...OPENAI_FORMAT },
+	params: {
+		model,
+		messages: chatMessages,
+		max_completion_tokens: maxTokens,
+		...GENERATION,
+		...OPENAI_SAMPLING,
+		logprobs: boolean,
+		top_logprobs: anyInteger,
+		...OPENAI_FORMAT,
+	},
 	transport: OPENAI_TRANSPORT,
 });
 

@@ -2,6 +2,7 @@
 // in content (the key includes the model fingerprint); they expire after MEMORY_TTL_MS so a D1/KV TTL
 // eviction is honoured within that time, and never outlive a fixed-life answer's end (cf-aig-cache-ttl).
 
+import type { Pieces } from "./replay";
 const MEMORY_TTL_MS = 60_000;
 // Bounds memory use to entries x this size, well inside an isolate's 128 MB.
 const MAX_ENTRY_BYTES = 64 * 1024;
@@ -10,7 +11,7 @@ interface MemoryEntry {
 	body: string;
 	contentType: string;
 	fingerprint: string;
-	pieces: number[] | null;
+	pieces: Pieces | null;
 	/** A fixed-life answer's end of life, unix seconds (tiers.ts); null: none. */
 	expiresAt: number | null;
 }

@@ -9,10 +9,18 @@ export type StreamFormat = "native" | "completion" | "chat";
 
 /** The origin header with a non-streamed answer's piece lengths, in code points (contract/routes.json). */
 export const PIECES_HEADER = "x-steadytext-pieces";
+
+/**
+ * A stream's piece boundaries as the runtime sends them: the pieces' lengths in code points, or, for an
+ * answer with logprobs, also how many logprob entries each piece's chunk carries (the rest go with the
+ * finish chunk). Stored as it is (JSON) beside the answer.
+ */
+export type Pieces = number[] | { lengths: number[]; tokens: number[] };
 export const DONE = "[DONE]";
 
 type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
+const isObject = (value: unknown): value is Json => value !== null && typeof value === "object" && !Array.isArray(value);
 const event = (data: unknown): string => `data: ${typeof data === "string" ? data : JSON.stringify(data)}\n\n`;
 
 /** The pieces of `text` at these code-point lengths, or null when they do not add up to the text. */
@@ -28,16 +36,50 @@ function splitPieces(text: string, lengths: number[]): string[] | null {
 	return at === codePoints.length ? pieces : null;
 }
 
-/** A piece-lengths header value as sent by the runtime, or null when absent or malformed. */
-export function parsePieces(header: string | null): number[] | null {
+const isCountList = (value: unknown, min: number): value is number[] =>
+	Array.isArray(value) && value.every((n) => Number.isInteger(n) && n >= min);
+
+/** A pieces header value as sent by the runtime, or null when absent or malformed. */
+export function parsePieces(header: string | null): Pieces | null {
 	if (!header) return null;
 	try {
-		const lengths: unknown = JSON.parse(header);
-		return Array.isArray(lengths) && lengths.every((n) => Number.isInteger(n) && n > 0) ? (lengths as number[]) : null;
+		const pieces: unknown = JSON.parse(header);
+		if (isCountList(pieces, 1)) return pieces;
+		if (!isObject(pieces) || Object.keys(pieces).length !== 2) return null;
+		const { lengths, tokens } = pieces;
+		return isCountList(lengths, 1) && isCountList(tokens, 0) && lengths.length === tokens.length ? { lengths, tokens } : null;
 	} catch {
 		return null;
 	}
 }
+
+/** Logprob entries in OpenAI's two shapes, cut and joined as the runtime does per chunk. */
+interface LogprobShape {
+	count(logprobs: Json): number | null;
+	slice(logprobs: Json, start: number, end: number): Json;
+	join(parts: Json[]): Json | null;
+}
+
+const COMPLETION_LISTS = ["tokens", "token_logprobs", "top_logprobs", "text_offset"] as const;
+
+const LOGPROB_SHAPES: Record<"completion" | "chat", LogprobShape> = {
+	completion: {
+		count(logprobs) {
+			const lengths = COMPLETION_LISTS.map((name) => (Array.isArray(logprobs[name]) ? logprobs[name].length : -1));
+			return lengths.every((length) => length === lengths[0] && length >= 0) ? lengths[0] : null;
+		},
+		slice: (logprobs, start, end) => Object.fromEntries(COMPLETION_LISTS.map((name) => [name, logprobs[name].slice(start, end)])),
+		join(parts) {
+			if (!parts.every((part) => LOGPROB_SHAPES.completion.count(part) !== null)) return null;
+			return Object.fromEntries(COMPLETION_LISTS.map((name) => [name, parts.flatMap((part) => part[name])]));
+		},
+	},
+	chat: {
+		count: (logprobs) => (Array.isArray(logprobs.content) ? logprobs.content.length : null),
+		slice: (logprobs, start, end) => ({ content: logprobs.content.slice(start, end) }),
+		join: (parts) => (parts.every((part) => Array.isArray(part.content)) ? { content: parts.flatMap((part) => part.content) } : null),
+	},
+};
 
 function envelope(answer: Json, object: string): Json {
 	return { id: answer.id, object, created: answer.created, model: answer.model, system_fingerprint: answer.system_fingerprint };
@@ -52,25 +94,45 @@ function answerText(format: StreamFormat, answer: Json): string {
  * The live stream's bytes for a stored answer and its piece lengths; null when they do not fit together
  * (the request is then served live instead of from the cache).
  */
-export function renderStream(format: StreamFormat, body: string, lengths: number[], includeUsage: boolean): string | null {
+export function renderStream(format: StreamFormat, body: string, stored: Pieces, includeUsage: boolean): string | null {
+	const lengths = Array.isArray(stored) ? stored : stored.lengths;
+	const tokens = Array.isArray(stored) ? null : stored.tokens;
 	let answer: Json;
 	let pieces: string[] | null;
 	try {
 		answer = JSON.parse(body) as Json;
+		// A stream has one choice: an answer with several is never replayed as one.
+		if (format !== "native" && answer.choices.length !== 1) return null;
 		pieces = splitPieces(answerText(format, answer), lengths);
 	} catch {
 		return null;
 	}
 	if (pieces === null) return null;
-	if (format === "native") return pieces.map((token) => event({ token })).join("") + event({ done: true, ...answer });
+	if (format === "native") {
+		if (tokens !== null) return null;
+		return pieces.map((token) => event({ token })).join("") + event({ done: true, ...answer });
+	}
 	const choice = answer.choices[0];
+	// Each chunk's logprobs: null without logprobs; else the entries of its tokens (the finish chunk: the rest).
+	const shape = LOGPROB_SHAPES[format];
+	const total = isObject(choice.logprobs) ? shape.count(choice.logprobs) : null;
+	if ((tokens === null) !== (choice.logprobs === null) || (tokens !== null && total === null)) return null;
+	let taken = 0;
+	const logprobsOf = (count: number | null): Json | null => {
+		if (tokens === null) return null;
+		const end = count === null ? total! : taken + count;
+		const part = shape.slice(choice.logprobs, taken, end);
+		taken = end;
+		return part;
+	};
+	if (tokens !== null && tokens.reduce((sum, count) => sum + count, 0) > total!) return null;
 	const object = format === "chat" ? "chat.completion.chunk" : "text_completion";
-	const chunk = (fields: Json, finishReason: string | null): string =>
-		event({ ...envelope(answer, object), choices: [{ index: 0, ...fields, logprobs: null, finish_reason: finishReason }] });
+	const chunk = (fields: Json, logprobs: Json | null, finishReason: string | null): string =>
+		event({ ...envelope(answer, object), choices: [{ index: 0, ...fields, logprobs, finish_reason: finishReason }] });
 	const piece = (text: string): Json => (format === "chat" ? { delta: { content: text } } : { text });
-	let out = format === "chat" ? chunk({ delta: { role: "assistant", content: "" } }, null) : "";
-	for (const text of pieces) out += chunk(piece(text), null);
-	out += chunk(format === "chat" ? { delta: {} } : { text: "" }, choice.finish_reason);
+	let out = format === "chat" ? chunk({ delta: { role: "assistant", content: "" } }, null, null) : "";
+	pieces.forEach((text, index) => (out += chunk(piece(text), logprobsOf(tokens && tokens[index]), null)));
+	out += chunk(format === "chat" ? { delta: {} } : { text: "" }, logprobsOf(null), choice.finish_reason);
 	if (includeUsage) out += event({ ...envelope(answer, object), choices: [], usage: answer.usage });
 	return out + event(DONE);
 }
@@ -99,7 +161,6 @@ export class EventSplitter {
 	}
 }
 
-const isObject = (value: unknown): value is Json => value !== null && typeof value === "object" && !Array.isArray(value);
 const isUsage = (value: unknown): boolean =>
 	isObject(value) && Number.isInteger(value.prompt_tokens) && Number.isInteger(value.completion_tokens);
 const FINISH_REASONS = new Set(["stop", "length"]);
@@ -120,7 +181,7 @@ export function isUsageChunk(payload: string): boolean {
  * live stream; null for anything else (an error event, a cut stream, an unexpected shape), which is then
  * not stored. OpenAI streams must carry the usage chunk: the Worker asks the origin for it.
  */
-export function deriveAnswer(format: StreamFormat, payloads: string[]): { body: string; pieces: number[] } | null {
+export function deriveAnswer(format: StreamFormat, payloads: string[]): { body: string; pieces: Pieces } | null {
 	let events: Json[];
 	try {
 		const last = payloads.at(-1);
@@ -144,7 +205,7 @@ function deriveNative(events: Json[]): { body: string; pieces: number[] } | null
 	return { body: JSON.stringify(answer), pieces: tokens.map((e) => Array.from(e.token as string).length) };
 }
 
-function deriveOpenAi(format: "completion" | "chat", events: Json[]): { body: string; pieces: number[] } | null {
+function deriveOpenAi(format: "completion" | "chat", events: Json[]): { body: string; pieces: Pieces } | null {
 	const object = format === "chat" ? "chat.completion.chunk" : "text_completion";
 	const usageChunk = events.at(-1);
 	const finishChunk = events.at(-2);
@@ -173,15 +234,27 @@ function deriveOpenAi(format: "completion" | "chat", events: Json[]): { body: st
 		if (!choice || choice.finish_reason !== null || typeof text !== "string" || text === "") return null;
 		texts.push(text);
 	}
+	// Logprobs: in every piece chunk and the finish chunk, or in none of them.
+	const parts = [...pieceChunks, finishChunk].map((chunk) => choiceOf(chunk)!.logprobs);
+	let logprobs: Json | null = null;
+	let tokens: number[] | null = null;
+	if (parts.some((part) => part !== null)) {
+		if (!parts.every(isObject)) return null;
+		const shape = LOGPROB_SHAPES[format];
+		logprobs = shape.join(parts);
+		if (logprobs === null) return null;
+		tokens = parts.slice(0, -1).map((part) => shape.count(part)!);
+	}
 	const text = texts.join("");
 	const answerChoice =
 		format === "chat"
-			? { index: 0, message: { role: "assistant", content: text }, logprobs: null, finish_reason: finish.finish_reason }
-			: { index: 0, text, logprobs: null, finish_reason: finish.finish_reason };
+			? { index: 0, message: { role: "assistant", content: text }, logprobs, finish_reason: finish.finish_reason }
+			: { index: 0, text, logprobs, finish_reason: finish.finish_reason };
 	const answer = {
 		...envelope(first, format === "chat" ? "chat.completion" : "text_completion"),
 		choices: [answerChoice],
 		usage: usageChunk.usage,
 	};
-	return { body: JSON.stringify(answer), pieces: texts.map((t) => Array.from(t).length) };
+	const lengths = texts.map((t) => Array.from(t).length);
+	return { body: JSON.stringify(answer), pieces: tokens === null ? lengths : { lengths, tokens } };
 }

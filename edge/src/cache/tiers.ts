@@ -11,14 +11,14 @@
 // long after it was stored in every tier, and hits never move its expiry.
 import { recall, remember } from "./memorycache";
 import { bumpCounter, SKIPPED_CACHE_WRITES } from "../observability/metrics";
-import { parsePieces } from "./replay";
+import { parsePieces, type Pieces } from "./replay";
 
 export interface CachedAnswer {
 	body: string;
 	contentType: string;
 	fingerprint: string;
-	/** A generation answer's piece lengths (edge/src/cache/replay.ts); null for embeddings and older rows. */
-	pieces: number[] | null;
+	/** A generation answer's piece boundaries (edge/src/cache/replay.ts); null for embeddings and older rows. */
+	pieces: Pieces | null;
 	/** The fixed end of life (unix seconds) of an answer stored with its own TTL; null: the sliding TTL. */
 	expiresAt: number | null;
 	tier: "memory" | "kv" | "d1";
@@ -39,7 +39,7 @@ interface CacheEntry {
 	fingerprint: string;
 	body: string;
 	contentType: string;
-	pieces: number[] | null;
+	pieces: Pieces | null;
 	/** The request's own TTL (cf-aig-cache-ttl): a fixed life from now; null: the policy's sliding TTL. */
 	fixedTtlSeconds: number | null;
 }
@@ -47,7 +47,7 @@ interface CacheEntry {
 interface KvMetadata {
 	contentType: string;
 	fingerprint: string;
-	/** The value starts with the piece lengths (a JSON array) and a newline, then the body. */
+	/** The value starts with the pieces (JSON, one line: replay.ts `Pieces`) and a newline, then the body. */
 	withPieces?: true;
 	/** A fixed-life answer's end of life (unix seconds): never served after it, whatever KV still holds. */
 	expiresAt?: number;

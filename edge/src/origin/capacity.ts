@@ -17,7 +17,7 @@ const BUDGETS: Record<Budget, { variable: string; type: ErrorType; what: string 
 	tokens: {
 		variable: "MAX_TOKENS_IN_FLIGHT_PER_KEY",
 		type: "tokens_in_flight_limited",
-		what: "estimated tokens (prompt + max_tokens) at the origin",
+		what: "estimated tokens (prompt + n × max_tokens) at the origin",
 	},
 	embedInputs: {
 		variable: "MAX_EMBED_INPUTS_IN_FLIGHT_PER_KEY",
@@ -49,15 +49,17 @@ function promptTokens(params: Body): number {
 }
 
 /**
- * The request's demand on its key's budgets. Generation: prompt estimate + max_tokens (absent: the
- * largest accepted, as the runtime's own default is not known here). Embedding: the number of inputs.
+ * The request's demand on its key's budgets. Generation: prompt estimate + n × max_tokens (max_tokens
+ * absent: the largest accepted, as the runtime's own default is not known here; each of the n choices
+ * may use all of it). Embedding: the number of inputs.
  */
 export function demandOf(kind: Kind, params: Body, maxTokensLimit: number): Demand {
 	if (kind === "embed") return { requests: 1, tokens: 0, embedInputs: Array.isArray(params.input) ? params.input.length : 1 };
-	return { requests: 1, tokens: promptTokens(params) + maxTokensOf(params, maxTokensLimit), embedInputs: 0 };
+	const choices = typeof params.n === "number" ? params.n : 1;
+	return { requests: 1, tokens: promptTokens(params) + choices * maxTokensOf(params, maxTokensLimit), embedInputs: 0 };
 }
 
-/** The most tokens a generation may produce: its max_tokens, or (absent) the largest accepted. */
+/** The most tokens one choice of a generation may produce: its max_tokens, or (absent) the largest accepted. */
 export function maxTokensOf(params: Body, maxTokensLimit: number): number {
 	const maxTokens = params.max_completion_tokens ?? params.max_tokens;
 	return typeof maxTokens === "number" ? maxTokens : maxTokensLimit;
@@ -80,7 +82,7 @@ export function checkDemandFits(params: Body, demand: Demand, limits: KeyLimits)
 		throw new HttpError(
 			400,
 			"invalid_request",
-			`is estimated at ${demand.tokens} tokens (prompt bytes + max_tokens), more than this key may have in flight (${limits.tokens}, MAX_TOKENS_IN_FLIGHT_PER_KEY)`,
+			`is estimated at ${demand.tokens} tokens (prompt bytes + n × max_tokens), more than this key may have in flight (${limits.tokens}, MAX_TOKENS_IN_FLIGHT_PER_KEY)`,
 			field,
 		);
 	}

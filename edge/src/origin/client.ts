@@ -7,7 +7,7 @@
 import { breakerFor, isOriginFailure } from "./breaker";
 import { secret } from "../config";
 import { HttpError } from "../errors";
-import { parsePieces, PIECES_HEADER } from "../cache/replay";
+import { parsePieces, PIECES_HEADER, type Pieces } from "../cache/replay";
 
 const DEFAULT_RETRY_AFTER_SECONDS = 5;
 
@@ -19,7 +19,7 @@ export interface OriginAnswer {
 	fingerprint: string | null;
 	retryAfter: string | null;
 	/** A generation answer's piece lengths (the runtime's X-Steadytext-Pieces header), for stream replays. */
-	pieces: number[] | null;
+	pieces: Pieces | null;
 	/** How long the origin call took (fetchAnswer), kept with the answer through coalescing: speed.ts learns from it. */
 	originMs?: number;
 }
