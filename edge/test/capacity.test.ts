@@ -246,7 +246,7 @@ describe("cost in flight per key", () => {
 	it("refuses n choices whose n × max_tokens alone passes the key's budget, which one choice would not", async () => {
 		const key = await createKey();
 		const budget = { MAX_TOKENS_IN_FLIGHT_PER_KEY: "100" };
-		const body = { prompt: uniquePrompt("choices").slice(0, 8), max_tokens: 40 };
+		const body = { model: "gemma3-270m", prompt: uniquePrompt("choices").slice(0, 8), max_tokens: 40 };
 		expect((await call("/v1/completions", { body, key, env: budget })).status).toBe(200);
 		const refused = await call("/v1/completions", { body: { ...body, n: 3 }, key, env: budget });
 		expect(refused.status).toBe(400);

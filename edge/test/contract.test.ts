@@ -6,7 +6,7 @@
 import { env } from "cloudflare:workers";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import vocabulary from "../../contract/errors.json";
-import { deriveAnswer, renderStream, type StreamFormat } from "../src/cache/replay";
+import { deriveAnswer, parsePieces, renderStream, type StreamFormat } from "../src/cache/replay";
 import { BAD_REQUESTS, expectValid, expectValidStream, fill, GOLDENS, ROUTES, ssePayloads, violations } from "./contract";
 import type { FakeOrigin } from "./fake-origin";
 import { call, freshOriginAndKey } from "./helpers";
@@ -98,6 +98,36 @@ describe("replay and derivation follow how the runtime renders", () => {
 		],
 	])("derives nothing from %s", (_, stream) => {
 		expect(deriveAnswer("native", ssePayloads(stream))).toBeNull();
+	});
+
+	it("replays logprobs only when the stored pieces and the answer agree on them", () => {
+		const golden = GOLDENS["completion-logprobs"];
+		const pieces = golden.pieces as { lengths: number[]; tokens: number[] };
+		expect(renderStream("completion", golden.answer, pieces, false)).toBe(golden.stream);
+		expect(renderStream("completion", golden.answer, pieces.lengths, false)).toBeNull(); // entries per piece unknown
+		const tooMany = { lengths: pieces.lengths, tokens: pieces.tokens.map((n) => n + 1) };
+		expect(renderStream("completion", golden.answer, tooMany, false)).toBeNull();
+		expect(
+			renderStream("completion", GOLDENS.completion.answer, { lengths: GOLDENS.completion.pieces as number[], tokens: [] }, false),
+		).toBeNull();
+		// Several choices are never one stream.
+		const choices = GOLDENS["chat-choices"];
+		const text = JSON.parse(choices.answer).choices[0].message.content as string;
+		expect(renderStream("chat", choices.answer, [Array.from(text).length], false)).toBeNull();
+	});
+
+	it("reads both forms of the pieces header and nothing else", () => {
+		expect(parsePieces("[1,2]")).toEqual([1, 2]);
+		expect(parsePieces('{"lengths":[1,2],"tokens":[0,3]}')).toEqual({ lengths: [1, 2], tokens: [0, 3] });
+		for (const bad of [
+			"[0]",
+			'{"lengths":[1],"tokens":[1,1]}',
+			'{"lengths":[1],"tokens":[-1]}',
+			'{"lengths":[1]}',
+			'{"lengths":[1],"tokens":[1],"x":1}',
+			"{",
+		])
+			expect(parsePieces(bad)).toBeNull();
 	});
 
 	it("derives nothing from an OpenAI stream without its usage chunk or [DONE]", () => {

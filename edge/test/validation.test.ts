@@ -158,18 +158,19 @@ describe("fields", () => {
 		};
 		const requests = [
 			["/v1/generate", { prompt: "sampled native", ...sampling }],
-			["/v1/completions", { prompt: "sampled completion", ...sampling, n: 2, logprobs: 3 }],
+			["/v1/completions", { model: "gemma3-270m", prompt: "sampled completion", ...sampling, n: 2, logprobs: 3 }],
 			[
 				"/v1/chat/completions",
-				{ messages: [{ role: "user", content: "sampled chat" }], ...sampling, n: 2, logprobs: true, top_logprobs: 5 },
+				{ model: "gemma3-270m", messages: [{ role: "user", content: "sampled chat" }], ...sampling, n: 2, logprobs: true, top_logprobs: 5 },
 			],
 		] as const;
 		for (const [path, body] of requests) {
-			expect((await call(path, { body, key })).status).toBe(200);
+			const answered = await call(path, { body, key });
+			expect(answered.status, await answered.clone().text()).toBe(200);
 			expect(origin.callsTo(path).at(-1)?.body).toEqual(body);
 		}
 		// An out-of-range value still reaches the runtime, whose 400 names it (the one home of the ranges).
-		await call("/v1/completions", { body: { prompt: "too hot", temperature: 3 }, key });
+		await call("/v1/completions", { body: { model: "gemma3-270m", prompt: "too hot", temperature: 3 }, key });
 		expect(origin.callsTo("/v1/completions").at(-1)?.body).toMatchObject({ temperature: 3 });
 	});
 
