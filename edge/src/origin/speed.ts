@@ -6,11 +6,12 @@
 import type { Settings } from "../config";
 import { HttpError } from "../errors";
 import { maxTokensOf } from "./capacity";
+import { answerUsage } from "../cache/answers";
 import type { Body } from "../admission/validate";
 
 // Before any measurement: about half the speed of the CPU-only runtime on 2 cores (37–48 tok/s greedy),
-// so the default MAX_TOKENS_LIMIT (512 → 26 s) is never refused on a
-// guess, while a deployment with much larger limits is refused until an answer shows the origin is fast.
+// so the default MAX_TOKENS_LIMIT (512 → 26 s) is never refused on a guess, while a deployment with much
+// larger limits is refused until an answer shows the origin is fast.
 const DEFAULT_TOKENS_PER_SECOND = 20;
 // Short answers are mostly fixed cost (the round trip, the prompt): they would make the origin look slow.
 const MIN_SAMPLE_TOKENS = 16;
@@ -21,19 +22,10 @@ const rates = new Map<string, number>();
 
 const originOf = (config: Settings): string => config.originUrls.join(" ");
 
-function completionTokens(body: string): number | null {
-	try {
-		const tokens = (JSON.parse(body) as { usage?: { completion_tokens?: unknown } }).usage?.completion_tokens;
-		return typeof tokens === "number" && Number.isInteger(tokens) ? tokens : null;
-	} catch {
-		return null;
-	}
-}
-
 /** Learns from a completed generation answer (its JSON body) that took `originMs` at the origin. */
 export function recordSpeed(config: Settings, body: string, originMs: number | undefined): void {
-	const tokens = completionTokens(body);
-	if (tokens === null || tokens < MIN_SAMPLE_TOKENS || !originMs || originMs <= 0) return;
+	const tokens = answerUsage(body)?.completionTokens ?? 0;
+	if (tokens < MIN_SAMPLE_TOKENS || !originMs || originMs <= 0) return;
 	const sample = tokens / (originMs / 1000);
 	const previous = rates.get(originOf(config));
 	rates.set(originOf(config), previous === undefined ? sample : NEWEST_WEIGHT * sample + (1 - NEWEST_WEIGHT) * previous);
