@@ -71,3 +71,39 @@ def test_raising_receipt_key_version_replaces_the_key_pair(dev_run, run_program)
     assert rotated.one(PRIVATE_KEY).urn == dev_run.one(PRIVATE_KEY).urn
     key = rotated.one(PRIVATE_KEY)
     assert key.urn in rotated.one(SCRIPT).property_dependencies["bindings"]
+
+
+def test_a_receipt_signed_with_the_bound_key_verifies_with_the_exported_key_via_runtime_receipt(
+    prod_run, tmp_path, capsys
+):
+    """The stack's two halves work with the verifier users run (`python -m runtime.receipt verify`)."""
+    import base64
+    import hashlib
+
+    from runtime import receipt
+
+    request, response = b'{"prompt":"a saved request"}', b'{"text":"the saved answer"}'
+    fields = {
+        "version": receipt.VERSION,
+        "route": "/v1/generate",
+        "request_sha256": hashlib.sha256(request).hexdigest(),
+        "fingerprint": "f" * 32,
+        "model_sha256": "a" * 64,
+        "response_sha256": hashlib.sha256(response).hexdigest(),
+    }
+    assert set(fields) == set(receipt.SIGNED_FIELDS)
+    key = serialization.load_pem_private_key(private_key_pem(prod_run).encode(), password=None)
+    signature = base64.b64encode(key.sign(receipt.signed_message(fields))).decode()
+    files = {
+        "request": request,
+        "response": response,
+        "receipt": json.dumps({**fields, "signature": signature}).encode(),
+    }
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+    args = [f"--{name}={tmp_path / name}" for name in files]
+    public_key = prod_run.outputs["receiptPublicKey"]
+    assert receipt.main(["verify", *args, "--public-key", public_key]) == 0
+    assert capsys.readouterr().out.startswith("OK: /v1/generate answer")
+    (tmp_path / "response").write_bytes(response + b" ")
+    assert receipt.main(["verify", *args, "--public-key", public_key]) == 1
