@@ -7,7 +7,6 @@ import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { sha256Hex } from "../src/cache/cachekey";
 import { AUTH_FAILURE_PERIOD_SECONDS } from "../src/admission/authfailures";
 import { RATE_LIMIT_PERIOD_SECONDS, secondsUntilNextWindow } from "../src/admission/ratelimit";
-import { ExpiringMap } from "../src/admission/ttlmap";
 import { installFakeOrigin, type FakeOrigin } from "./fake-origin";
 import { buildRequest, call, createKey, randomClientIp, spyOnStorage, uniquePrompt } from "./helpers";
 
@@ -149,18 +148,6 @@ describe("refused keys are remembered briefly", () => {
 		const record = await env.CACHE.get<Record<string, unknown>>(`apikey:${await sha256Hex(key)}`, "json");
 		await env.CACHE.put(`apikey:${await sha256Hex(key)}`, JSON.stringify({ ...record, revoked: true }));
 		expect((await call("/v1/generate", { body, key })).status).toBe(403);
-	});
-
-	it("the memory expires entries and holds at most its capacity", () => {
-		const map = new ExpiringMap<string>(2);
-		map.set("a", "1", 1000, 0);
-		expect(map.get("a", 999)).toBe("1");
-		expect(map.get("a", 1000)).toBeUndefined();
-		map.set("a", "1", 1000, 0);
-		map.set("b", "2", 1000, 0);
-		map.set("c", "3", 1000, 0);
-		expect(map.size).toBe(2);
-		expect([map.get("a", 1), map.get("b", 1), map.get("c", 1)]).toEqual([undefined, "2", "3"]);
 	});
 });
 

@@ -132,11 +132,17 @@ describe("tiers", () => {
 
 	it("bounds the memory tier to its capacity, evicting the least recently used", async () => {
 		const memory = { MEMORY_CACHE_ENTRIES: "2" };
-		const bodies = [1, 2, 3].map((n) => ({ prompt: uniquePrompt(`lru${n}`) }));
-		for (const body of bodies) await call("/v1/generate", { body, key, env: memory });
+		const bodies = ["one", "two", "three", "four"].map((n) => ({ prompt: uniquePrompt(`lru ${n}`) }));
 		const tier = async (body: object) => (await call("/v1/generate", { body, key, env: memory })).headers.get("x-cache-tier");
+		for (const body of bodies.slice(0, 3)) expect(await tier(body)).toBeNull(); // fresh, remembered
 		expect(await tier(bodies[0])).toBe("kv");
 		expect(await tier(bodies[2])).toBe("memory");
+		// The memory holds the first (written last) and the third (read last). A new answer drops the
+		// first: it was written after the third but read before it. An eviction by write order would
+		// drop the third instead.
+		expect(await tier(bodies[3])).toBeNull();
+		expect(await tier(bodies[2])).toBe("memory");
+		expect(await tier(bodies[0])).toBe("kv");
 	});
 
 	it("writes both tiers with the configured TTL, and no prompt text to D1", async () => {

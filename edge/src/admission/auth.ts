@@ -6,7 +6,7 @@
 // long. Valid keys are never remembered: a revocation counts from the next request.
 import { sha256Hex } from "../cache/cachekey";
 import { HttpError } from "../errors";
-import { ExpiringMap } from "./ttlmap";
+import { ExpiringMap } from "../ttlmap";
 
 const REFUSED_KEY_TTL_MS = 10_000;
 const REFUSED_KEYS_CAPACITY = 10_000;

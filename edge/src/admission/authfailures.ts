@@ -3,7 +3,7 @@
 // ends, before any key lookup, so a stream of junk keys cannot keep KV and D1 busy.
 import { HttpError } from "../errors";
 import { secondsUntilNextWindow, withinLimit } from "./ratelimit";
-import { ExpiringMap } from "./ttlmap";
+import { ExpiringMap } from "../ttlmap";
 
 // Mirrors ratelimits AUTH_FAILURE_LIMITER.simple.period in wrangler.jsonc.
 export const AUTH_FAILURE_PERIOD_SECONDS = 60;
