@@ -3,19 +3,13 @@
 // eviction is honoured within that time, and never outlive a fixed-life answer's end (cf-aig-cache-ttl).
 
 import { ExpiringMap } from "../ttlmap";
-import type { Pieces } from "./replay";
+import type { CachedAnswer } from "./tiers";
 const MEMORY_TTL_MS = 60_000;
 // Bounds memory use to entries x this size, well inside an isolate's 128 MB.
 const MAX_ENTRY_BYTES = 64 * 1024;
 
-interface MemoryEntry {
-	body: string;
-	contentType: string;
-	fingerprint: string;
-	pieces: Pieces | null;
-	/** A fixed-life answer's end of life, unix seconds (tiers.ts); null: none. */
-	expiresAt: number | null;
-}
+/** An answer as every tier stores it; `expiresAt` is a fixed-life answer's end (unix seconds), or null. */
+type MemoryEntry = Omit<CachedAnswer, "tier">;
 
 // The capacity comes from config (MEMORY_CACHE_ENTRIES) with each call; 0 turns the tier off.
 const answers = new ExpiringMap<MemoryEntry>(0, "read");
