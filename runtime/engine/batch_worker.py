@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 
 from runtime.engine.engines import GenerationEngine, Sequence
+from runtime.engine.relevance import Scoring
 from runtime.engine.worker import Job, ModelWorker
 
 log = logging.getLogger(__name__)
@@ -19,8 +20,12 @@ log = logging.getLogger(__name__)
 _WAIT_FOR_A_SLOT_S = 0.01
 
 
+Running = Sequence | Scoring
+
+
 class BatchWorker(ModelWorker):
-    """Each job's `work(cancelled)` returns the Sequence to decode; its Generation settles the job."""
+    """Each job's `work(cancelled)` returns the Sequence to decode (its Generation settles the job) or
+    the Scoring to run (its scores settle the job)."""
 
     def __init__(
         self,
@@ -30,7 +35,7 @@ class BatchWorker(ModelWorker):
         queue_size: int,
         tenant_queue_size: int,
         on_depth: Callable[[int], None] = lambda depth: None,
-        on_end: Callable[[Sequence, float, bool], None] = lambda sequence, seconds, cancelled: None,
+        on_end: Callable[[Running, float, bool], None] = lambda sequence, seconds, cancelled: None,
     ):
         super().__init__(name, queue_size, tenant_queue_size, on_depth)
         self._engine = engine
@@ -39,7 +44,7 @@ class BatchWorker(ModelWorker):
         self._on_end = on_end  # (sequence, seconds since admission, cancelled)
 
     def _run(self) -> None:
-        running: dict[Job, tuple[Sequence, float]] = {}
+        running: dict[Job, tuple[Running, float]] = {}
         waiting_for_slot: list[Job] = []
         while True:
             if not self._jobs.closed:
@@ -62,7 +67,7 @@ class BatchWorker(ModelWorker):
                 continue
             self._step(running)
 
-    def _admit(self, job: Job, running: dict[Job, tuple[Sequence, float]]) -> bool:
+    def _admit(self, job: Job, running: dict[Job, tuple[Running, float]]) -> bool:
         """Start `job` in a free slot; False when none is free (kept for the next round)."""
         if job.cancelled.is_set():
             job.settle(dropped=True)
@@ -83,14 +88,14 @@ class BatchWorker(ModelWorker):
             running[job] = (sequence, started)
         return True
 
-    def _drop_cancelled(self, running: dict[Job, tuple[Sequence, float]]) -> None:
+    def _drop_cancelled(self, running: dict[Job, tuple[Running, float]]) -> None:
         for job in [job for job in running if job.cancelled.is_set()]:
             sequence, started = running.pop(job)
             self._engine.abandon(sequence)
             self._on_end(sequence, time.perf_counter() - started, True)
             job.settle(dropped=True)
 
-    def _step(self, running: dict[Job, tuple[Sequence, float]]) -> None:
+    def _step(self, running: dict[Job, tuple[Running, float]]) -> None:
         try:
             self._engine.step([sequence for sequence, _ in running.values()])
         except Exception as error:  # llama.cpp refused the step: every request in it fails
@@ -104,7 +109,7 @@ class BatchWorker(ModelWorker):
             sequence, started = running.pop(job)
             self._finish(job, sequence, started)
 
-    def _finish(self, job: Job, sequence: Sequence, started: float) -> None:
+    def _finish(self, job: Job, sequence: Running, started: float) -> None:
         seconds = time.perf_counter() - started
         self._on_end(sequence, seconds, False)
         job.settle(result=sequence.result)

@@ -3,12 +3,15 @@
 Determinism rules applied here (see docs/runtime.md): each token is chosen from the logits by the request's
 own sampler (runtime/engine/sampling.py: greedy, or seeded sampling), and batch invariance —
 generation decodes up to `slots` requests together, one token each per step, in a way that gives every
-request the bytes it gets alone (runtime/engine/slots.py); embeddings are computed one input per decode, so a
-batch is exactly its singles.
+request the bytes it gets alone (runtime/engine/slots.py); a rerank takes a slot and scores one document
+per step, each prompt decoded alone (runtime/engine/relevance.py); embeddings are computed one input per
+decode, so a batch is exactly its singles.
 """
 
 import codecs
+import ctypes
 import dataclasses
+import functools
 import logging
 import os
 import threading
@@ -21,6 +24,7 @@ from llama_cpp._internals import LlamaModel
 
 from runtime.engine.chat import Messages, chat_prompt_builder
 from runtime.engine.grammar import GrammarConstraint
+from runtime.engine.relevance import ANSWER_WORDS, Scoring, relevance_message, relevance_score
 from runtime.engine.sampling import GREEDY, Sampler, TokenLogprob, greedy_token, log_softmax_at, top_logprobs
 from runtime.engine.slots import DECODING_PATH, SlotContext, SlotOptions
 from runtime.engine.stops import StopScanner
@@ -184,6 +188,7 @@ class GenerationEngine:
         # One model thread drives the engine; the lock also guards against two apps sharing it.
         self._lock = threading.Lock()
         self._chat_prompt = chat_prompt_builder(self._model)
+        self.n_vocab = self._context.n_vocab
 
     def tokenize_prompt(self, prompt: str) -> list[int]:
         # A raw prompt is the caller's whole input, so its special-token text is parsed (as llama.cpp's
@@ -199,6 +204,30 @@ class GenerationEngine:
     def grammar_constraint(self, grammar: str) -> GrammarConstraint:
         """A fresh grammar state for one sequence; GrammarRefused when llama.cpp cannot build it."""
         return GrammarConstraint(self._vocab, self._context.n_vocab, grammar)
+
+    def token_bytes(self, token: int) -> bytes:
+        """A token's bytes; control tokens as their text (`<bos>`), so what was parsed from text is shown.
+
+        llama-cpp-python's own helpers cut pieces at 32 bytes; this asks again with the length llama.cpp
+        says it needs."""
+        size = 32
+        while True:
+            buffer = ctypes.create_string_buffer(size)
+            length = llama_cpp.llama_token_to_piece(self._vocab, token, buffer, size, 0, True)
+            if length >= 0:
+                return buffer.raw[:length]
+            size = -length
+
+    def relevance_prompts(self, query: str, documents: list[str]) -> list[list[int]]:
+        """Each document's relevance prompt (runtime/engine/relevance.py) as tokens."""
+        return [self.tokenize_chat(relevance_message(query, document)) for document in documents]
+
+    @functools.cached_property
+    def _answer_tokens(self) -> tuple[int, int]:
+        ids = [self._model.tokenize(word.encode(), add_bos=False, special=False) for word in ANSWER_WORDS]
+        if any(len(tokens) != 1 for tokens in ids):
+            raise RuntimeError(f"this model has no single tokens for {ANSWER_WORDS}: it cannot rerank")
+        return ids[0][0], ids[1][0]
 
     def sequence(
         self,
@@ -228,8 +257,9 @@ class GenerationEngine:
     def free_slots(self) -> int:
         return len(self._free)
 
-    def admit(self, sequence: Sequence) -> bool:
-        """Process the prompt in a free slot (alone, in fixed chunks) and take the first token.
+    def admit(self, sequence: Sequence | Scoring) -> bool:
+        """Process the prompt in a free slot (alone, in fixed chunks) and take the first token; for a
+        Scoring, score its first document.
 
         False when no slot is free (only possible when two workers share the engine)."""
         with self._lock:
@@ -237,8 +267,10 @@ class GenerationEngine:
                 return False
             sequence.slot = self._free.pop()
             try:
-                logits = self._context.prefill(sequence.slot, sequence.prompt_tokens)
-                self._accept(sequence, logits)
+                if isinstance(sequence, Scoring):
+                    self._score_next(sequence)
+                else:
+                    self._accept(sequence, self._context.prefill(sequence.slot, sequence.prompt_tokens))
             except BaseException:
                 self._release(sequence)
                 raise
@@ -246,19 +278,22 @@ class GenerationEngine:
                 self._release(sequence)
             return True
 
-    def step(self, sequences: list[Sequence]) -> None:
-        """One decode step: every given unfinished sequence advances by one token, together."""
+    def step(self, sequences: list[Sequence | Scoring]) -> None:
+        """One decode step: every given unfinished sequence advances by one token, together; then each
+        unfinished Scoring scores its next document (alone in its slot)."""
         with self._lock:
-            running = [s for s in sequences if not s.finished]
-            if not running:
-                return
-            logits = self._context.step({s.slot: s.next_token for s in running})
-            for sequence in running:
-                self._accept(sequence, logits[sequence.slot])
-                if sequence.finished:
+            decoding = [s for s in sequences if isinstance(s, Sequence) and not s.finished]
+            if decoding:
+                logits = self._context.step({s.slot: s.next_token for s in decoding})
+                for sequence in decoding:
+                    self._accept(sequence, logits[sequence.slot])
+            for scoring in [s for s in sequences if isinstance(s, Scoring) and not s.finished]:
+                self._score_next(scoring)
+            for sequence in sequences:
+                if sequence.finished and sequence.slot >= 0:
                     self._release(sequence)
 
-    def abandon(self, sequence: Sequence) -> None:
+    def abandon(self, sequence: Sequence | Scoring) -> None:
         """Free the slot of a sequence that will not finish (its request was cancelled)."""
         with self._lock:
             if sequence.slot >= 0:
@@ -324,8 +359,15 @@ class GenerationEngine:
         top = tuple((t, self._piece(t), value) for t, value in top_logprobs(logits, count))
         return TokenLogprob(token, piece, chosen, top)
 
-    def _release(self, sequence: Sequence) -> None:
-        if sequence.constraint is not None:
+    def _score_next(self, scoring: Scoring) -> None:
+        yes, no = self._answer_tokens
+        logits = self._context.prefill(scoring.slot, scoring.next_prompt)
+        # The slot holds no sequence between turns: the next decode step must not expect a token for it.
+        self._context.clear(scoring.slot)
+        scoring.accept(relevance_score(logits, yes, no))
+
+    def _release(self, sequence: Sequence | Scoring) -> None:
+        if isinstance(sequence, Sequence) and sequence.constraint is not None:
             sequence.constraint.close()
         self._context.clear(sequence.slot)
         self._free.append(sequence.slot)

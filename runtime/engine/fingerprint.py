@@ -17,6 +17,7 @@ import numpy as np
 from runtime.config.model_source import ModelFile
 from runtime.config.settings import RuntimeSettings
 from runtime.engine.grammar import GRAMMAR_ENGINE
+from runtime.engine.relevance import RELEVANCE_METHOD
 from runtime.engine.sampling import SAMPLER
 from runtime.engine.slots import DECODING_PATH
 
@@ -90,6 +91,7 @@ def compute_fingerprint(model: ModelFile, settings: RuntimeSettings) -> Fingerpr
         # Structured output: the schema-to-grammar converter and this runtime's corrections to it.
         "grammar": GRAMMAR_ENGINE,
         "embedding": {"pooling": "mean", "normalize": "l2", "dtype": "float32"},
+        "rerank": RELEVANCE_METHOD,
     }
     if backend != "cpu":  # the CPU fingerprint stays as it was, so today's caches and goldens stay valid
         versions["gpu"] = decisive["gpu"] = gpu_description()

@@ -38,6 +38,10 @@ class RuntimeMetrics:
         self.generated_tokens = Counter(
             "runtime_generated_tokens", "Tokens generated", registry=self.registry
         )
+        # Documents /v1/rerank scored (one prefill each): the e2e tests prove per-pair caching with it.
+        self.rerank_documents = Counter(
+            "runtime_rerank_documents", "Documents scored for relevance", registry=self.registry
+        )
         self.queue_depth = Gauge(
             "runtime_queue_depth", "Requests waiting for a model", ["model"], registry=self.registry
         )
@@ -60,5 +64,5 @@ class RuntimeMetrics:
             registry=self.registry,
         )
         self.ready = Gauge("runtime_ready", "1 once the models are loaded", registry=self.registry)
-        for kind in ("generate", "embed"):
+        for kind in ("generate", "embed", "rerank"):
             self.inferences.labels(kind=kind)

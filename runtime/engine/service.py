@@ -18,6 +18,7 @@ from runtime.engine.json_schema import SchemaRefused, checked_schema
 from runtime.engine.load import LoadTracker
 from runtime.engine.metrics import RuntimeMetrics
 from runtime.engine.models import LoadedModels
+from runtime.engine.relevance import Scoring
 from runtime.engine.sampling import GREEDY, Sampler, SamplingParams
 from runtime.engine.worker import Job, ModelWorker, QueueFull, WorkerStopped
 from runtime.errors import ApiError, invalid_field
@@ -97,18 +98,37 @@ class InferenceService:
 
     # --- request preparation (raises ApiError naming the field) ---
 
+    async def prompt_tokens(self, prompt: str) -> list[int]:
+        """The tokens a generation of `prompt` starts from (what /v1/tokenize shows)."""
+        return await asyncio.to_thread(self.models.generator.tokenize_prompt, prompt)
+
+    async def chat_tokens(self, messages: list[dict[str, str]]) -> list[int]:
+        """The tokens a chat completion of `messages` starts from, the chat template applied."""
+        try:
+            return await asyncio.to_thread(self.models.generator.tokenize_chat, messages)
+        except ValueError as error:  # the chat template refuses this conversation (e.g. role order)
+            raise invalid_field("messages", str(error)) from None
+
     async def prompt_decoding(
         self, prompt: str, limits: DecodingLimits, prompt_field: str = "prompt"
     ) -> DecodingRequest:
-        tokens = await asyncio.to_thread(self.models.generator.tokenize_prompt, prompt)
-        return self._decoding(tokens, limits, prompt_field)
+        return self._decoding(await self.prompt_tokens(prompt), limits, prompt_field)
 
     async def chat_decoding(self, messages: list[dict[str, str]], limits: DecodingLimits) -> DecodingRequest:
-        try:
-            tokens = await asyncio.to_thread(self.models.generator.tokenize_chat, messages)
-        except ValueError as error:  # the chat template refuses this conversation (e.g. role order)
-            raise invalid_field("messages", str(error)) from None
-        return self._decoding(tokens, limits, "messages")
+        return self._decoding(await self.chat_tokens(messages), limits, "messages")
+
+    async def relevance_prompts(self, query: str, documents: list[str]) -> list[list[int]]:
+        """Each document's relevance prompt; a 400 naming the document whose prompt cannot fit a slot."""
+        prompts = await asyncio.to_thread(self.models.generator.relevance_prompts, query, documents)
+        n_ctx = self.models.generator.n_ctx
+        for index, prompt in enumerate(prompts):
+            if len(prompt) > n_ctx:
+                raise invalid_field(
+                    f"documents[{index}]",
+                    f"is {len(prompt)} tokens with the query and the relevance prompt; "
+                    f"the context window is {n_ctx} tokens",
+                )
+        return prompts
 
     async def structured_output(self, schema: object, field: str) -> StructuredOutput:
         """The grammar for a JSON schema sent in `field`, or a 400 naming the keyword it cannot enforce."""
@@ -230,11 +250,18 @@ class InferenceService:
             tenant,
         )
 
-    def _generation_ended(self, sequence: Sequence, seconds: float, cancelled: bool) -> None:
-        self._metrics.inference_seconds.labels(kind="generate").observe(seconds)
+    def _start_scoring(self, prompts: list[list[int]], cancelled: threading.Event) -> Scoring:
+        self._metrics.inferences.labels(kind="rerank").inc()
+        self._metrics.prompt_tokens.labels(kind="rerank").inc(sum(len(prompt) for prompt in prompts))
+        self._metrics.rerank_documents.inc(len(prompts))
+        return Scoring(prompts, cancelled)
+
+    def _generation_ended(self, sequence: Sequence | Scoring, seconds: float, cancelled: bool) -> None:
+        kind = "rerank" if isinstance(sequence, Scoring) else "generate"
+        self._metrics.inference_seconds.labels(kind=kind).observe(seconds)
         if cancelled:
-            self._metrics.cancelled.labels(kind="generate").inc()
-        elif sequence.result is not None:
+            self._metrics.cancelled.labels(kind=kind).inc()
+        elif isinstance(sequence.result, Generation):
             self._metrics.generated_tokens.inc(sequence.result.completion_tokens)
 
     async def generate(
@@ -274,6 +301,14 @@ class InferenceService:
 
         job = self._submit_choice(request, 0, tenant, on_piece)
         return _follow(job, pieces, lambda result: _checked_answer(request, result))
+
+    async def rerank(self, prompts: list[list[int]], tenant: str) -> list[float]:
+        """Each prompt's relevance score, on the generation model's worker through its fair queue."""
+        job = self._submit("generate", lambda cancelled: self._start_scoring(prompts, cancelled), tenant)
+        try:
+            return await job.future
+        finally:
+            job.cancel()
 
     def _embed_on_thread(self, texts: list[str], cancelled: threading.Event) -> list[np.ndarray]:
         self._metrics.inferences.labels(kind="embed").inc()

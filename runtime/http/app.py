@@ -12,7 +12,7 @@ from runtime.config.settings import RuntimeSettings
 from runtime.engine.metrics import RuntimeMetrics
 from runtime.engine.models import LoadedModels, load_models
 from runtime.errors import install_error_handlers
-from runtime.http import routes_native, routes_openai, routes_ops
+from runtime.http import routes_native, routes_openai, routes_ops, routes_rerank, routes_tokens
 from runtime.http.drain import DrainMiddleware
 from runtime.http.emf import LoadReporter
 from runtime.http.middleware import BearerAuthMiddleware, MetricsMiddleware
@@ -55,7 +55,7 @@ def create_app(
 
     app = FastAPI(title="steadytext-edge runtime", lifespan=lifespan)
     app.state.runtime = state
-    for module in (routes_ops, routes_native, routes_openai):
+    for module in (routes_ops, routes_native, routes_openai, routes_tokens, routes_rerank):
         app.include_router(module.router)
     install_error_handlers(app)
     if settings.auth_token is not None:

@@ -33,7 +33,7 @@ router = APIRouter()
 Body = TypeVar("Body", CompletionRequest, ChatCompletionRequest, EmbeddingsRequest)
 
 
-def _check_model(service: InferenceService, requested: str) -> None:
+def check_model(service: InferenceService, requested: str) -> None:
     served = service.models.model.name
     if requested != served:
         raise ApiError("model_not_found", f"{requested!r} is not served here; use {served!r}", field="model")
@@ -44,7 +44,7 @@ async def _accept(request: Request, schema: type[Body]) -> tuple[Body, Inference
     state = runtime_state(request)
     body = await read_json(request, schema, state.settings.max_body_bytes)
     service = state.require_service()
-    _check_model(service, body.model)
+    check_model(service, body.model)
     return body, service
 
 

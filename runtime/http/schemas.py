@@ -11,6 +11,7 @@ from pydantic import (
     StrictInt,
     StrictStr,
 )
+from pydantic_core import PydanticCustomError
 
 from runtime.engine.sampling import SamplingParams
 from runtime.errors import invalid_field
@@ -18,6 +19,17 @@ from runtime.errors import invalid_field
 
 def _one_or_many(value: object) -> object:
     return [value] if isinstance(value, str) else value
+
+
+def _array_of(what: str) -> BeforeValidator:
+    """For a list field that takes no single value: says what the array holds (not "a string or…")."""
+
+    def check(value: object) -> object:
+        if not isinstance(value, list):
+            raise PydanticCustomError("not_an_array", "must be an array of {what}", {"what": what})
+        return value
+
+    return BeforeValidator(check)
 
 
 NonEmptyText = Annotated[StrictStr, Field(min_length=1)]
@@ -145,3 +157,35 @@ class EmbeddingsRequest(StrictBody):
     input: EmbeddingInputs
     encoding_format: Literal["float", "base64"] = "float"
     user: StrictStr | None = None
+
+
+# Caps of /v1/detokenize and /v1/rerank; the Worker refuses the same (edge/src/admission/validate.ts).
+MAX_DETOKENIZE_TOKENS = 65_536
+MAX_RERANK_DOCUMENTS = 64
+
+
+class TokenizeRequest(StrictBody):
+    """Exactly one of `prompt` (tokenised as /v1/generate and /v1/completions do) and `messages` (as
+    /v1/chat/completions does, the chat template applied)."""
+
+    prompt: NonEmptyText | None = None
+    messages: Annotated[list[ChatMessage], _array_of("messages"), Field(min_length=1)] | None = None
+    with_pieces: StrictBool = False
+
+
+class DetokenizeRequest(StrictBody):
+    tokens: Annotated[
+        list[Annotated[StrictInt, Field(ge=0)]],
+        _array_of("token ids"),
+        Field(min_length=1, max_length=MAX_DETOKENIZE_TOKENS),
+    ]
+
+
+class RerankRequest(StrictBody):
+    model: StrictStr | None = None
+    query: NonEmptyText
+    documents: Annotated[
+        list[NonEmptyText], _array_of("strings"), Field(min_length=1, max_length=MAX_RERANK_DOCUMENTS)
+    ]
+    top_n: Annotated[StrictInt, Field(ge=1)] | None = None
+    return_documents: StrictBool = False
