@@ -104,6 +104,23 @@ CASES = {
     ),
     "embed": ("/v1/embed", {"input": "a short sentence"}),
     "embeddings": ("/v1/embeddings", {"model": MODEL, "input": ["one", "two"], "encoding_format": "base64"}),
+    "tokenize": ("/v1/tokenize", {"prompt": "Hello wörld 🎉 𓀀", "with_pieces": True}),
+    "tokenize-chat": ("/v1/tokenize", {"messages": [{"role": "user", "content": "Name one planet."}]}),
+    "detokenize": ("/v1/detokenize", {"tokens": [2, 9259, 515, 4010, 671]}),
+    # Every document's score is in the answer (no top_n): the Worker tests' fake origin answers these
+    # pairs with the real scores; a repeated document is scored (and counted) twice, as listed.
+    "rerank": (
+        "/v1/rerank",
+        {
+            "query": "What is the capital of France?",
+            "documents": [
+                "Bananas are rich in potassium.",
+                "Paris is the capital and largest city of France.",
+                "Bananas are rich in potassium.",
+            ],
+            "return_documents": True,
+        },
+    ),
 }
 STREAMING = {"/v1/generate", "/v1/completions", "/v1/chat/completions"}
 OPENAI_STREAMING = {"/v1/completions", "/v1/chat/completions"}
@@ -123,6 +140,8 @@ def record(client: TestClient, route: str, request: dict) -> dict:
     if route in STREAMING:
         fixture["pieces"] = json.loads(plain.headers["x-steadytext-pieces"])
         fixture["stream"] = client.post(route, json={**request, "stream": True}).text
+    if route == "/v1/rerank":
+        fixture["document_tokens"] = json.loads(plain.headers["x-steadytext-document-tokens"])
     if route in OPENAI_STREAMING:
         with_usage = {**request, "stream": True, "stream_options": {"include_usage": True}}
         fixture["stream_with_usage"] = client.post(route, json=with_usage).text
