@@ -35,7 +35,8 @@ export interface InferenceRoute {
 	streamFormat: StreamFormat | null;
 }
 
-type CacheStatus = "HIT" | "MISS" | "BYPASS" | "NONE";
+/** PARTIAL: a rerank found some of its (query, document) pairs cached and scored the rest (src/rerank.ts). */
+type CacheStatus = "HIT" | "MISS" | "PARTIAL" | "BYPASS" | "NONE";
 
 /** What the request did, for the metrics row; filled in as the request progresses. */
 export interface Observation {
@@ -48,7 +49,7 @@ export interface Observation {
 }
 
 // Beyond the origin timeouts, how long a lease may outlive its request before it expires by itself.
-const LEASE_MARGIN_MS = 5_000;
+export const LEASE_MARGIN_MS = 5_000;
 
 interface Validated {
 	params: Body;
@@ -117,7 +118,7 @@ function answerHeaders(contentType: string, cache: CacheStatus, prepared: Prepar
 }
 
 const STREAM_CONTENT_TYPE = "text/event-stream; charset=utf-8";
-const TOKENS_SAVED_HEADER = "x-steadytext-tokens-saved";
+export const TOKENS_SAVED_HEADER = "x-steadytext-tokens-saved";
 
 function wantsUsage(prepared: Prepared): boolean {
 	const options = prepared.transport.stream_options as { include_usage?: unknown } | undefined;

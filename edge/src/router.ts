@@ -8,7 +8,16 @@ import { HttpError } from "./errors";
 import { handleInference, type InferenceRoute, type Observation } from "./inference";
 import { metricsResponse } from "./observability/metrics";
 import { callOrigin, readAnswer } from "./origin/client";
-import { validateChat, validateCompletion, validateEmbed, validateEmbeddings, validateGenerate } from "./admission/validate";
+import {
+	validateChat,
+	validateCompletion,
+	validateDetokenize,
+	validateEmbed,
+	validateEmbeddings,
+	validateGenerate,
+	validateTokenize,
+} from "./admission/validate";
+import { handleRerank } from "./rerank";
 
 type Handler = (request: Request, env: Env, ctx: ExecutionContext, obs: Observation) => Promise<Response>;
 
@@ -74,6 +83,9 @@ const ROUTES: Record<string, Partial<Record<string, Handler>>> = {
 		POST: inference({ kind: "generate", originPath: "/v1/chat/completions", validate: validateChat, streamFormat: "chat" }),
 	},
 	"/v1/embeddings": { POST: inference({ kind: "embed", originPath: "/v1/embeddings", validate: validateEmbeddings, streamFormat: null }) },
+	"/v1/tokenize": { POST: inference({ kind: "tokens", originPath: "/v1/tokenize", validate: validateTokenize, streamFormat: null }) },
+	"/v1/detokenize": { POST: inference({ kind: "tokens", originPath: "/v1/detokenize", validate: validateDetokenize, streamFormat: null }) },
+	"/v1/rerank": { POST: handleRerank },
 	"/v1/models": { GET: models },
 	"/health": { GET: health },
 	"/metrics": { GET: metrics },

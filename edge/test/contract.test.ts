@@ -17,7 +17,8 @@ beforeEach(async () => {
 	({ origin, key } = await freshOriginAndKey());
 	// The goldens' requests are fixed: every test starts from an empty answer cache.
 	await env.DB.prepare("DELETE FROM answer_cache").run();
-	for (const { name } of (await env.CACHE.list({ prefix: "gen:" })).keys) await env.CACHE.delete(name);
+	for (const prefix of ["gen:", "tok:", "rrk:"])
+		for (const { name } of (await env.CACHE.list({ prefix })).keys) await env.CACHE.delete(name);
 });
 afterEach(() => vi.restoreAllMocks());
 

@@ -16,6 +16,8 @@ export interface Golden {
 	pieces?: Pieces;
 	stream?: string;
 	stream_with_usage?: string;
+	/** A rerank answer's X-Steadytext-Document-Tokens header. */
+	document_tokens?: number[];
 }
 
 export interface BadRequest {

@@ -142,6 +142,36 @@ export class FakeOrigin {
 		return new Response(events, { headers: { ...headers, "content-type": "text/event-stream; charset=utf-8" } });
 	}
 
+	/**
+	 * A rerank answer as the runtime gives it: one result per document, best first, and the
+	 * document-tokens header. A document of a golden rerank with the same query gets the real runtime's
+	 * score and tokens; any other gets a score made from its text (ties for anagrams).
+	 */
+	private rerank(body: Json): Response {
+		const golden = Object.values(GOLDENS).find(
+			(fixture) => fixture.route === "/v1/rerank" && fixture.request.query === body.query && fixture.request.model === body.model,
+		);
+		const recorded = golden ? (JSON.parse(golden.answer).results as Json[]) : [];
+		const pair = (document: string): { score: number; tokens: number } => {
+			const at = golden ? (golden.request.documents as string[]).indexOf(document) : -1;
+			if (at >= 0) return { score: recorded.find((result) => result.index === at)!.relevance_score, tokens: golden!.document_tokens![at] };
+			const codes = Array.from(document).reduce((sum, char) => sum + char.codePointAt(0)!, 0);
+			return { score: (codes % 997) / 997, tokens: 40 + Array.from(document).length };
+		};
+		const pairs = (body.documents as string[]).map(pair);
+		const order = pairs.map((_, index) => index).sort((a, b) => pairs[b].score - pairs[a].score || a - b);
+		const results = order.slice(0, body.top_n ?? order.length).map((index) => ({
+			index,
+			relevance_score: pairs[index].score,
+			...(body.return_documents ? { document: { text: body.documents[index] } } : {}),
+		}));
+		const tokens = pairs.reduce((sum, { tokens }) => sum + tokens, 0);
+		const model = golden ? JSON.parse(golden.answer).model : "gemma3-270m";
+		const answer = { model, fingerprint: this.fingerprint, results, usage: { prompt_tokens: tokens, total_tokens: tokens } };
+		expectValid(ROUTES["/v1/rerank"].answer, answer);
+		return this.json(answer, 200, { "x-steadytext-document-tokens": JSON.stringify(pairs.map(({ tokens }) => tokens)) });
+	}
+
 	private answer(path: string, method: string, body: Json | null): Response {
 		const fingerprint = this.fingerprint;
 		const usage = { prompt_tokens: 3, completion_tokens: 5 };
@@ -180,6 +210,7 @@ export class FakeOrigin {
 		}
 		const golden = this.golden(path, body);
 		if (golden) return golden;
+		if (path === "/v1/rerank") return this.rerank(body);
 		const text = this.generatedText(body);
 		const inputs: string[] = Array.isArray(body.input) ? body.input : [body.input ?? ""];
 		const vectors = inputs.map((input) => {
@@ -231,6 +262,29 @@ export class FakeOrigin {
 					system_fingerprint: fingerprint,
 					usage: { prompt_tokens: 3, total_tokens: 3 },
 				});
+			}
+			case "/v1/tokenize": {
+				// One token per code point (the prompt, or the messages' contents), after a BOS.
+				const text: string = body.prompt ?? body.messages.map((m: Json) => m.content).join("");
+				const pieces = ["<bos>", ...Array.from(text)];
+				const tokens = pieces.map((piece, index) => (index === 0 ? 2 : piece.codePointAt(0)!));
+				const tokenized = { tokens, count: tokens.length, ...(body.with_pieces ? { pieces } : {}), model: "gemma3-270m", fingerprint };
+				expectValid(ROUTES[path].answer, tokenized);
+				return this.json(tokenized);
+			}
+			case "/v1/detokenize": {
+				const unknown = body.tokens.findIndex((token: number) => token > 0x10ffff);
+				if (unknown >= 0) {
+					const field = `tokens[${unknown}]`;
+					return this.json({ error: { type: "invalid_request", message: `${field}: is not a token id of this model`, field } }, 400);
+				}
+				const detokenized = {
+					text: body.tokens.map((token: number) => String.fromCodePoint(token)).join(""),
+					model: "gemma3-270m",
+					fingerprint,
+				};
+				expectValid(ROUTES[path].answer, detokenized);
+				return this.json(detokenized);
 			}
 			default:
 				return this.json({ error: { type: "not_found", message: `no route for ${method} ${path}` } }, 404);

@@ -275,3 +275,59 @@ export const validateEmbeddings = validator({
 	params: { model, input: textInput, encoding_format: oneOf("float", "base64") },
 	transport: { user: shortString(MAX_USER_CHARS) },
 });
+
+const tokenizeFields = validator({
+	required: [],
+	params: { prompt: nonEmptyString, messages: chatMessages, with_pieces: boolean },
+	transport: {},
+});
+
+/** POST /v1/tokenize: exactly one of prompt and messages (the runtime's order: fields first, then this). */
+export const validateTokenize: Validator = (body, limits) => {
+	const validated = tokenizeFields(body, limits);
+	const { params } = validated;
+	if ((params.prompt === undefined) === (params.messages === undefined))
+		throw invalid("body", "must have exactly one of prompt and messages");
+	// `with_pieces: false` asks for what an absent field does: one cache key for both.
+	if (params.with_pieces === false) delete params.with_pieces;
+	return validated;
+};
+
+// The runtime's caps (runtime/http/schemas.py); both layers answer a request over them alike.
+const MAX_DETOKENIZE_TOKENS = 65_536;
+const MAX_RERANK_DOCUMENTS = 64;
+
+const arrayOf =
+	(what: string, maxItems: number, item: Check): Check =>
+	(value, field, limits) => {
+		if (!Array.isArray(value)) throw invalid(field, `must be an array of ${what}`);
+		if (value.length === 0) throw invalid(field, "must not be an empty array");
+		if (value.length > maxItems) throw invalid(field, `must have at most ${maxItems} items`);
+		return value.map((entry, index) => item(entry, `${field}[${index}]`, limits));
+	};
+
+/** POST /v1/detokenize: token ids; whether an id is in the model's vocabulary only the runtime knows. */
+export const validateDetokenize = validator({
+	required: ["tokens"],
+	params: {
+		tokens: arrayOf(
+			"token ids",
+			MAX_DETOKENIZE_TOKENS,
+			integerIn(0, () => Number.MAX_SAFE_INTEGER),
+		),
+	},
+	transport: {},
+});
+
+/** POST /v1/rerank. The Worker caches per (query, document) pair (src/rerank.ts). */
+export const validateRerank = validator({
+	required: ["query", "documents"],
+	params: {
+		model,
+		query: nonEmptyString,
+		documents: arrayOf("strings", MAX_RERANK_DOCUMENTS, nonEmptyString),
+		top_n: positiveInteger,
+		return_documents: boolean,
+	},
+	transport: {},
+});

@@ -26,6 +26,9 @@ const SHAPES: Record<string, (answer: Json) => boolean> = {
 	"/v1/embeddings": (answer) =>
 		answer.object === "list" &&
 		everyItem(answer.data, (item) => isObject(item) && (isVector(item.embedding) || isBase64Vector(item.embedding))),
+	"/v1/tokenize": (answer) => Array.isArray(answer.tokens) && answer.count === answer.tokens.length,
+	"/v1/detokenize": (answer) => typeof answer.text === "string",
+	// A rerank answer is never stored whole: src/rerank.ts checks it and stores its pairs' scores.
 };
 
 function isJsonMediaType(contentType: string): boolean {

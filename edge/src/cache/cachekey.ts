@@ -3,11 +3,12 @@
 // one. Hashing keeps keys far below KV's 512-byte limit and keeps prompts out of key listings.
 import type { CacheNamespace } from "./controls";
 
-export type Kind = "generate" | "embed";
+export type Kind = "generate" | "embed" | "tokens" | "rerank";
 
 // Bump when the key material or the stored format changes, so old entries are never misread.
 const KEY_VERSION = 1;
-const KIND_PREFIX: Record<Kind, string> = { generate: "gen", embed: "emb" };
+// A rerank key is one (query, document) pair's score (src/rerank.ts), not a whole answer.
+const KIND_PREFIX: Record<Kind, string> = { generate: "gen", embed: "emb", tokens: "tok", rerank: "rrk" };
 
 /** JSON with object keys sorted at every level, so equal requests serialise identically. */
 export function canonicalJson(value: unknown): string {

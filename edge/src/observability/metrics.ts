@@ -11,7 +11,7 @@ export interface RequestRecord {
 	endpoint: string;
 	method: string;
 	status: number;
-	cache: "HIT" | "MISS" | "BYPASS" | "NONE";
+	cache: "HIT" | "MISS" | "PARTIAL" | "BYPASS" | "NONE";
 	cacheTier: "memory" | "kv" | "d1" | null;
 	durationMs: number;
 	colo: string | null;

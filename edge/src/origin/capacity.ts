@@ -54,6 +54,9 @@ function promptTokens(params: Body): number {
  * may use all of it). Embedding: the number of inputs.
  */
 export function demandOf(kind: Kind, params: Body, maxTokensLimit: number): Demand {
+	// Tokenizing runs beside the model, not on it: it holds a request slot and nothing else.
+	if (kind === "tokens") return { requests: 1, tokens: 0, embedInputs: 0 };
+	if (kind === "rerank") return rerankDemand(params);
 	if (kind === "embed") return { requests: 1, tokens: 0, embedInputs: Array.isArray(params.input) ? params.input.length : 1 };
 	const choices = typeof params.n === "number" ? params.n : 1;
 	return { requests: 1, tokens: promptTokens(params) + choices * maxTokensOf(params, maxTokensLimit), embedInputs: 0 };
@@ -67,23 +70,41 @@ export function maxTokensOf(params: Body, maxTokensLimit: number): number {
 
 /**
  * An upper bound of the tokens a request may use, for the daily token budget: generation as its demand
- * (prompt estimate + max_tokens); embedding, each input's estimate (the prompt side only).
+ * (prompt estimate + max_tokens); rerank, its documents' prompts; embedding, each input's estimate (the
+ * prompt side only).
  */
 export function tokenEstimate(kind: Kind, params: Body, maxTokensLimit: number): number {
-	if (kind === "generate") return demandOf(kind, params, maxTokensLimit).tokens;
+	if (kind === "generate" || kind === "rerank") return demandOf(kind, params, maxTokensLimit).tokens;
+	if (kind === "tokens") return 0; // tokenizing runs no model
 	const inputs: unknown[] = Array.isArray(params.input) ? params.input : [params.input];
 	return inputs.reduce<number>((sum, input) => sum + PROMPT_OVERHEAD_TOKENS + textBytes(input), 0);
+}
+
+// Each document is scored in a prompt of its own: the query, the document and the relevance question's
+// words (runtime/engine/relevance.py, under 64 tokens with the chat format's markers).
+const RELEVANCE_PROMPT_TOKENS = 64;
+
+/** A rerank's prompt tokens, estimated as above: one prompt per document, nothing generated. */
+function rerankDemand(params: Body): Demand {
+	const documents = Array.isArray(params.documents) ? params.documents : [];
+	const perDocument = PROMPT_OVERHEAD_TOKENS + RELEVANCE_PROMPT_TOKENS + textBytes(params.query);
+	const tokens = documents.reduce((sum: number, document: unknown) => sum + perDocument + textBytes(document), 0);
+	return { requests: 1, tokens, embedInputs: 0 };
+}
+
+function estimatedField(params: Body): string {
+	if (Array.isArray(params.documents)) return "documents";
+	return Array.isArray(params.messages) ? "messages" : "prompt";
 }
 
 /** A request no lease could ever cover is refused outright (a 429 would only invite retries). */
 export function checkDemandFits(params: Body, demand: Demand, limits: KeyLimits): void {
 	if (demand.tokens > limits.tokens) {
-		const field = Array.isArray(params.messages) ? "messages" : "prompt";
 		throw new HttpError(
 			400,
 			"invalid_request",
 			`is estimated at ${demand.tokens} tokens (prompt bytes + n × max_tokens), more than this key may have in flight (${limits.tokens}, MAX_TOKENS_IN_FLIGHT_PER_KEY)`,
-			field,
+			estimatedField(params),
 		);
 	}
 	if (demand.embedInputs > limits.embedInputs) {

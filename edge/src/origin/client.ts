@@ -8,6 +8,7 @@ import { breakerFor, isOriginFailure } from "./breaker";
 import { secret } from "../config";
 import { HttpError } from "../errors";
 import { parsePieces, PIECES_HEADER, type Pieces } from "../cache/replay";
+import { DOCUMENT_TOKENS_HEADER } from "../cache/rerank-pairs";
 
 const DEFAULT_RETRY_AFTER_SECONDS = 5;
 
@@ -22,6 +23,8 @@ export interface OriginAnswer {
 	pieces: Pieces | null;
 	/** How long the origin call took (fetchAnswer), kept with the answer through coalescing: speed.ts learns from it. */
 	originMs?: number;
+	/** A rerank answer's X-Steadytext-Document-Tokens header, as sent (src/cache/rerank-pairs.ts). */
+	documentTokens?: string | null;
 }
 
 export class OriginUnavailableError extends HttpError {
@@ -136,6 +139,7 @@ export async function readAnswer(response: Response): Promise<OriginAnswer> {
 		fingerprint: response.headers.get("x-model-fingerprint"),
 		retryAfter: response.headers.get("retry-after"),
 		pieces: parsePieces(response.headers.get(PIECES_HEADER)),
+		documentTokens: response.headers.get(DOCUMENT_TOKENS_HEADER),
 	};
 }
 
