@@ -11,6 +11,7 @@ wire shapes or the model, and review the diff.
 """
 
 import json
+import time
 from pathlib import Path
 
 from fastapi.testclient import TestClient
@@ -153,6 +154,12 @@ def main() -> None:
     models = load_models(resolve_model(settings), settings)
     FIXTURES.mkdir(parents=True, exist_ok=True)
     with TestClient(create_app(settings, lambda: models)) as client:
+        # The app loads (and runs its start-up probes) on a thread of its own: wait until it is ready.
+        deadline = time.monotonic() + 300
+        while client.get("/readyz").status_code != 200:
+            if time.monotonic() > deadline:
+                raise SystemExit("the runtime never became ready")
+            time.sleep(0.05)
         for name, (route, request) in CASES.items():
             fixture = {"runtime_settings": SETTINGS, **record(client, route, request)}
             text = json.dumps(fixture, indent=2, ensure_ascii=False) + "\n"
