@@ -1,14 +1,16 @@
 // POST /v1/rerank, cached per (query, document) pair. The request path of every route (admission, cache
-// controls, then body → DLP → validation → fingerprint), then: each distinct document's pair is looked up; only the
+// controls, body → DLP → validation → model scope → daily budget → fingerprint), then: each distinct document's pair is looked up; only the
 // documents without a cached score go to the origin (one coalesced call under a per-key lease); each new
 // pair is stored; and the Worker renders the list's answer itself (order, top_n, return_documents,
 // usage) in the runtime's bytes. X-Cache: HIT (every pair cached), PARTIAL (some), MISS (none), BYPASS
 // (no-cache/no-store). The cache controls (src/cache/controls.ts) apply to every pair: a namespace keys
 // them, a cf-aig-cache-ttl gives each new pair its life.
 import { admit } from "./admission/admit";
+import { reserveBudget, type BudgetHold } from "./admission/budget";
 import { applyDlp } from "./admission/dlp";
 import { readJsonObject } from "./admission/http";
-import { validateRerank } from "./admission/validate";
+import { checkModelScope } from "./admission/scopes";
+import { validateRerank, type Body } from "./admission/validate";
 import { currentFingerprint, isFingerprint, rememberFingerprint } from "./cache/fingerprint";
 import { cacheControls, type CacheControls } from "./cache/controls";
 import { mayCache } from "./cache/origin-builds";
@@ -17,9 +19,11 @@ import { flightKey, pairBody, pairKey, pairsFromAnswer, parsePair, type PairRequ
 import { lookup, store, type CachedAnswer } from "./cache/tiers";
 import { settings, type Settings } from "./config";
 import { LEASE_MARGIN_MS, TOKENS_SAVED_HEADER, type Observation } from "./inference";
-import { checkDemandFits, demandOf, withLease } from "./origin/capacity";
+import { HttpError } from "./errors";
+import { checkDemandFits, demandOf, tokenEstimate, withLease } from "./origin/capacity";
 import { coalescedAnswer } from "./origin/coalesce";
 import { fetchAnswer, type OriginAnswer, type OriginTarget } from "./origin/client";
+import { RECEIPT_HEADER, receiptRequested } from "./receipt";
 
 const ROUTE = "/v1/rerank";
 // The slowest tier a pair came from names a list's tier (a HIT is as fast as its slowest lookup).
@@ -111,17 +115,40 @@ async function scoreMissing(c: Context, request: PairRequest, missing: string[],
 }
 
 export async function handleRerank(request: Request, env: Env, ctx: ExecutionContext, obs: Observation): Promise<Response> {
-	const tenant = (await admit(request, env)).id;
+	const record = await admit(request, env);
+	const tenant = record.id;
 	obs.keyId = tenant;
 	obs.admitted = true;
+	if (receiptRequested(request)) {
+		// A receipt signs one answer of the origin's; a rerank's answer is assembled from pairs scored at different times.
+		throw new HttpError(
+			400,
+			"invalid_request",
+			"receipts are not available for /v1/rerank: send the request without the header",
+			RECEIPT_HEADER,
+		);
+	}
 	const config = settings(env);
 	// Headers first: a malformed cache header is refused before the body is read.
 	const controls = cacheControls(request, tenant, config.requestTtl);
 	const { value: body, redacted } = applyDlp(await readJsonObject(request, config.maxBodyBytes), config.dlpPolicy);
 	const { params } = validateRerank(body, config);
-	// Before the cache is consulted, so that the answer never depends on what happens to be cached.
+	// Scopes and budgets before the cache is consulted: the answer never depends on what happens to be
+	// cached, and a hit is never a way around a scope or a budget.
+	checkModelScope(record, params);
 	checkDemandFits(params, demandOf("rerank", params, config.maxTokensLimit), config.keyLimits);
-	const c: Context = { env, ctx, config, tenant, controls };
+	const ttlMs = config.originTimeoutMs * config.originUrls.length + LEASE_MARGIN_MS;
+	const hold = await reserveBudget(env, ctx, record, tokenEstimate("rerank", params, config.maxTokensLimit), "documents", ttlMs);
+	try {
+		return await serve({ env, ctx, config, tenant, controls }, params, redacted, hold, obs);
+	} catch (error) {
+		hold.settle(0);
+		throw error;
+	}
+}
+
+async function serve(c: Context, params: Body, redacted: string[], hold: BudgetHold, obs: Observation): Promise<Response> {
+	const { controls } = c;
 	const documents = params.documents as string[];
 	const pairRequest: PairRequest = {
 		query: params.query as string,
@@ -129,7 +156,7 @@ export async function handleRerank(request: Request, env: Env, ctx: ExecutionCon
 	};
 	const distinct = [...new Set(documents)];
 
-	let fingerprint = await currentFingerprint(env, config, ctx);
+	let fingerprint = await currentFingerprint(c.env, c.config, c.ctx);
 	let scored = await cachedPairs(c, pairRequest, distinct, fingerprint);
 	let missing = distinct.filter((document) => !scored.pairs.has(document));
 	let failed = missing.length > 0 ? await scoreMissing(c, pairRequest, missing, scored) : null;
@@ -143,6 +170,7 @@ export async function handleRerank(request: Request, env: Env, ctx: ExecutionCon
 	const headers = new Headers({ "content-type": "application/json" });
 	if (redacted.length > 0) headers.set("x-dlp-redacted", redacted.join(","));
 	if (failed) {
+		hold.settle(0);
 		obs.cache = controls.mode === "use" ? "MISS" : "BYPASS";
 		headers.set("content-type", failed.contentType);
 		if (failed.retryAfter) headers.set("retry-after", failed.retryAfter);
@@ -153,12 +181,15 @@ export async function handleRerank(request: Request, env: Env, ctx: ExecutionCon
 	else if (missing.length === 0) obs.cache = "HIT";
 	else obs.cache = scored.cached === 0 ? "MISS" : "PARTIAL";
 	if (obs.cache === "HIT") obs.cacheTier = scored.slowestTier;
+	// The budget pays for the prompts the origin scored now; cached pairs as a hit's prompt side.
+	const tokensOf = (list: string[]) => list.reduce((sum, document) => sum + scored.pairs.get(document)!.prompt_tokens, 0);
+	const cachedDocuments = distinct.filter((document) => !missing.includes(document));
+	hold.settle(tokensOf(missing) + (c.config.budgetHitTokens === "none" ? 0 : tokensOf(cachedDocuments)));
 	headers.set("x-cache", obs.cache);
 	// AI Gateway's header knows HIT and MISS only: a partial hit still went to the origin.
 	headers.set("cf-aig-cache-status", obs.cache === "HIT" ? "HIT" : "MISS");
 	// What the cached pairs' prompts would have cost the origin.
-	const cachedDocuments = distinct.filter((document) => !missing.includes(document));
-	headers.set(TOKENS_SAVED_HEADER, String(cachedDocuments.reduce((sum, document) => sum + scored.pairs.get(document)!.prompt_tokens, 0)));
+	headers.set(TOKENS_SAVED_HEADER, String(tokensOf(cachedDocuments)));
 	headers.set("x-model-fingerprint", scored.fingerprint);
 	const answer = renderRerankAnswer({
 		documents,

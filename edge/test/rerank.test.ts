@@ -5,7 +5,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { pythonFloat } from "../src/cache/rerank-answer";
 import type { FakeOrigin } from "./fake-origin";
-import { call, freshOriginAndKey, uniquePrompt } from "./helpers";
+import { call, createKey, freshOriginAndKey, uniquePrompt } from "./helpers";
 
 let origin: FakeOrigin;
 let key: string;
@@ -145,6 +145,26 @@ describe("admission and validation", () => {
 		const response = await call("/v1/rerank", { body, key });
 		expect(response.status).toBe(400);
 		expect(((await response.json()) as { error: { message: string } }).error.message).toBe(message);
+		expect(origin.calls.filter((c) => c.method === "POST")).toHaveLength(0);
+	});
+
+	it("a model-scoped key must name its model, and gets no pair of another model", async () => {
+		const key = await createKey({ policy: { scope_models: ["gemma3-270m"] } });
+		const body = { query: uniquePrompt("query"), documents: [uniquePrompt("p")] };
+		expect((await call("/v1/rerank", { body, key })).status).toBe(403);
+		expect((await call("/v1/rerank", { body: { ...body, model: "another" }, key })).status).toBe(403);
+		expect((await call("/v1/rerank", { body: { ...body, model: "gemma3-270m" }, key })).status).toBe(200);
+		expect(origin.callsTo("/v1/rerank")).toHaveLength(1);
+	});
+
+	it("a receipt is refused: a rerank's answer is assembled from pairs", async () => {
+		const response = await call("/v1/rerank", {
+			body: { query: "q", documents: ["a"] },
+			key,
+			headers: { "x-steadytext-receipt": "request" },
+		});
+		expect(response.status).toBe(400);
+		expect(((await response.json()) as { error: { field: string } }).error.field).toBe("X-Steadytext-Receipt");
 		expect(origin.calls.filter((c) => c.method === "POST")).toHaveLength(0);
 	});
 
