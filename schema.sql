@@ -78,3 +78,22 @@ CREATE TABLE IF NOT EXISTS origin_builds (
     probe_digest  TEXT,
     first_seen_ms INTEGER NOT NULL
 );
+
+-- Usage per API key, one row per admitted request (GET /v1/usage, `keys.mjs usage`); no prompt or answer
+-- text. Pruned by the cron after USAGE_RETENTION_DAYS (edge/src/observability/metrics.ts).
+CREATE TABLE IF NOT EXISTS key_usage (
+    id                INTEGER PRIMARY KEY AUTOINCREMENT,
+    ts_ms             INTEGER NOT NULL,
+    day               TEXT NOT NULL,            -- UTC day, YYYY-MM-DD
+    key_id            TEXT NOT NULL,
+    route             TEXT NOT NULL,            -- the contract route (aliases folded), else the path
+    model             TEXT,                     -- the answer's model, else the request's `model`
+    status_class      TEXT NOT NULL,            -- 2xx | 3xx | 4xx | 5xx
+    prompt_tokens     INTEGER NOT NULL DEFAULT 0,
+    completion_tokens INTEGER NOT NULL DEFAULT 0,
+    cached_tokens     INTEGER NOT NULL DEFAULT 0, -- of those, served from the cache
+    error             INTEGER NOT NULL DEFAULT 0, -- 1 for a 4xx/5xx or a stream that ended in an error
+    metadata          TEXT                      -- canonical JSON of x-steadytext-metadata, or NULL
+);
+CREATE INDEX IF NOT EXISTS idx_key_usage_key_day ON key_usage (key_id, day);
+CREATE INDEX IF NOT EXISTS idx_key_usage_ts ON key_usage (ts_ms);

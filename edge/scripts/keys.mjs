@@ -6,12 +6,15 @@
 //   node scripts/keys.mjs rotate --id KEY_ID --overlap 24h  (--local [--persist-to DIR] | --remote)
 //   node scripts/keys.mjs revoke --id KEY_ID                (--local [--persist-to DIR] | --remote)
 //   node scripts/keys.mjs list [--json]                     (--local [--persist-to DIR] | --remote)
+//   node scripts/keys.mjs usage --id KEY_ID [--days N] [--json]  (--local [--persist-to DIR] | --remote)
 //
 // POLICY (each optional; absent = no restriction): --routes R1,R2 (contract/routes.json names)
 // --models M1,M2 (`model` values) --expires 30d|ISO-TIME --daily-requests N --daily-tokens N.
 // create and rotate print the new key alone on the last stdout line (everything else goes to stderr).
 // rotate makes a new key with the old one's name and policy; the old key keeps working for the overlap,
-// then is refused with a message naming the rotation.
+// then is refused with a message naming the rotation. usage prints a key's requests, tokens, tokens served
+// from the cache and errors by UTC day and route for the last N days (default 7, today included), as GET
+// /v1/usage answers the key itself.
 // --local uses wrangler's local stores, laid out as `wrangler dev|d1|kv --local --persist-to DIR` does
 // (DIR/v3/...; default .wrangler/state), after the D1 migrations have been applied there. --remote uses the Cloudflare API with CLOUDFLARE_ACCOUNT_ID,
 // CLOUDFLARE_API_TOKEN and the database / namespace ids from --database-id / --namespace-id (or
@@ -287,7 +290,32 @@ async function list(store, options) {
 	}
 }
 
-const COMMANDS = { create, rotate, revoke, list };
+// As many days as one GET /v1/usage answer covers (src/observability/usage.ts MAX_USAGE_RANGE_DAYS).
+const MAX_USAGE_DAYS = 93;
+
+async function usage(store, options) {
+	const row = await findKey(store, options.id, "usage");
+	const days = options.days === undefined ? 7 : wholeNumber(options.days, "--days");
+	if (days < 1 || days > MAX_USAGE_DAYS) throw new UsageError(`--days must be from 1 to ${MAX_USAGE_DAYS}, got ${days}`);
+	const to = new Date().toISOString().slice(0, 10);
+	const from = new Date(Date.now() - (days - 1) * 86_400_000).toISOString().slice(0, 10);
+	const rows = await store.query(
+		`SELECT day, route, COUNT(*) AS requests, SUM(prompt_tokens) AS prompt_tokens, SUM(completion_tokens) AS completion_tokens,
+			SUM(cached_tokens) AS cached_tokens, SUM(error) AS errors
+		FROM key_usage WHERE key_id = ? AND day BETWEEN ? AND ? GROUP BY day, route ORDER BY day, route`,
+		[row.id, from, to],
+	);
+	if (options.json) {
+		console.log(JSON.stringify({ key_id: row.id, from, to, by_day_and_route: rows }));
+		return;
+	}
+	console.error(`usage of ${row.id} (${row.name}), ${from} to ${to} (UTC days):`);
+	console.log(["day", "route", "requests", "prompt_tokens", "completion_tokens", "cached_tokens", "errors"].join("\t"));
+	for (const r of rows)
+		console.log([r.day, r.route, r.requests, r.prompt_tokens, r.completion_tokens, r.cached_tokens, r.errors].join("\t"));
+}
+
+const COMMANDS = { create, rotate, revoke, list, usage };
 
 async function main(argv) {
 	const { values: options, positionals } = parseArgs({
@@ -297,6 +325,7 @@ async function main(argv) {
 			name: { type: "string" },
 			id: { type: "string" },
 			overlap: { type: "string" },
+			days: { type: "string" },
 			routes: { type: "string" },
 			models: { type: "string" },
 			expires: { type: "string" },
@@ -313,11 +342,12 @@ async function main(argv) {
 	});
 	const command = COMMANDS[positionals[0]];
 	if (!command || positionals.length !== 1)
-		throw new UsageError(`usage: keys.mjs create|rotate|revoke|list (got ${JSON.stringify(positionals.join(" "))})`);
+		throw new UsageError(`usage: keys.mjs create|rotate|revoke|list|usage (got ${JSON.stringify(positionals.join(" "))})`);
 	const policyFlags = ["routes", "models", "expires", "daily-requests", "daily-tokens"].filter((flag) => options[flag] !== undefined);
 	if (policyFlags.length > 0 && positionals[0] !== "create")
 		throw new UsageError(`--${policyFlags[0]} only applies to create (rotate copies the old key's policy)`);
 	if (options.overlap !== undefined && positionals[0] !== "rotate") throw new UsageError("--overlap only applies to rotate");
+	if (options.days !== undefined && positionals[0] !== "usage") throw new UsageError("--days only applies to usage");
 	if (options.local === options.remote) throw new UsageError("pass exactly one of --local or --remote");
 	if (options.remote && options["persist-to"]) throw new UsageError("--persist-to only applies to --local");
 	const store = options.local ? await localStore(options) : remoteStore(options);

@@ -7,7 +7,7 @@
 import { admit } from "./admission/admit";
 import { reserveBudget, type BudgetHold } from "./admission/budget";
 import { checkModelScope } from "./admission/scopes";
-import { answerUsage, isCacheableAnswer } from "./cache/answers";
+import { answerFacts, isCacheableAnswer, totalTokens, type AnswerFacts } from "./cache/answers";
 import { lookup, store, type CachedAnswer } from "./cache/tiers";
 import { cacheKey, type Kind } from "./cache/cachekey";
 import { cacheControls, type CacheControls } from "./cache/controls";
@@ -26,6 +26,7 @@ import { readJsonObject } from "./admission/http";
 import { callOrigin, fetchAnswer, OriginUnavailableError, type OriginAnswer, type OriginTarget } from "./origin/client";
 import { deriveAnswer, EventSplitter, isUsageChunk, renderStream, type StreamFormat } from "./cache/replay";
 import type { Body, Validator } from "./admission/validate";
+import { requestMetadata, type UsageFacts } from "./observability/usage";
 
 export interface InferenceRoute {
 	kind: Kind;
@@ -46,6 +47,10 @@ export interface Observation {
 	keyId: string | null;
 	/** True once the request passed admission; only admitted requests get a D1 metrics row. */
 	admitted: boolean;
+	/** What the request used, for its key_usage row (no prompt or answer text). */
+	usage: UsageFacts;
+	/** Queues the key_usage row with these facts and the answer's status (index.ts). */
+	recordUsage: (status: number) => void;
 }
 
 // Beyond the origin timeouts, how long a lease may outlive its request before it expires by itself.
@@ -93,18 +98,18 @@ function originBody(prepared: Prepared): string {
 	return JSON.stringify({ ...prepared.params, ...prepared.transport });
 }
 
-/**
- * The tokens an answer's usage reports, prompt + completion (an embedding's: its prompt): what a hit saved,
- * and what a miss costs the key's token budget. Null when it reports none (the native /v1/embed answer).
- */
-function answerTokens(body: string): number | null {
-	const usage = answerUsage(body);
-	return usage && usage.promptTokens + usage.completionTokens;
+/** What a cache hit costs the token budget: its prompt side, or nothing with BUDGET_HIT_TOKENS=none. */
+function hitTokens(config: Settings, facts: AnswerFacts): number | null {
+	return config.budgetHitTokens === "none" ? 0 : facts.promptTokens;
 }
 
-/** What a cache hit costs the token budget: its prompt side, or nothing with BUDGET_HIT_TOKENS=none. */
-function hitTokens(config: Settings, cached: CachedAnswer): number | null {
-	return config.budgetHitTokens === "none" ? 0 : (answerUsage(cached.body)?.promptTokens ?? null);
+/** Notes an answer's token counts and model in the request's usage facts; a hit's tokens all came from the cache. */
+function noteUsage(obs: Observation, facts: AnswerFacts, fromCache: boolean): void {
+	const usage = obs.usage;
+	usage.model = facts.model ?? usage.model;
+	usage.promptTokens = facts.promptTokens ?? 0;
+	usage.completionTokens = facts.completionTokens;
+	usage.cachedTokens = fromCache ? (totalTokens(facts) ?? 0) : 0;
 }
 
 function answerHeaders(contentType: string, cache: CacheStatus, prepared: Prepared, fingerprint: string | null): Headers {
@@ -130,10 +135,10 @@ function wantsUsage(prepared: Prepared): boolean {
  * rendered from them. Null when a streaming request finds an answer stored without its piece boundaries
  * (before they were kept): it is served live, and that answer replaces the stored one.
  */
-function replayHit(route: InferenceRoute, prepared: Prepared, cached: CachedAnswer): Response | null {
+function replayHit(route: InferenceRoute, prepared: Prepared, cached: CachedAnswer & { facts: AnswerFacts }): Response | null {
 	const headers = answerHeaders(cached.contentType, "HIT", prepared, cached.fingerprint);
 	headers.set("x-cache-tier", cached.tier);
-	const saved = answerTokens(cached.body);
+	const saved = totalTokens(cached.facts);
 	if (saved !== null) headers.set(TOKENS_SAVED_HEADER, String(saved));
 	if (!prepared.stream || !route.streamFormat) return new Response(cached.body, { headers });
 	if (cached.pieces === null) return null;
@@ -170,12 +175,19 @@ async function streamMiss(
 	const transport = format === "native" ? prepared.transport : { ...prepared.transport, stream_options: { include_usage: true } };
 	const body = originBody({ ...prepared, transport });
 	// The lease is held until the stream ends, fails or the client goes away. The budget hold is settled
-	// then too, to the stream's usage when it ended well, else to its estimate (its use is unknown).
+	// then too, to the stream's usage when it ended well, else to its estimate (its use is unknown); and a
+	// streamed 200's usage row is recorded then, marked as an error unless the stream ended well.
 	const originLease = await acquireLease(env, ctx, lease);
+	let endedWell = false;
+	let ended = false;
 	const held = {
 		release() {
 			originLease.release();
 			hold.settle(null);
+			if (ended || !obs.usage.deferred) return;
+			ended = true;
+			obs.usage.failed = !endedWell;
+			obs.recordUsage(200);
 		},
 	};
 	const startedMs = Date.now();
@@ -214,7 +226,10 @@ async function streamMiss(
 				try {
 					const derived = splitter.clean ? deriveAnswer(format, payloads) : null;
 					if (!derived) return;
-					hold.settle(answerTokens(derived.body));
+					const facts = answerFacts(derived.body);
+					hold.settle(totalTokens(facts));
+					noteUsage(obs, facts, false);
+					endedWell = true;
 					recordSpeed(config, derived.body, Date.now() - startedMs);
 					const answer = {
 						status: 200,
@@ -243,6 +258,7 @@ async function streamMiss(
 			hold.settle(0);
 			return new Response(releasingAtEnd(upstream.body, held), { status: upstream.status, headers });
 		}
+		obs.usage.deferred = true;
 		const events = withKeepalive(Promise.resolve(relayed(upstream, fingerprint)), config.keepaliveMs);
 		// The lease is given back when the client has the last byte or goes away, as for any answer.
 		return new Response(releasingAtEnd(events, held), { status: upstream.status, headers });
@@ -250,6 +266,7 @@ async function streamMiss(
 
 	// Committed to a 200 stream before the origin answered: its fingerprint is not known yet, so the
 	// answer carries none (the stored answer is filed under the fingerprint the origin then sends).
+	obs.usage.deferred = true;
 	const source = call.then(
 		(response) => {
 			if (isStream(response)) return relayed(response, response.headers.get("x-model-fingerprint"));
@@ -347,9 +364,12 @@ export async function handleInference(
 	obs.keyId = tenant;
 	obs.admitted = true;
 	const config = settings(env);
+	// A header, read before the body: metadata that cannot be kept is refused before any work.
+	obs.usage.metadata = requestMetadata(request, config.dlpPolicy);
 	// Checked before any work: a receipt that cannot be signed is an error, never an unsigned answer.
 	const signing = receiptRequested(request) ? await signingKey(env) : null;
 	const checked = await validated(request, config, route, tenant);
+	if (typeof checked.params.model === "string") obs.usage.model = checked.params.model;
 	if (signing && checked.stream && route.streamFormat) {
 		throw new HttpError(
 			400,
@@ -398,11 +418,13 @@ async function serve(
 	receipts: Receipts,
 ): Promise<Response> {
 	const prepared = await prepare(env, ctx, config, route, checked);
-	const hit = prepared.cached ? replayHit(route, prepared, prepared.cached) : null;
+	const cached = prepared.cached && { ...prepared.cached, facts: answerFacts(prepared.cached.body) };
+	const hit = cached ? replayHit(route, prepared, cached) : null;
 	if (hit) {
 		obs.cache = "HIT";
-		obs.cacheTier = prepared.cached!.tier;
-		hold.settle(hitTokens(config, prepared.cached!));
+		obs.cacheTier = cached!.tier;
+		hold.settle(hitTokens(config, cached!.facts));
+		noteUsage(obs, cached!.facts, true);
 		if (receipts) await receipts(prepared, prepared.cached!, hit.headers);
 		return hit;
 	}
@@ -434,7 +456,9 @@ async function serve(
 	if (answer.status === 200 && flight.leader && route.kind === "generate") recordSpeed(config, answer.body, answer.originMs);
 	if (answer.status === 200 && prepared.controls.mode !== "no-store" && flight.leader)
 		await storeAnswer(env, ctx, config, route, prepared, answer);
-	hold.settle(answer.status === 200 ? answerTokens(answer.body) : 0);
+	const facts = answer.status === 200 ? answerFacts(answer.body) : null;
+	hold.settle(facts ? totalTokens(facts) : 0);
+	if (facts) noteUsage(obs, facts, false);
 	const headers = answerHeaders(answer.contentType, obs.cache, prepared, answer.fingerprint);
 	if (answer.retryAfter) headers.set("retry-after", answer.retryAfter);
 	if (receipts && answer.status === 200) await receipts(prepared, answer, headers);

@@ -11,6 +11,7 @@ import { applyDlp } from "./admission/dlp";
 import { readJsonObject } from "./admission/http";
 import { checkModelScope } from "./admission/scopes";
 import { validateRerank, type Body } from "./admission/validate";
+import { requestMetadata } from "./observability/usage";
 import { currentFingerprint, isFingerprint, rememberFingerprint } from "./cache/fingerprint";
 import { cacheControls, type CacheControls } from "./cache/controls";
 import { mayCache } from "./cache/origin-builds";
@@ -129,10 +130,12 @@ export async function handleRerank(request: Request, env: Env, ctx: ExecutionCon
 		);
 	}
 	const config = settings(env);
-	// Headers first: a malformed cache header is refused before the body is read.
+	// Headers first: malformed metadata or cache headers are refused before the body is read.
+	obs.usage.metadata = requestMetadata(request, config.dlpPolicy);
 	const controls = cacheControls(request, tenant, config.requestTtl);
 	const { value: body, redacted } = applyDlp(await readJsonObject(request, config.maxBodyBytes), config.dlpPolicy);
 	const { params } = validateRerank(body, config);
+	if (typeof params.model === "string") obs.usage.model = params.model;
 	// Scopes and budgets before the cache is consulted: the answer never depends on what happens to be
 	// cached, and a hit is never a way around a scope or a budget.
 	checkModelScope(record, params);
@@ -185,6 +188,8 @@ async function serve(c: Context, params: Body, redacted: string[], hold: BudgetH
 	const tokensOf = (list: string[]) => list.reduce((sum, document) => sum + scored.pairs.get(document)!.prompt_tokens, 0);
 	const cachedDocuments = distinct.filter((document) => !missing.includes(document));
 	hold.settle(tokensOf(missing) + (c.config.budgetHitTokens === "none" ? 0 : tokensOf(cachedDocuments)));
+	obs.usage.promptTokens = tokensOf(distinct);
+	obs.usage.cachedTokens = tokensOf(cachedDocuments);
 	headers.set("x-cache", obs.cache);
 	// AI Gateway's header knows HIT and MISS only: a partial hit still went to the origin.
 	headers.set("cf-aig-cache-status", obs.cache === "HIT" ? "HIT" : "MISS");

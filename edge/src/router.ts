@@ -7,6 +7,7 @@ import { secret, settings } from "./config";
 import { HttpError } from "./errors";
 import { handleInference, type InferenceRoute, type Observation } from "./inference";
 import { metricsResponse } from "./observability/metrics";
+import { requestMetadata, usageResponse } from "./observability/usage";
 import { callOrigin, readAnswer } from "./origin/client";
 import {
 	validateChat,
@@ -61,6 +62,7 @@ async function models(request: Request, env: Env, _ctx: ExecutionContext, obs: O
 	obs.keyId = (await admit(request, env)).id;
 	obs.admitted = true;
 	const config = settings(env);
+	obs.usage.metadata = requestMetadata(request, config.dlpPolicy);
 	const answer = await callOrigin(
 		env,
 		{ urls: config.originUrls, timeoutMs: config.originTimeoutMs },
@@ -69,6 +71,15 @@ async function models(request: Request, env: Env, _ctx: ExecutionContext, obs: O
 		readAnswer,
 	);
 	return new Response(answer.body, { status: answer.status, headers: { "content-type": answer.contentType } });
+}
+
+/** GET /v1/usage: the calling key's own usage (docs/edge.md "Usage"); open to every valid key. */
+async function usage(request: Request, env: Env, _ctx: ExecutionContext, obs: Observation): Promise<Response> {
+	obs.keyId = (await admit(request, env)).id;
+	obs.admitted = true;
+	obs.usage.counted = false;
+	requestMetadata(request, settings(env).dlpPolicy);
+	return usageResponse(request, env.DB, obs.keyId);
 }
 
 const ROUTES: Record<string, Partial<Record<string, Handler>>> = {
@@ -87,6 +98,7 @@ const ROUTES: Record<string, Partial<Record<string, Handler>>> = {
 	"/v1/detokenize": { POST: inference({ kind: "tokens", originPath: "/v1/detokenize", validate: validateDetokenize, streamFormat: null }) },
 	"/v1/rerank": { POST: handleRerank },
 	"/v1/models": { GET: models },
+	"/v1/usage": { GET: usage },
 	"/health": { GET: health },
 	"/metrics": { GET: metrics },
 };

@@ -71,3 +71,36 @@ def test_fifty_concurrent_requests_against_a_budget_of_ten_admit_exactly_ten(sta
     refusal = next(outcome for outcome in outcomes if outcome.status == 429)
     assert b"budget_exhausted" in refusal.content and b"daily requests budget (10 of 10" in refusal.content
     assert {o.headers.get("x-cache") for o in outcomes if o.status == 200} == {"HIT"}
+
+
+def test_usage_reports_tokens_cache_and_metadata_and_keeps_no_prompt(stack, worker, unique_prompt):
+    key = stack.create_api_key(key_name("usage"))
+    headers = {"Authorization": f"Bearer {key}", "X-Steadytext-Metadata": '{"team": "search", "run": 7}'}
+    prompt = unique_prompt("usage ledger")
+    body = {"prompt": prompt, "max_tokens": 4}
+    miss = worker.post("/v1/generate", json=body, headers=headers)
+    hit = worker.post("/v1/generate", json=body, headers=headers)
+    assert [miss.headers["x-cache"], hit.headers["x-cache"]] == ["MISS", "HIT"]
+    usage = miss.json()["usage"]
+    tokens = usage["prompt_tokens"] + usage["completion_tokens"]
+
+    # Rows are written off the hot path, within about 100 ms of the answer.
+    deadline = time.monotonic() + 30
+    while (answer := worker.get("/v1/usage", headers={"Authorization": f"Bearer {key}"}).json())["totals"][
+        "requests"
+    ] < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+
+    assert answer["totals"] == {
+        "requests": 2,
+        "prompt_tokens": 2 * usage["prompt_tokens"],
+        "completion_tokens": 2 * usage["completion_tokens"],
+        "cached_tokens": tokens,
+        "errors": 0,
+    }
+    assert [(row["route"], row["requests"]) for row in answer["by_day_and_route"]] == [("/v1/generate", 2)]
+    assert [(group["metadata"], group["requests"]) for group in answer["by_metadata"]] == [
+        ({"run": 7, "team": "search"}, 2)
+    ]
+    rows = stack.d1_query(f"SELECT * FROM key_usage WHERE key_id = '{answer['key_id']}'")
+    assert len(rows) == 2 and prompt not in str(rows) and miss.json()["text"] not in str(rows)

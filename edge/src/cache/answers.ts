@@ -48,23 +48,33 @@ export function isCacheableAnswer(originPath: string, answer: OriginAnswer): boo
 	return isObject(body) && shape(body);
 }
 
-/** Token counts an answer reports (its `usage`); null when it reports none (the native /v1/embed answer). */
-interface AnswerUsage {
-	promptTokens: number;
+/** What an answer says about itself: its token counts (`usage`; null when it reports none, as the native
+ * /v1/embed answer) and its model. Parsed once per answer: embedding answers can be large. */
+export interface AnswerFacts {
+	promptTokens: number | null;
 	completionTokens: number;
+	model: string | null;
 }
 
 const count = (value: unknown): number | null => (Number.isSafeInteger(value) && (value as number) >= 0 ? (value as number) : null);
 
-export function answerUsage(body: string): AnswerUsage | null {
+export function answerFacts(body: string): AnswerFacts {
 	let answer: unknown;
 	try {
 		answer = JSON.parse(body);
 	} catch {
-		return null;
+		answer = null;
 	}
-	if (!isObject(answer) || !isObject(answer.usage)) return null;
-	const promptTokens = count(answer.usage.prompt_tokens);
-	if (promptTokens === null) return null;
-	return { promptTokens, completionTokens: count(answer.usage.completion_tokens) ?? 0 };
+	if (!isObject(answer)) return { promptTokens: null, completionTokens: 0, model: null };
+	const usage = isObject(answer.usage) ? answer.usage : {};
+	return {
+		promptTokens: count(usage.prompt_tokens),
+		completionTokens: count(usage.completion_tokens) ?? 0,
+		model: typeof answer.model === "string" ? answer.model : null,
+	};
+}
+
+/** Prompt + completion tokens (an embedding's: its prompt); null when the answer reports none. */
+export function totalTokens(facts: AnswerFacts): number | null {
+	return facts.promptTokens === null ? null : facts.promptTokens + facts.completionTokens;
 }

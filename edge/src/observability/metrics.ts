@@ -5,6 +5,7 @@
 // only counted in the isolate's memory: traffic without a valid key never causes a D1 write.
 import { canonicalJson } from "../cache/cachekey";
 import { PROMETHEUS_CONTENT_TYPE, renderExposition, type Family, type Sample } from "./prometheus";
+import { usageStatement, type UsageRow } from "./usage";
 
 export interface RequestRecord {
 	tsMs: number;
@@ -23,6 +24,8 @@ export const FLUSH_WINDOW_MS = 100;
 const STATEMENTS_PER_BATCH = 200;
 const RETRY_DELAY_MS = 100;
 export const METRICS_RETENTION_DAYS = 7;
+/** key_usage rows are what GET /v1/usage and `keys.mjs usage` read: kept longer than the metrics log. */
+export const USAGE_RETENTION_DAYS = 90;
 /** The cron deletes old rows in chunks of this many, at most PRUNE_MAX_CHUNKS per run (the rest next run). */
 const PRUNE_CHUNK_ROWS = 5_000;
 const PRUNE_MAX_CHUNKS = 40;
@@ -70,6 +73,7 @@ const unadmitted = new Map<string, { endpoint: string; status: string; count: nu
 let isolateId: string | null = null;
 
 let pending: RequestRecord[] = [];
+let pendingUsage: UsageRow[] = [];
 let windowFlush: Promise<void> | null = null;
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
@@ -117,15 +121,16 @@ function statements(db: D1Database, records: RequestRecord[]): D1PreparedStateme
 	];
 }
 
-async function writeRecords(db: D1Database, records: RequestRecord[]): Promise<void> {
-	for (let start = 0; start < records.length; start += STATEMENTS_PER_BATCH / 2) {
-		const chunk = records.slice(start, start + STATEMENTS_PER_BATCH / 2);
+/** Writes `items` in D1 batches of their statements, each batch retried once. */
+async function writeInBatches<T>(db: D1Database, items: T[], perBatch: number, toStatements: (chunk: T[]) => D1PreparedStatement[]) {
+	for (let start = 0; start < items.length; start += perBatch) {
+		const chunk = items.slice(start, start + perBatch);
 		try {
-			await db.batch(statements(db, chunk));
+			await db.batch(toStatements(chunk));
 		} catch (first) {
 			await sleep(RETRY_DELAY_MS);
 			try {
-				await db.batch(statements(db, chunk));
+				await db.batch(toStatements(chunk));
 			} catch (second) {
 				console.error(`metrics: dropped ${chunk.length} rows after a retry:`, (first as Error).message, "/", (second as Error).message);
 			}
@@ -133,18 +138,32 @@ async function writeRecords(db: D1Database, records: RequestRecord[]): Promise<v
 	}
 }
 
-/** Queues the record and ties this request's lifetime to the batch that will write it. */
-export function recordRequest(db: D1Database, ctx: ExecutionContext, record: RequestRecord): void {
-	pending.push(record);
+/** Ties this request's lifetime to the next window's batch, which writes everything queued by then. */
+function joinWindow(db: D1Database, ctx: ExecutionContext): void {
 	if (!windowFlush) {
-		windowFlush = sleep(FLUSH_WINDOW_MS).then(() => {
+		windowFlush = sleep(FLUSH_WINDOW_MS).then(async () => {
 			const records = pending;
+			const usage = pendingUsage;
 			pending = [];
+			pendingUsage = [];
 			windowFlush = null;
-			return writeRecords(db, records);
+			await writeInBatches(db, records, STATEMENTS_PER_BATCH / 2, (chunk) => statements(db, chunk));
+			await writeInBatches(db, usage, STATEMENTS_PER_BATCH, (chunk) => chunk.map((row) => usageStatement(db, row)));
 		});
 	}
 	ctx.waitUntil(windowFlush);
+}
+
+/** Queues the record and ties this request's lifetime to the batch that will write it. */
+export function recordRequest(db: D1Database, ctx: ExecutionContext, record: RequestRecord): void {
+	pending.push(record);
+	joinWindow(db, ctx);
+}
+
+/** Queues a key_usage row (written with the request_metrics rows of the same window). */
+export function recordUsage(db: D1Database, ctx: ExecutionContext, row: UsageRow): void {
+	pendingUsage.push(row);
+	joinWindow(db, ctx);
 }
 
 /** Counts a request that was not admitted, in this isolate's memory only. */
@@ -159,21 +178,30 @@ export function countUnadmitted(record: RequestRecord): void {
  * Deletes request_metrics rows older than the retention period (the counters are kept) in LIMIT-ed
  * chunks, so no single statement holds the database for long, and at most `maxChunks` per run.
  */
-export async function pruneRequestMetrics(
+export function pruneRequestMetrics(db: D1Database, nowMs = Date.now(), chunkRows = PRUNE_CHUNK_ROWS, maxChunks = PRUNE_MAX_CHUNKS) {
+	return pruneOldRows(db, "request_metrics", nowMs - METRICS_RETENTION_DAYS * 86_400_000, chunkRows, maxChunks);
+}
+
+/** The same for key_usage rows older than USAGE_RETENTION_DAYS. */
+export function pruneUsage(db: D1Database, nowMs = Date.now(), chunkRows = PRUNE_CHUNK_ROWS, maxChunks = PRUNE_MAX_CHUNKS) {
+	return pruneOldRows(db, "key_usage", nowMs - USAGE_RETENTION_DAYS * 86_400_000, chunkRows, maxChunks);
+}
+
+async function pruneOldRows(
 	db: D1Database,
-	nowMs = Date.now(),
-	chunkRows = PRUNE_CHUNK_ROWS,
-	maxChunks = PRUNE_MAX_CHUNKS,
+	table: "request_metrics" | "key_usage",
+	cutoff: number,
+	chunkRows: number,
+	maxChunks: number,
 ): Promise<number> {
-	const cutoff = nowMs - METRICS_RETENTION_DAYS * 86_400_000;
-	const chunk = db.prepare("DELETE FROM request_metrics WHERE id IN (SELECT id FROM request_metrics WHERE ts_ms < ? LIMIT ?)");
+	const chunk = db.prepare(`DELETE FROM ${table} WHERE id IN (SELECT id FROM ${table} WHERE ts_ms < ? LIMIT ?)`);
 	let deleted = 0;
 	for (let run = 0; run < maxChunks; run++) {
 		const { changes } = (await chunk.bind(cutoff, chunkRows).run()).meta;
 		deleted += changes;
 		if (changes < chunkRows) return deleted;
 	}
-	console.log(`metrics: pruned ${deleted} rows, the cap for one run; older rows remain for the next run`);
+	console.log(`metrics: pruned ${deleted} ${table} rows, the cap for one run; older rows remain for the next run`);
 	return deleted;
 }
 

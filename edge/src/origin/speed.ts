@@ -6,7 +6,7 @@
 import type { Settings } from "../config";
 import { HttpError } from "../errors";
 import { maxTokensOf } from "./capacity";
-import { answerUsage } from "../cache/answers";
+import { answerFacts } from "../cache/answers";
 import type { Body } from "../admission/validate";
 
 // Before any measurement: about half the speed of the CPU-only runtime on 2 cores (37–48 tok/s greedy),
@@ -24,7 +24,7 @@ const originOf = (config: Settings): string => config.originUrls.join(" ");
 
 /** Learns from a completed generation answer (its JSON body) that took `originMs` at the origin. */
 export function recordSpeed(config: Settings, body: string, originMs: number | undefined): void {
-	const tokens = answerUsage(body)?.completionTokens ?? 0;
+	const tokens = answerFacts(body).completionTokens;
 	if (tokens < MIN_SAMPLE_TOKENS || !originMs || originMs <= 0) return;
 	const sample = tokens / (originMs / 1000);
 	const previous = rates.get(originOf(config));

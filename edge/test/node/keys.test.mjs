@@ -166,6 +166,48 @@ describe("keys.mjs --local", () => {
 		expect(JSON.parse((await local("list", "--json")).stdout).filter((row) => row.name === "x")).toEqual([]);
 	});
 
+	it("prints a key's usage by day and route, only that key's and only within --days", async () => {
+		await local("create", "--name", "metered");
+		const { id } = JSON.parse((await local("list", "--json")).stdout).find((row) => row.name === "metered");
+		const today = new Date().toISOString().slice(0, 10);
+		const insert = (day, keyId, route, prompt, completion, cached, error) =>
+			`INSERT INTO key_usage (ts_ms, day, key_id, route, status_class, prompt_tokens, completion_tokens, cached_tokens, error) VALUES (0, '${day}', '${keyId}', '${route}', '2xx', ${prompt}, ${completion}, ${cached}, ${error});`;
+		const seeded = await runWrangler([
+			"d1",
+			"execute",
+			"DB",
+			"--local",
+			"--persist-to",
+			persistTo,
+			"--command",
+			[
+				insert(today, id, "/v1/generate", 3, 5, 0, 0),
+				insert(today, id, "/v1/generate", 3, 5, 8, 0),
+				insert(today, id, "/v1/embed", 4, 0, 0, 1),
+				insert(today, "key_someone_else", "/v1/generate", 100, 100, 0, 0),
+				insert("2001-01-01", id, "/v1/generate", 100, 100, 0, 0),
+			].join(" "),
+		]);
+		expect(seeded.code, seeded.stderr).toBe(0);
+
+		const json = await local("usage", "--id", id, "--days", "3", "--json");
+		expect(json.code, json.stderr).toBe(0);
+		expect(JSON.parse(json.stdout).by_day_and_route).toEqual([
+			{ day: today, route: "/v1/embed", requests: 1, prompt_tokens: 4, completion_tokens: 0, cached_tokens: 0, errors: 1 },
+			{ day: today, route: "/v1/generate", requests: 2, prompt_tokens: 6, completion_tokens: 10, cached_tokens: 8, errors: 0 },
+		]);
+		const text = await local("usage", "--id", id);
+		expect(text.stdout.trim().split("\n")).toEqual([
+			"day\troute\trequests\tprompt_tokens\tcompletion_tokens\tcached_tokens\terrors",
+			`${today}\t/v1/embed\t1\t4\t0\t0\t1`,
+			`${today}\t/v1/generate\t2\t6\t10\t8\t0`,
+		]);
+		for (const args of [["usage"], ["usage", "--id", id, "--days", "0"], ["usage", "--id", id, "--days", "94"], ["list", "--days", "3"]]) {
+			const result = await local(...args);
+			expect([result.code, result.stdout]).toEqual([2, ""]);
+		}
+	});
+
 	it("explains bad usage with exit code 2", async () => {
 		for (const args of [["create"], ["revoke", "--id", "key_missing"], ["frobnicate"]]) {
 			const result = await local(...args);
@@ -241,6 +283,19 @@ describe("keys.mjs --remote", () => {
 		expect(put).toMatchObject({ method: "PUT", url: `/client/v4/accounts/acct123/storage/kv/namespaces/ns123/values/apikey%3A${hash}` });
 		expect(JSON.parse(put.body)).toMatchObject({ name: "remote key", key_hash: hash, revoked: false });
 		expect(requests.map((r) => r.body).join("")).not.toContain(key);
+	});
+
+	it("reads a key's usage through the D1 query API with bound parameters", async () => {
+		const created = await runNode([KEYS, "create", "--name", "metered remote", "--remote"], remoteEnv());
+		expect(created.code, created.stderr).toBe(0);
+		const before = requests.length;
+		const printed = await runNode([KEYS, "usage", "--id", rows[0].id, "--days", "2", "--remote"], remoteEnv());
+		expect(printed.code, printed.stderr).toBe(0);
+		const query = requests
+			.slice(before)
+			.map((r) => JSON.parse(r.body))
+			.find((body) => body.sql.includes("key_usage"));
+		expect(query.params).toEqual([rows[0].id, expect.stringMatching(/^\d{4}-\d{2}-\d{2}$/), new Date().toISOString().slice(0, 10)]);
 	});
 
 	it("reports API errors and missing settings without a stack trace", async () => {
