@@ -180,7 +180,7 @@ export class FakeOrigin {
 				policy: "check",
 				status: "passed",
 				digest: this.probeDigest,
-				count: 4,
+				count: 5,
 				golden_key: `${MODEL_SHA256}/cpu/a51d2f38f508`,
 			};
 			return this.json({ fingerprint, model: { name: "gemma3-270m", sha256: MODEL_SHA256, n_ctx: 2048, embedding_dim: 4 }, probes });

@@ -19,6 +19,7 @@ from typing import Literal
 
 from runtime.engine.engines import EmbeddingEngine, GenerationEngine
 from runtime.engine.fingerprint import Fingerprint
+from runtime.engine.sampling import Sampler, SamplingParams
 
 ProbePolicy = Literal["check", "require", "off"]
 
@@ -32,6 +33,9 @@ class Probe:
     text: str
     # Generation only: few tokens keep start-up short, yet any change of a logit's argmax shows.
     max_tokens: int = 0
+    # Above 0: seeded sampling (runtime/engine/sampling.py), which also checks the random stream's draws.
+    temperature: float = 0.0
+    seed: int = 0
 
 
 @dataclass(frozen=True)
@@ -109,13 +113,18 @@ def write_goldens(path: Path, key: str, answers: dict[str, str]) -> None:
 def decode_probes(
     probes: list[Probe], generator: GenerationEngine, embedder: EmbeddingEngine
 ) -> dict[str, str]:
-    """Each probe's answer: the greedy text, or `sha256:<hex>` of the embedding's float32 bytes."""
+    """Each probe's answer: the generated text, or `sha256:<hex>` of the embedding's float32 bytes."""
     never = threading.Event()
     answers: dict[str, str] = {}
     for probe in probes:
         if probe.kind == "generate":
             tokens = generator.tokenize_prompt(probe.text)
-            answers[probe.name] = generator.generate(tokens, probe.max_tokens, [], never).text
+            sampler = None
+            if probe.temperature > 0:
+                sampler = Sampler(SamplingParams(temperature=probe.temperature), probe.seed, 0, tokens)
+            answers[probe.name] = generator.generate(
+                tokens, probe.max_tokens, [], never, sampler=sampler
+            ).text
         else:
             vector = embedder.embed([probe.text], never)[0]
             answers[probe.name] = "sha256:" + hashlib.sha256(vector.astype("<f4").tobytes()).hexdigest()
