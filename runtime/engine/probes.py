@@ -4,9 +4,10 @@ The fingerprint names what should decide an answer's bytes; the probes check tha
 committed requests are decoded by the loaded engines and compared with the answers recorded for this
 model file (sha256), backend and kernel build in `runtime/probes.json` (written by
 `python -m runtime.probes record`).
-A GPU driver, CUDA or AMI change that the fingerprint cannot see changes a probe answer, and the runtime
-then stays unready, naming the probe, instead of serving (and the edge caching) other bytes. The digest
-of the answers goes on `GET /v1/status`, where the Worker compares it across origins of one fingerprint.
+A CUDA library, AMI, driver or hardware change that alters answers under the same key changes a probe
+answer, and the runtime then stays unready, naming the probe, instead of serving (and the edge caching)
+other bytes. The digest of the answers goes on `GET /v1/status`, where the Worker compares it across
+origins of one fingerprint.
 """
 
 import hashlib
