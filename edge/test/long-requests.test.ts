@@ -219,6 +219,25 @@ describe("a non-streamed generation that may outlast the proxies", () => {
 		expect((await refused.json<ErrorBody>()).error.message).toMatch(/at the origin's measured (1[0-6]|[0-9])\.\d tokens\/s/);
 	});
 
+	it("counts every one of n choices, and names n (several choices cannot stream) when they may take too long", async () => {
+		// At the assumed 20 tokens/s one choice of 100 tokens fits in 5 s; two choices are up to 200 tokens.
+		const chat = (n: number) => ({
+			model: "gemma3-270m",
+			messages: [{ role: "user", content: uniquePrompt("choices") }],
+			max_tokens: 100,
+			n,
+		});
+		const refused = await call("/v1/chat/completions", { body: chat(2), key, env: tight });
+		const { error } = await refused.json<ErrorBody>();
+		expect(error).toMatchObject({ type: "stream_required", field: "n" });
+		expect(refused.status).toBe(400);
+		expect(error.message).toContain("up to 200 tokens");
+		expect(error.message).not.toContain('send "stream": true (');
+		expect(error.message).toContain('"n": 1');
+		expect(origin.callsTo("/v1/chat/completions")).toHaveLength(0);
+		expect((await call("/v1/chat/completions", { body: chat(1), key, env: tight })).status).toBe(200);
+	});
+
 	it("refuses a limit at or above Cloudflare's 100 s proxy timeout, naming the var", async () => {
 		const response = await call("/v1/generate", {
 			body: { prompt: uniquePrompt("bad limit") },

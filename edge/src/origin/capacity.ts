@@ -58,8 +58,12 @@ export function demandOf(kind: Kind, params: Body, maxTokensLimit: number): Dema
 	if (kind === "tokens") return { requests: 1, tokens: 0, embedInputs: 0 };
 	if (kind === "rerank") return rerankDemand(params);
 	if (kind === "embed") return { requests: 1, tokens: 0, embedInputs: Array.isArray(params.input) ? params.input.length : 1 };
-	const choices = typeof params.n === "number" ? params.n : 1;
-	return { requests: 1, tokens: promptTokens(params) + choices * maxTokensOf(params, maxTokensLimit), embedInputs: 0 };
+	return { requests: 1, tokens: promptTokens(params) + choicesOf(params) * maxTokensOf(params, maxTokensLimit), embedInputs: 0 };
+}
+
+/** How many choices a generation asks for (OpenAI's `n`; 1 without it). */
+export function choicesOf(params: Body): number {
+	return typeof params.n === "number" ? params.n : 1;
 }
 
 /** The most tokens one choice of a generation may produce: its max_tokens, or (absent) the largest accepted. */

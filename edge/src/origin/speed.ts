@@ -5,7 +5,7 @@
 // answer sends keepalives instead (keepalive.ts).
 import type { Settings } from "../config";
 import { HttpError } from "../errors";
-import { maxTokensOf } from "./capacity";
+import { choicesOf, maxTokensOf } from "./capacity";
 import { answerFacts } from "../cache/answers";
 import type { Body } from "../admission/validate";
 
@@ -36,19 +36,27 @@ function tokensPerSecond(config: Settings): number {
 	return rates.get(originOf(config)) ?? DEFAULT_TOKENS_PER_SECOND;
 }
 
-/** Refuses (400 `stream_required`) a non-streamed generation whose answer may take too long to wait for. */
+/**
+ * Refuses (400 `stream_required`) a non-streamed generation whose answer may take too long to wait for:
+ * up to n × max_tokens tokens, as the measured rate counts every choice's tokens (usage.completion_tokens).
+ * Several choices cannot stream (the runtime refuses `n` > 1 with `stream`), so for them it names `n`.
+ */
 export function checkNonStreamTime(params: Body, config: Settings): void {
 	const limitSeconds = config.nonStreamMaxSeconds;
-	const maxTokens = maxTokensOf(params, config.maxTokensLimit);
+	const choices = choicesOf(params);
+	const maxTokens = choices * maxTokensOf(params, config.maxTokensLimit);
 	const rate = tokensPerSecond(config);
 	const estimateSeconds = maxTokens / rate;
 	if (estimateSeconds <= limitSeconds) return;
+	const alternative =
+		choices === 1
+			? `send "stream": true (keepalives hold the connection open) or a smaller max_tokens`
+			: `send a smaller n or max_tokens, or "n": 1 with "stream": true (several choices cannot stream)`;
 	throw new HttpError(
 		400,
 		"stream_required",
 		`up to ${maxTokens} tokens at the origin's measured ${rate.toFixed(1)} tokens/s may take ${Math.ceil(estimateSeconds)} s, ` +
-			`longer than a non-streamed answer may take (NON_STREAM_MAX_SECONDS: ${limitSeconds} s); ` +
-			`send "stream": true (keepalives hold the connection open) or a smaller max_tokens`,
-		"stream",
+			`longer than a non-streamed answer may take (NON_STREAM_MAX_SECONDS: ${limitSeconds} s); ${alternative}`,
+		choices === 1 ? "stream" : "n",
 	);
 }
