@@ -25,7 +25,7 @@ from llama_cpp._internals import LlamaModel
 from runtime.engine.chat import Messages, chat_prompt_builder
 from runtime.engine.grammar import GrammarConstraint
 from runtime.engine.relevance import ANSWER_WORDS, Scoring, relevance_message, relevance_score
-from runtime.engine.sampling import GREEDY, Sampler, TokenLogprob, greedy_token, log_softmax_at, top_logprobs
+from runtime.engine.sampling import GREEDY, Sampler, TokenLogprob, log_softmax_at, top_logprobs
 from runtime.engine.slots import DECODING_PATH, SlotContext, SlotOptions
 from runtime.engine.stops import StopScanner
 
@@ -203,7 +203,7 @@ class GenerationEngine:
 
     def grammar_constraint(self, grammar: str) -> GrammarConstraint:
         """A fresh grammar state for one sequence; GrammarRefused when llama.cpp cannot build it."""
-        return GrammarConstraint(self._vocab, self._context.n_vocab, grammar)
+        return GrammarConstraint(self._vocab, self.n_vocab, grammar)
 
     def token_bytes(self, token: int) -> bytes:
         """A token's bytes; control tokens as their text (`<bos>`), so what was parsed from text is shown.
@@ -344,11 +344,10 @@ class GenerationEngine:
             return sequence.sampler.choose(logits)
         if not sequence.sampler.plain_greedy:
             return sequence.sampler.choose(constraint.mask(logits))
-        # Masking all 262k logits costs far more than asking about one token; when the best token is
-        # allowed it is also the best allowed one (ties included: argmax takes the first), so the mask is
-        # computed only when it changes the choice.
+        # Masking all 262k logits costs far more than asking about one token: the best token, when the
+        # grammar allows it, is the best allowed one (ties included: argmax takes the first).
         token = sequence.sampler.choose(logits)
-        return token if constraint.allows(token) else greedy_token(constraint.mask(logits))
+        return token if constraint.allows(token) else constraint.best_allowed(logits)
 
     def _piece(self, token: int) -> bytes:
         return self._model.detokenize([token])

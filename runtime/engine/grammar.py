@@ -92,6 +92,8 @@ def grammar_text(schema: dict) -> str:
     return converter.format_grammar()
 
 
+# How many of the highest logits are asked about before the whole vocabulary is masked.
+_TOP_K = 64
 _TOKEN_DATA = np.dtype([("id", np.int32), ("logit", np.float32), ("p", np.float32)], align=True)
 assert _TOKEN_DATA.itemsize == ctypes.sizeof(llama_cpp.llama_token_data)
 
@@ -125,6 +127,20 @@ class GrammarConstraint:
         candidate["id"], candidate["logit"] = token, 0.0
         return bool(np.isfinite(self._apply(candidate)["logit"][0]))
 
+    def best_allowed(self, logits: np.ndarray) -> int:
+        """argmax(mask(logits)), usually without masking all 262k tokens: the best allowed token among
+        the TOP_K highest is the best allowed overall when its logit is above every logit outside them."""
+        top = np.argpartition(logits, -_TOP_K)[-_TOP_K:]
+        candidates = np.empty(_TOP_K, dtype=_TOKEN_DATA)
+        candidates["id"], candidates["logit"], candidates["p"] = top, logits[top], 0.0
+        allowed = self._apply(candidates)["logit"]
+        finite = np.isfinite(allowed)
+        if finite.any():
+            best = allowed[finite].max()
+            if best > logits[top].min():  # else a token outside the top ties with it: decide on all
+                return int(candidates["id"][allowed == best].min())  # the first index, as argmax
+        return int(np.argmax(self.mask(logits)))
+
     def mask(self, logits: np.ndarray) -> np.ndarray:
         """The logits with every token the grammar does not allow next at -inf."""
         candidates = np.empty(self._n_vocab, dtype=_TOKEN_DATA)
@@ -139,7 +155,10 @@ class GrammarConstraint:
         return masked
 
     def accept(self, token: int) -> None:
-        """Advance past `token`, which must be allowed (llama.cpp aborts the process otherwise)."""
+        """Advance past `token`. llama.cpp aborts the whole process on a token the grammar does not
+        allow, so that is checked here first and raised as an error of this one request."""
+        if not self.allows(token):
+            raise RuntimeError(f"token {token} is not allowed by the grammar")
         llama_cpp.llama_sampler_accept(self._sampler, token)
 
 

@@ -5,6 +5,7 @@ it, and a token budget that ends before the JSON does is an error, never a cut a
 import json
 
 import httpx
+import numpy as np
 import pytest
 from jsonschema import Draft202012Validator, FormatChecker
 
@@ -375,3 +376,33 @@ def test_the_fingerprint_covers_the_grammar_engine(loaded_models, monkeypatch):
     today = compute_fingerprint(loaded_models.model, settings).value
     monkeypatch.setitem(grammar_module.GRAMMAR_ENGINE, "converter_sha256", "another converter")
     assert compute_fingerprint(loaded_models.model, settings).value != today
+
+
+def test_the_best_allowed_token_is_the_argmax_of_the_masked_logits(loaded_models):
+    """The shortcut (the top 64 logits first) chooses exactly what masking the whole vocabulary does,
+    ties included, in grammar states that allow few tokens (a key, a digit) and many (a string)."""
+    generator = loaded_models.generator
+    schema = {
+        "type": "object",
+        "properties": {"n": {"type": "integer"}, "s": {"type": "string"}},
+        "required": ["n", "s"],
+    }
+    constraint = generator.grammar_constraint(grammar_text(checked_schema(schema)))
+    rng = np.random.default_rng(7)
+    try:
+        for prefix in ['{"n', '{"n": 4', '{"n": 4, "s": "ab']:
+            for token in generator.tokenize_prompt(prefix)[1:]:
+                constraint.accept(token)
+            for _ in range(5):
+                logits = rng.standard_normal(generator.n_vocab).astype(np.float32)
+                masked = constraint.mask(logits)
+                assert constraint.best_allowed(logits) == int(np.argmax(masked))
+                # A tie between the best allowed token and a lower-numbered one outside the top 64.
+                best = int(np.argmax(masked))
+                tied = logits.copy()
+                tied[:best] = np.minimum(tied[:best], -10)
+                tied[0] = tied[best]
+                assert constraint.best_allowed(tied) == int(np.argmax(constraint.mask(tied)))
+            constraint = generator.grammar_constraint(grammar_text(checked_schema(schema)))
+    finally:
+        constraint.close()
