@@ -107,6 +107,23 @@ def test_every_answer_parses_and_validates(client, name):
     assert chat(client, schema).content == response.content  # deterministic
 
 
+@pytest.mark.parametrize(
+    "name", ["object with enum, integer, bounded string and array", "tuple, const and uuid"]
+)
+def test_seeded_sampling_answers_parse_validate_and_repeat(client, name):
+    """With temperature > 0 the sampler draws from the masked logits: every one of n choices is valid."""
+    schema = SCHEMAS[name]
+    sampled = {"temperature": 0.9, "top_p": 0.95, "seed": 11, "n": 3}
+    response = chat(client, schema, **sampled)
+    assert response.status_code == 200, response.text
+    choices = response.json()["choices"]
+    assert len(choices) == 3
+    for choice in choices:
+        assert choice["finish_reason"] == "stop"
+        validate(choice["message"]["content"], schema)
+    assert chat(client, schema, **sampled).content == response.content
+
+
 def test_native_generate_takes_json_schema_and_streams_the_same_text(client):
     schema = SCHEMAS["nested objects, optional property, number, boolean, null"]
     body = {"prompt": "A JSON record about Ada Lovelace:", "max_tokens": 160, "json_schema": schema}
