@@ -172,7 +172,7 @@ def test_status_describes_the_runtime(client):
     assert status["model"]["embedding_dim"] == 640 and status["model"]["n_ctx"] == 1024
     assert status["backend"] == "cpu"
     assert status["versions"]["llama_cpp_python"] == "0.3.36"
-    assert status["defaults"] == {"seed": 42, "max_tokens": 16, "max_tokens_cap": 256}
+    assert status["defaults"] == {"seed": 42, "max_tokens": 16, "max_tokens_cap": 256, "max_choices": 4}
 
 
 def test_metric_labels_stay_bounded_whatever_clients_send(app_factory):
