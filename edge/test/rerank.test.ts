@@ -202,6 +202,14 @@ describe("tokenize and detokenize", () => {
 		expect(((await response.json()) as { error: { message: string } }).error.message).toBe(message);
 	});
 
+	it("a model-scoped key tokenizes when it names its model", async () => {
+		const scoped = await createKey({ policy: { scope_models: ["gemma3-270m"] } });
+		const body = { prompt: uniquePrompt("scoped") };
+		expect((await call("/v1/tokenize", { body, key: scoped })).status).toBe(403);
+		expect((await call("/v1/tokenize", { body: { ...body, model: "gemma3-270m" }, key: scoped })).status).toBe(200);
+		expect((await call("/v1/detokenize", { body: { tokens: [2], model: "gemma3-270m" }, key: scoped })).status).toBe(200);
+	});
+
 	it("an unknown id is the runtime's 400, passed on and not cached", async () => {
 		const body = { tokens: [2, 0x110000] };
 		const response = await call("/v1/detokenize", { body, key });

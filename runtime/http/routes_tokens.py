@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 from runtime.engine.fingerprint import HEADER
 from runtime.errors import invalid_field
 from runtime.http.body import read_json
+from runtime.http.routes_openai import check_model
 from runtime.http.schemas import DetokenizeRequest, TokenizeRequest
 from runtime.http.state import runtime_state
 
@@ -32,6 +33,8 @@ async def tokenize(request: Request):
     state = runtime_state(request)
     body = await read_json(request, TokenizeRequest, state.settings.max_body_bytes)
     service = state.require_service()
+    if body.model is not None:
+        check_model(service, body.model)
     if (body.prompt is None) == (body.messages is None):
         raise invalid_field("body", "must have exactly one of prompt and messages")
     if body.prompt is not None:
@@ -55,6 +58,8 @@ async def detokenize(request: Request):
     state = runtime_state(request)
     body = await read_json(request, DetokenizeRequest, state.settings.max_body_bytes)
     service = state.require_service()
+    if body.model is not None:
+        check_model(service, body.model)
     engine = service.models.generator
     for index, token in enumerate(body.tokens):
         if token >= engine.n_vocab:

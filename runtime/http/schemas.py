@@ -168,12 +168,14 @@ class TokenizeRequest(StrictBody):
     """Exactly one of `prompt` (tokenised as /v1/generate and /v1/completions do) and `messages` (as
     /v1/chat/completions does, the chat template applied)."""
 
+    model: StrictStr | None = None
     prompt: NonEmptyText | None = None
     messages: Annotated[list[ChatMessage], _array_of("messages"), Field(min_length=1)] | None = None
     with_pieces: StrictBool = False
 
 
 class DetokenizeRequest(StrictBody):
+    model: StrictStr | None = None
     tokens: Annotated[
         list[Annotated[StrictInt, Field(ge=0)]],
         _array_of("token ids"),

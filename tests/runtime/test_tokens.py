@@ -138,3 +138,13 @@ def test_bad_tokenize_bodies_name_the_field(client, body, field):
     response = client.post("/v1/tokenize", json=body)
     assert response.status_code == 400, response.text
     assert response.json()["error"]["field"] == field
+
+
+def test_a_model_may_be_named_and_must_be_the_served_one(client):
+    """A model-scoped API key must name its model on every route (the Worker checks the scope)."""
+    named = client.post("/v1/tokenize", json={"model": MODEL, "prompt": "Hi"})
+    assert named.json()["tokens"] == client.post("/v1/tokenize", json={"prompt": "Hi"}).json()["tokens"]
+    for path, body in [("/v1/tokenize", {"prompt": "Hi"}), ("/v1/detokenize", {"tokens": [2]})]:
+        response = client.post(path, json={**body, "model": "gpt-4"})
+        assert response.status_code == 404
+        assert response.json()["error"]["field"] == "model"

@@ -278,7 +278,7 @@ export const validateEmbeddings = validator({
 
 const tokenizeFields = validator({
 	required: [],
-	params: { prompt: nonEmptyString, messages: chatMessages, with_pieces: boolean },
+	params: { model, prompt: nonEmptyString, messages: chatMessages, with_pieces: boolean },
 	transport: {},
 });
 
@@ -310,6 +310,7 @@ const arrayOf =
 export const validateDetokenize = validator({
 	required: ["tokens"],
 	params: {
+		model,
 		tokens: arrayOf(
 			"token ids",
 			MAX_DETOKENIZE_TOKENS,
