@@ -190,7 +190,6 @@ async function streamMiss(
 			obs.recordUsage(200);
 		},
 	};
-	const startedMs = Date.now();
 	const call = callOrigin(env, target, route.originPath, { method: "POST", body }, async (response) => response);
 	const wait = sleep(config.keepaliveMs);
 	let upstream: Response | null;
@@ -230,7 +229,6 @@ async function streamMiss(
 					hold.settle(totalTokens(facts));
 					noteUsage(obs, facts, false);
 					endedWell = true;
-					recordSpeed(config, derived.body, Date.now() - startedMs);
 					const answer = {
 						status: 200,
 						body: derived.body,

@@ -219,6 +219,51 @@ describe("a non-streamed generation that may outlast the proxies", () => {
 		expect((await refused.json<ErrorBody>()).error.message).toMatch(/at the origin's measured (1[0-6]|[0-9])\.\d tokens\/s/);
 	});
 
+	it("does not learn a speed from a stream read at the client's pace", async () => {
+		const readerOrigin = { ORIGIN_URL: "http://slow-reader-origin.test", NON_STREAM_MAX_SECONDS: "5", MODEL_FINGERPRINT: FINGERPRINT };
+		const text = "abcdefghijklmnopqrst";
+		const answer = {
+			text,
+			finish_reason: "length",
+			usage: { prompt_tokens: 3, completion_tokens: 20 },
+			model: "gemma3-270m",
+			fingerprint: FINGERPRINT,
+		};
+		const events = renderStream("native", JSON.stringify(answer), Array(20).fill(1), false)!.split(/(?<=\n\n)/);
+		// An origin that sends each event as soon as it is asked for one: as fast as the client reads
+		// (the first call; later ones get the plain answer).
+		let calls = 0;
+		origin.set("slow-reader-origin.test", {
+			respond: () => {
+				if (calls++ > 0) return Response.json(answer);
+				let next = 0;
+				const body = new ReadableStream<Uint8Array>({
+					pull: (controller) =>
+						next === events.length ? controller.close() : controller.enqueue(new TextEncoder().encode(events[next++])),
+				});
+				return new Response(body, { headers: { "content-type": "text/event-stream; charset=utf-8", "x-model-fingerprint": FINGERPRINT } });
+			},
+		});
+		const streamed = await call("/v1/generate", {
+			body: { prompt: uniquePrompt("slow reader"), stream: true },
+			key,
+			env: readerOrigin,
+			settle: false,
+		});
+		const { reader } = await firstChunk(streamed);
+		await sleep(1500); // a client that stops reading for a while: 20 tokens over 1.5 s would be 13 tokens/s
+		await readAll(reader);
+		await vi.waitFor(async () => expect(await env.CACHE.get(streamed.headers.get("x-cache-key")!)).not.toBeNull());
+		// 90 tokens: 4.5 s at the assumed 20 tokens/s, which the client's pace must not turn into 7 s.
+		const plain = await call("/v1/generate", {
+			body: { prompt: uniquePrompt("after a slow reader"), max_tokens: 90 },
+			key,
+			env: readerOrigin,
+		});
+		expect(((await plain.json()) as ErrorBody).error?.message).toBeUndefined();
+		expect(plain.status).toBe(200);
+	});
+
 	it("counts every one of n choices, and names n (several choices cannot stream) when they may take too long", async () => {
 		// At the assumed 20 tokens/s one choice of 100 tokens fits in 5 s; two choices are up to 200 tokens.
 		const chat = (n: number) => ({

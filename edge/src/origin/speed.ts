@@ -1,8 +1,9 @@
-// The origin's generation speed, learnt in this isolate from completed answers (usage.completion_tokens
-// over the origin call's time), and the refusal of a non-streamed generation that would outlast the
+// The origin's generation speed, learnt in this isolate from completed non-streamed answers
+// (usage.completion_tokens over the origin call's time), and the refusal of a non-streamed generation that would outlast the
 // proxies in front of it: Cloudflare answers 524 when an origin sends nothing for 100 s (and the Worker's
 // own ORIGIN_TIMEOUT_MS, which should be longer than NON_STREAM_MAX_SECONDS, ends the call). A streamed
-// answer sends keepalives instead (keepalive.ts).
+// answer sends keepalives instead (keepalive.ts). Streams teach nothing: the origin's stream is read at
+// the client's pace, so a client that reads slowly would make the origin look slow to every tenant.
 import type { Settings } from "../config";
 import { HttpError } from "../errors";
 import { choicesOf, maxTokensOf } from "./capacity";
