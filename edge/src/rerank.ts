@@ -184,6 +184,8 @@ async function serve(c: Context, params: Body, redacted: string[], hold: BudgetH
 	else if (missing.length === 0) obs.cache = "HIT";
 	else obs.cache = scored.cached === 0 ? "MISS" : "PARTIAL";
 	if (obs.cache === "HIT") obs.cacheTier = scored.slowestTier;
+	// The slowest tier any of the list's pairs came from.
+	if (obs.cacheTier) headers.set("x-cache-tier", obs.cacheTier);
 	// The budget pays for the prompts the origin scored now; cached pairs as a hit's prompt side.
 	const tokensOf = (list: string[]) => list.reduce((sum, document) => sum + scored.pairs.get(document)!.prompt_tokens, 0);
 	const cachedDocuments = distinct.filter((document) => !missing.includes(document));

@@ -36,8 +36,10 @@ describe("per-pair caching", () => {
 		expect(sentDocuments()).toEqual([[a, b, c], [d]]);
 		expect(scoreOf(second.answer.results, 0)).toBe(scoreOf(first.answer.results, 1));
 		expect(scoreOf(second.answer.results, 1)).toBe(scoreOf(first.answer.results, 2));
-		const third = await rerank({ query, documents: [d, a] });
-		expect(third.cache).toBe("HIT");
+		const third = await call("/v1/rerank", { body: { query, documents: [d, a] }, key });
+		expect(third.headers.get("x-cache")).toBe("HIT");
+		expect(["memory", "kv", "d1"]).toContain(third.headers.get("x-cache-tier"));
+		expect(third.headers.get("x-steadytext-tokens-saved")).toBe(String(80 + Array.from(d + a).length));
 		expect(origin.callsTo("/v1/rerank")).toHaveLength(2);
 	});
 
