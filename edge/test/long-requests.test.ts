@@ -134,6 +134,52 @@ describe("SSE keepalives on a streamed miss", () => {
 		expect(await env.CACHE.get(response.headers.get("x-cache-key")!)).toBeNull();
 	});
 
+	it.each([
+		["before", true],
+		["after", false],
+	])("gives the lease back and stores nothing when the origin's stream breaks off %s the stream was committed", async (_, gated) => {
+		const { gate, open } = makeGate();
+		const first = renderStream(
+			"native",
+			JSON.stringify({
+				text: "broken off",
+				finish_reason: "length",
+				usage: { prompt_tokens: 3, completion_tokens: 2 },
+				model: "m",
+				fingerprint: FINGERPRINT,
+			}),
+			[6, 4],
+			false,
+		)!.split(/(?<=\n\n)/)[0];
+		const broken = () => {
+			let sent = false;
+			const body = new ReadableStream<Uint8Array>({
+				pull(controller) {
+					if (sent) return controller.error(new Error("the origin's connection reset"));
+					sent = true;
+					controller.enqueue(new TextEncoder().encode(first));
+				},
+			});
+			return new Response(body, { headers: { "content-type": "text/event-stream; charset=utf-8", "x-model-fingerprint": FINGERPRINT } });
+		};
+		origin.set(PRIMARY, gated ? { gate, respond: broken } : { respond: broken });
+		const response = await call("/v1/generate", {
+			body: { prompt: uniquePrompt("broken off"), stream: true },
+			key,
+			env: FAST_KEEPALIVE,
+			settle: false,
+		});
+		expect(response.status).toBe(200);
+		open();
+		const reader = response.body!.getReader();
+		const received = await readAll(reader).catch(() => "cut");
+		expect(received).not.toContain('"done":true');
+		await vi.waitFor(async () => expect(await heldRequests()).toBe(0));
+		const cacheKey = response.headers.get("x-cache-key")!;
+		expect(await env.CACHE.get(cacheKey)).toBeNull();
+		expect(await env.DB.prepare("SELECT cache_key FROM answer_cache WHERE cache_key = ?").bind(cacheKey).first()).toBeNull();
+	});
+
 	it("sends none when the origin is quick, so its status goes out unchanged", async () => {
 		origin.set(PRIMARY, { respond: () => Response.json({ error: { type: "queue_full", message: "the queue is full" } }, { status: 429 }) });
 		const response = await call("/v1/generate", { body: { prompt: uniquePrompt("quick refusal"), stream: true }, key });
