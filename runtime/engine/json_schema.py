@@ -84,7 +84,9 @@ def checked_schema(schema: Any) -> dict:
         for key in error.absolute_path:
             path = child_path(path, key)
         raise SchemaRefused(path, f"is not a valid JSON Schema: {error.message}") from None
-    return _Walker(schema).root()
+    normalised = _Walker(schema).root()
+    _check_unambiguous(normalised)
+    return normalised
 
 
 def _kind_of(node: dict, path: str) -> str | None:
@@ -304,3 +306,104 @@ class _Walker:
         if maximum is not None and minimum > maximum:
             raise SchemaRefused(child_path(path, low), f"is above {high}: nothing satisfies the schema")
         return minimum, maximum
+
+
+# --- ambiguity: the grammar follows every alternative that still matches, one parser stack each ---
+#
+# Alternatives that open the same container (two arrays, two objects that may start with the same key)
+# stay alive side by side inside it, and each nested level multiplies them: with a recursive $ref, two
+# identical array alternatives double the stacks per "[" and one token takes seconds after a dozen levels
+# (llama.cpp's grammar has no bound), stalling every request decoded with it. Values that cannot contain
+# another (strings, numbers, literals) end their ambiguity when they end, so only containers are checked:
+# within an anyOf (or a list of types) at most one alternative may open an array, and objects must be told
+# apart by their first key (the first name in `required`, which the grammar writes first) or, for the
+# same first key, by the const/enum values of that key (a discriminated union).
+
+
+Opening = tuple[str, str | None, frozenset[str] | None]
+
+
+def _openings(node: dict, defs: dict, seen: frozenset[str] = frozenset()) -> list[Opening]:
+    """How the values of `node` can open a container: ("array", None, None), or ("object", its first key,
+    the JSON of the values that key's value is limited to by const/enum) with None for "any"."""
+    if "$ref" in node:
+        ref = node["$ref"]
+        if ref in seen:  # a reference that opens nothing before it recurses: llama.cpp refuses it later
+            return []
+        container, name = _REF.match(ref).groups()
+        return _openings(defs[container][name], defs, seen | {ref})
+    if "anyOf" in node:
+        return [opening for option in node["anyOf"] for opening in _openings(option, defs, seen)]
+    if "const" in node or "enum" in node:
+        return []
+    kinds = node["type"] if isinstance(node["type"], list) else [node["type"]]
+    openings: list[Opening] = []
+    if "array" in kinds:
+        openings.append(("array", None, None))
+    if "object" in kinds:
+        required = node.get("required", []) if isinstance(node["type"], str) else []
+        if not required:
+            openings.append(("object", None, None))
+        else:
+            first = node["properties"][required[0]]
+            values = [first["const"]] if "const" in first else first.get("enum")
+            literals = None if values is None else frozenset(json.dumps(v, sort_keys=True) for v in values)
+            openings.append(("object", required[0], literals))
+    return openings
+
+
+def _conflict(a: Opening, b: Opening) -> bool:
+    """Whether two alternatives' containers can both still match after the first key and its value."""
+    if a[0] != b[0]:
+        return False
+    if a[0] == "array" or a[1] is None or b[1] is None:
+        return True
+    if a[1] != b[1]:
+        return False
+    return a[2] is None or b[2] is None or bool(a[2] & b[2])
+
+
+def _check_unambiguous(root: dict) -> None:
+    defs = {container: root.get(container, {}) for container in ("$defs", "definitions")}
+
+    def check(node: dict, path: str) -> None:
+        if "anyOf" in node:
+            found: list[tuple[int, Opening]] = []
+            for index, option in enumerate(node["anyOf"]):
+                mine = _openings(option, defs)
+                for earlier, theirs in found:
+                    for opening in mine:
+                        if _conflict(opening, theirs):
+                            kind, key, _ = opening
+                            what = (
+                                "an array"
+                                if kind == "array"
+                                else (
+                                    f'an object starting with "{key}"'
+                                    if key
+                                    else "an object with no required key"
+                                )
+                            )
+                            raise SchemaRefused(
+                                child_path(child_path(path, "anyOf"), index),
+                                f"can open {what} where alternative {earlier} can too: the grammar would "
+                                "follow both into every nested level; use one array alternative and give "
+                                "object alternatives different first required keys (or const values for it)",
+                            )
+                found += [(index, opening) for opening in mine]
+        for child_at, child in _children(node, path):
+            check(child, child_at)
+
+    check(root, "")
+
+
+def _children(node: dict, path: str):
+    for keyword in ("anyOf", "prefixItems"):
+        for index, child in enumerate(node.get(keyword, [])):
+            yield child_path(child_path(path, keyword), index), child
+    for keyword in ("items", "additionalProperties"):
+        if isinstance(node.get(keyword), dict):
+            yield child_path(path, keyword), node[keyword]
+    for container in ("properties", "$defs", "definitions"):
+        for name, child in node.get(container, {}).items():
+            yield child_path(child_path(path, container), name), child

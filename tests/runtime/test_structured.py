@@ -225,6 +225,39 @@ REFUSED = [
     ({"type": "strange"}, ".type"),
     ({"type": "object", "required": "a"}, ".required"),
     ({"nullable": True, "type": "string"}, ".nullable"),
+    # Alternatives the grammar would follow side by side into every nested level (exponential stacks).
+    (
+        {
+            "$defs": {
+                "n": {
+                    "anyOf": [
+                        {"type": "array", "items": {"$ref": "#/$defs/n"}},
+                        {"type": "array", "items": {"$ref": "#/$defs/n"}},
+                    ]
+                }
+            },
+            "$ref": "#/$defs/n",
+        },
+        ".$defs.n.anyOf[1]",
+    ),
+    (
+        {
+            "anyOf": [
+                {"type": "object"},
+                {"type": "object", "properties": {"a": {"type": "string"}}, "required": ["a"]},
+            ]
+        },
+        ".anyOf[1]",
+    ),
+    (
+        {
+            "anyOf": [
+                {"type": "object", "properties": {"kind": {"const": "a"}}, "required": ["kind"]},
+                {"type": "object", "properties": {"kind": {"enum": ["b", "a"]}}, "required": ["kind"]},
+            ]
+        },
+        ".anyOf[1]",
+    ),
 ]
 
 
@@ -423,3 +456,21 @@ def test_the_best_allowed_token_is_the_argmax_of_the_masked_logits(loaded_models
             constraint = generator.grammar_constraint(grammar_text(checked_schema(schema)))
     finally:
         constraint.close()
+
+
+def test_a_discriminated_union_is_accepted_and_enforced(loaded_models):
+    """Objects told apart by the const value of their first key are not ambiguous: both are allowed."""
+    variant = {
+        "circle": {"kind": {"const": "circle"}, "radius": {"type": "number"}},
+        "square": {"kind": {"const": "square"}, "side": {"type": "number"}},
+    }
+    schema = {
+        "anyOf": [
+            {"type": "object", "properties": props, "required": list(props), "additionalProperties": False}
+            for props in variant.values()
+        ]
+    }
+    generator = loaded_models.generator
+    assert grammar_accepts(generator, schema, '{"kind": "circle", "radius": 2}')
+    assert grammar_accepts(generator, schema, '{"kind": "square", "side": 3}')
+    assert not grammar_accepts(generator, schema, '{"kind": "circle", "side": 3}')
