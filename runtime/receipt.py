@@ -46,11 +46,18 @@ def parse_receipt(text: str) -> dict[str, str]:
         receipt = json.loads(text)
     except ValueError:
         raise UnreadableInput("receipt: is not JSON (save the X-Steadytext-Receipt header's value)") from None
+    except RecursionError:
+        raise UnreadableInput("receipt: is nested too deeply to be a receipt (a flat JSON object)") from None
     if not isinstance(receipt, dict):
         raise UnreadableInput("receipt: must be a JSON object")
     for field in (*SIGNED_FIELDS, "signature"):
         if not isinstance(receipt.get(field), str):
             raise UnreadableInput(f"receipt: {field} is missing or not a string")
+        # JSON admits lone surrogate escapes ("\ud800"); the signed message is UTF-8, which cannot hold them.
+        try:
+            receipt[field].encode("utf-8")
+        except UnicodeEncodeError:
+            raise UnreadableInput(f"receipt: {field} is not valid Unicode text") from None
     if receipt["version"] != VERSION:
         raise UnreadableInput(f"receipt: version {receipt['version']!r} is not {VERSION!r}")
     return receipt

@@ -42,6 +42,12 @@ def sign(key: Ed25519PrivateKey, **overrides: str) -> str:
     return json.dumps({**fields, "signature": base64.b64encode(key.sign(message)).decode()}, sort_keys=True)
 
 
+def sign_with_lone_surrogate() -> str:
+    """A receipt whose route holds a lone surrogate escape: JSON allows it, UTF-8 cannot encode it."""
+    fields = json.loads(sign(Ed25519PrivateKey.generate()))
+    return json.dumps({**fields, "route": "/v1/generate"}).replace("/v1/generate", "\\ud800")
+
+
 @pytest.fixture()
 def files(tmp_path: Path):
     key = Ed25519PrivateKey.generate()
@@ -136,6 +142,9 @@ def test_a_consistently_forged_receipt_over_other_bytes_fails(files, capsys):
         ("not json", "receipt: is not JSON"),
         ("[]", "receipt: must be a JSON object"),
         ('{"version": "steadytext-receipt/1"}', "receipt: route is missing"),
+        # Inputs no Worker signs must still end in a named refusal, never a traceback.
+        ("[" * 100_000 + "]" * 100_000, "receipt: is nested too deeply"),
+        (sign_with_lone_surrogate(), "receipt: route is not valid Unicode text"),
     ],
 )
 def test_unreadable_inputs_exit_two(files, capsys, receipt, named):
