@@ -376,6 +376,16 @@ export async function handleInference(
 			RECEIPT_HEADER,
 		);
 	}
+	if (signing && checked.redacted.length > 0) {
+		// The origin answers the redacted body: a receipt over the bytes as sent would vouch for an answer
+		// to text the model never read.
+		throw new HttpError(
+			400,
+			"invalid_request",
+			`receipts sign the answer to the request bytes as sent, and DLP_POLICY=redact replaced parts of these (${checked.redacted.join(", ")}) before the model read them: send the request without them (or without the header)`,
+			RECEIPT_HEADER,
+		);
+	}
 	const path = new URL(request.url).pathname;
 	const receipts: Receipts = signing && ((prepared, answer, headers) => addReceipt(env, config, signing, path, prepared, answer, headers));
 	// Everything up to the budget reservation comes before the cache is consulted, so that the answer

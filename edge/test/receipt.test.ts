@@ -152,6 +152,34 @@ it("refuses an unknown header value and a streamed request with a 400 naming the
 	expect(origin.callsTo("/v1/chat/completions")).toHaveLength(0);
 });
 
+it("refuses a receipt for a request DLP redacted (the model would answer other bytes than the signed ones), before any origin work", async () => {
+	const { origin, key } = await freshOriginAndKey();
+	// Under DLP_POLICY=redact the origin answers the redacted prompt; a receipt over the bytes as sent
+	// would vouch that the model answered them, which it never read. Its plain twin stays signable.
+	const prompt = `${uniquePrompt("redacted and signed")} card 4111 1111 1111 1111`;
+	const env = { RECEIPT_SIGNING_KEY: privatePem, DLP_POLICY: "redact" };
+	const refused = await call("/v1/generate", { key, body: { prompt, max_tokens: 4 }, headers: withReceipt, env });
+	expect(refused.status).toBe(400);
+	const { error } = await refused.json<{ error: { type: string; field: string; message: string } }>();
+	expect(error).toMatchObject({ type: "invalid_request", field: "X-Steadytext-Receipt" });
+	expect(error.message).toContain("payment_card");
+	expect(error.message).not.toContain("4111");
+	expect(refused.headers.has("x-steadytext-receipt")).toBe(false);
+	expect(origin.callsTo("/v1/generate")).toHaveLength(0);
+
+	const unsigned = await call("/v1/generate", { key, body: { prompt, max_tokens: 4 }, env });
+	expect(unsigned.status).toBe(200);
+	expect(unsigned.headers.get("x-dlp-redacted")).toBe("payment_card");
+	const plain = await call("/v1/generate", {
+		key,
+		body: { prompt: uniquePrompt("plain and signed"), max_tokens: 4 },
+		headers: withReceipt,
+		env,
+	});
+	expect(plain.status).toBe(200);
+	expect(plain.headers.has("x-steadytext-receipt")).toBe(true);
+});
+
 it("answers 500 configuration_error naming RECEIPT_SIGNING_KEY when it is missing or not a key, never an unsigned answer", async () => {
 	const { origin, key } = await freshOriginAndKey();
 	const broken = ["", "not a key", "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n", ecdsaPem];
