@@ -29,6 +29,8 @@ export default defineConfig({
 								D1_MIGRATIONS: migrations,
 								// The limiters as declared, for the test that the Worker's copies of their periods match.
 								DECLARED_RATELIMITS: JSON.stringify(wrangler.ratelimits),
+								// The queues as declared, for the test that the Worker's queue handler serves each one.
+								DECLARED_QUEUES: JSON.stringify(wrangler.queues),
 								ORIGIN_URL: "http://origin-primary.test",
 								ORIGIN_FALLBACK_URL: "http://origin-fallback.test",
 								ORIGIN_TIMEOUT_MS: "2000",

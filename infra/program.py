@@ -62,9 +62,9 @@ def local_model(model: ModelConfig):
     return resolve_model(RuntimeSettings(model_path=None, model_url=None, model_sha256=None))
 
 
-# Per-key limits, what a hit costs a key's budget and the request-path tunables below live in
-# edge/wrangler.jsonc alone, like the RATE_LIMITER binding's limit: the deployed Worker gets that
-# file's values.
+# Per-key limits (the Batch API's included), what a hit costs a key's budget and the request-path
+# tunables below live in edge/wrangler.jsonc alone, like the RATE_LIMITER binding's limit: the deployed
+# Worker gets that file's values.
 WRANGLER_DEFINED_VARS = (
     "MAX_CONCURRENT_PER_KEY",
     "MAX_TOKENS_IN_FLIGHT_PER_KEY",
@@ -74,6 +74,10 @@ WRANGLER_DEFINED_VARS = (
     "SSE_KEEPALIVE_MS",
     "NON_STREAM_MAX_SECONDS",
     "BUDGET_HIT_TOKENS",
+    "MAX_BATCH_FILE_BYTES",
+    "MAX_BATCH_LINES",
+    "MAX_CONCURRENT_BATCHES_PER_KEY",
+    "BATCH_SHARE_PERCENT",
 )
 
 

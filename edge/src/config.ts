@@ -27,6 +27,15 @@ export interface Settings {
 	keepaliveMs: number;
 	/** Longest a non-streamed generation may be estimated to take (NON_STREAM_MAX_SECONDS). */
 	nonStreamMaxSeconds: number;
+	/** The share (percent) of each per-key budget that batch lines may hold (BATCH_SHARE_PERCENT). */
+	batchSharePercent: number;
+}
+
+/** The Batch API's per-key limits. */
+export interface BatchLimits {
+	maxFileBytes: number;
+	maxLines: number;
+	maxConcurrentBatches: number;
 }
 
 // Cloudflare's proxy answers 524 when an origin sends nothing for 100 s; a non-streamed answer must come sooner.
@@ -124,6 +133,21 @@ function parseSettings(env: Env): Settings {
 		requestTtl: { minSeconds: requestTtlMin, maxSeconds: cache.maxAgeSeconds },
 		keepaliveMs: integerVar(env, "SSE_KEEPALIVE_MS"),
 		nonStreamMaxSeconds,
+		batchSharePercent: percentVar(env, "BATCH_SHARE_PERCENT"),
+	};
+}
+
+function percentVar(env: Env, name: keyof Env): number {
+	const value = integerVar(env, name);
+	if (value > 100) throw configError(`${name} must be a percentage between 1 and 100, got ${value}`);
+	return value;
+}
+
+export function batchLimits(env: Env): BatchLimits {
+	return {
+		maxFileBytes: integerVar(env, "MAX_BATCH_FILE_BYTES"),
+		maxLines: integerVar(env, "MAX_BATCH_LINES"),
+		maxConcurrentBatches: integerVar(env, "MAX_CONCURRENT_BATCHES_PER_KEY"),
 	};
 }
 

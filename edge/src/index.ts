@@ -9,9 +9,12 @@ import { scopedRoute } from "./admission/scopes";
 import { OriginUnavailableError } from "./origin/client";
 import { route } from "./router";
 import { onOriginUnavailable } from "./origin/scalesignal";
+import { consumeQueue } from "./batch/queues";
+import { reviveStalled } from "./batch/watchdog";
 
 export { Coalescer } from "./origin/coalescer-object";
 export { KeyLimiter } from "./origin/keylimiter";
+export { BatchWorkflow } from "./batch/workflow";
 
 export default {
 	async fetch(request, env, ctx): Promise<Response> {
@@ -57,10 +60,19 @@ export default {
 		return response;
 	},
 
+	queue: consumeQueue,
+
 	async scheduled(_controller, env): Promise<void> {
 		// A bad cache var fails the eviction (and the run), never the metrics pruning beside it.
 		const eviction = Promise.resolve().then(() => evictExpired(env.DB, cachePolicy(env).maxAgeSeconds));
-		const [evicted, pruned, prunedUsage] = await Promise.all([eviction, pruneRequestMetrics(env.DB), pruneUsage(env.DB)]);
-		console.log(`scheduled: evicted ${evicted} cached answers, pruned ${pruned} metric rows and ${prunedUsage} usage rows`);
+		const [evicted, pruned, prunedUsage, revived] = await Promise.all([
+			eviction,
+			pruneRequestMetrics(env.DB),
+			pruneUsage(env.DB),
+			reviveStalled(env),
+		]);
+		console.log(
+			`scheduled: evicted ${evicted} cached answers, pruned ${pruned} metric rows and ${prunedUsage} usage rows, restarted ${revived} stalled batches`,
+		);
 	},
 } satisfies ExportedHandler<Env>;

@@ -5,6 +5,7 @@
 // once it completed well; a streamed hit replays its exact bytes. A non-streamed generation that may take
 // longer than proxies wait is refused with a pointer to streaming (origin/speed.ts).
 import { admit } from "./admission/admit";
+import type { ApiKeyRecord } from "./admission/auth";
 import { reserveBudget, type BudgetHold } from "./admission/budget";
 import { checkModelScope } from "./admission/scopes";
 import { answerFacts, isCacheableAnswer, totalTokens, type AnswerFacts } from "./cache/answers";
@@ -14,7 +15,17 @@ import { cacheControls, type CacheControls } from "./cache/controls";
 import { failureEvents, sleep, withKeepalive } from "./origin/keepalive";
 import { checkNonStreamTime, recordSpeed } from "./origin/speed";
 import { onOriginUnavailable } from "./origin/scalesignal";
-import { acquireLease, checkDemandFits, demandOf, releasingAtEnd, tokenEstimate, withLease, type LeaseRequest } from "./origin/capacity";
+import {
+	acquireLease,
+	checkDemandFits,
+	demandOf,
+	releasingAtEnd,
+	tokenEstimate,
+	withLease,
+	type Demand,
+	type KeyLimits,
+	type LeaseRequest,
+} from "./origin/capacity";
 import { coalescedAnswer } from "./origin/coalesce";
 import { settings, type Settings } from "./config";
 import { applyDlp } from "./admission/dlp";
@@ -358,9 +369,37 @@ export async function handleInference(
 	obs: Observation,
 ): Promise<Response> {
 	const record = await admit(request, env);
-	const tenant = record.id;
-	obs.keyId = tenant;
+	obs.keyId = record.id;
 	obs.admitted = true;
+	return serveAdmitted(request, env, ctx, route, obs, record, "live");
+}
+
+/**
+ * Who waits when a key's origin budgets run short: a live request may use every budget in full; a batch
+ * line (edge/src/batch/) takes a lease only within BATCH_SHARE_PERCENT of each, so live requests always
+ * find the rest free.
+ */
+type Priority = "live" | "batch";
+
+function leaseLimits(config: Settings, demand: Demand, priority: Priority): KeyLimits {
+	if (priority === "live") return config.keyLimits;
+	const share = (budget: keyof KeyLimits) =>
+		// A line no share could ever hold still runs, when the key holds nothing else of that budget.
+		Math.max(Math.floor((config.keyLimits[budget] * config.batchSharePercent) / 100), demand[budget]);
+	return { requests: share("requests"), tokens: share("tokens"), embedInputs: share("embedInputs") };
+}
+
+/** The request path after admission: what a live request and a batch line (its key checked) share. */
+export async function serveAdmitted(
+	request: Request,
+	env: Env,
+	ctx: ExecutionContext,
+	route: InferenceRoute,
+	obs: Observation,
+	record: ApiKeyRecord,
+	priority: Priority,
+): Promise<Response> {
+	const tenant = record.id;
 	const config = settings(env);
 	// A header, read before the body: metadata that cannot be kept is refused before any work.
 	obs.usage.metadata = requestMetadata(request, config.dlpPolicy);
@@ -399,7 +438,18 @@ export async function handleInference(
 	const estimate = tokenEstimate(route.kind, checked.params, config.maxTokensLimit);
 	const hold = await reserveBudget(env, ctx, record, estimate, budgetField(checked.params), ttlMs);
 	try {
-		return await serve(env, ctx, config, route, target, { tenant, demand, limits: config.keyLimits, ttlMs }, checked, hold, obs, receipts);
+		return await serve(
+			env,
+			ctx,
+			config,
+			route,
+			target,
+			{ tenant, demand, limits: leaseLimits(config, demand, priority), ttlMs },
+			checked,
+			hold,
+			obs,
+			receipts,
+		);
 	} catch (error) {
 		hold.settle(0);
 		throw error;

@@ -9,16 +9,11 @@ import { handleInference, type InferenceRoute, type Observation } from "./infere
 import { metricsResponse } from "./observability/metrics";
 import { requestMetadata, usageResponse } from "./observability/usage";
 import { callOrigin, readAnswer } from "./origin/client";
-import {
-	validateChat,
-	validateCompletion,
-	validateDetokenize,
-	validateEmbed,
-	validateEmbeddings,
-	validateGenerate,
-	validateTokenize,
-} from "./admission/validate";
+import { validateDetokenize, validateEmbed, validateGenerate, validateTokenize } from "./admission/validate";
 import { handleRerank } from "./rerank";
+import { OPENAI_ROUTES } from "./openai-routes";
+import { cancelBatch, createBatch, listBatchesRoute, retrieveBatch } from "./batch/batches-api";
+import { fileContent, retrieveFile, uploadFile } from "./batch/files-api";
 
 type Handler = (request: Request, env: Env, ctx: ExecutionContext, obs: Observation) => Promise<Response>;
 
@@ -87,13 +82,9 @@ const ROUTES: Record<string, Partial<Record<string, Handler>>> = {
 	"/generate": { POST: inference(generate) },
 	"/v1/embed": { POST: inference(embed) },
 	"/embed": { POST: inference(embed) },
-	"/v1/completions": {
-		POST: inference({ kind: "generate", originPath: "/v1/completions", validate: validateCompletion, streamFormat: "completion" }),
-	},
-	"/v1/chat/completions": {
-		POST: inference({ kind: "generate", originPath: "/v1/chat/completions", validate: validateChat, streamFormat: "chat" }),
-	},
-	"/v1/embeddings": { POST: inference({ kind: "embed", originPath: "/v1/embeddings", validate: validateEmbeddings, streamFormat: null }) },
+	"/v1/completions": { POST: inference(OPENAI_ROUTES["/v1/completions"]) },
+	"/v1/chat/completions": { POST: inference(OPENAI_ROUTES["/v1/chat/completions"]) },
+	"/v1/embeddings": { POST: inference(OPENAI_ROUTES["/v1/embeddings"]) },
 	"/v1/tokenize": { POST: inference({ kind: "tokens", originPath: "/v1/tokenize", validate: validateTokenize, streamFormat: null }) },
 	"/v1/detokenize": { POST: inference({ kind: "tokens", originPath: "/v1/detokenize", validate: validateDetokenize, streamFormat: null }) },
 	"/v1/rerank": { POST: handleRerank },
@@ -101,13 +92,24 @@ const ROUTES: Record<string, Partial<Record<string, Handler>>> = {
 	"/v1/usage": { GET: usage },
 	"/health": { GET: health },
 	"/metrics": { GET: metrics },
+	"/v1/files": { POST: uploadFile },
+	"/v1/batches": { POST: createBatch, GET: listBatchesRoute },
 };
+
+// Routes with an id in the path; the metrics label is the pattern, never the id.
+const PATTERN_ROUTES: { pattern: RegExp; label: string; methods: Partial<Record<string, Handler>> }[] = [
+	{ pattern: /^\/v1\/files\/[^/]+$/, label: "/v1/files/{id}", methods: { GET: retrieveFile } },
+	{ pattern: /^\/v1\/files\/[^/]+\/content$/, label: "/v1/files/{id}/content", methods: { GET: fileContent } },
+	{ pattern: /^\/v1\/batches\/[^/]+$/, label: "/v1/batches/{id}", methods: { GET: retrieveBatch } },
+	{ pattern: /^\/v1\/batches\/[^/]+\/cancel$/, label: "/v1/batches/{id}/cancel", methods: { POST: cancelBatch } },
+];
 
 export function route(request: Request, env: Env, ctx: ExecutionContext, obs: Observation): Promise<Response> {
 	const path = new URL(request.url).pathname;
-	const methods = ROUTES[path];
-	if (!methods) throw new HttpError(404, "not_found", `no route for ${request.method} ${path}`);
-	obs.endpoint = path;
+	const matched = ROUTES[path] ? { label: path, methods: ROUTES[path] } : PATTERN_ROUTES.find(({ pattern }) => pattern.test(path));
+	if (!matched) throw new HttpError(404, "not_found", `no route for ${request.method} ${path}`);
+	const { methods } = matched;
+	obs.endpoint = matched.label;
 	const handler = methods[request.method];
 	if (!handler) {
 		throw new HttpError(405, "method_not_allowed", `${request.method} is not allowed on ${path}`, undefined, {

@@ -112,6 +112,8 @@ BATCH_PIPELINE_BLOCK: dict[str, Any] = {
                 "dead_letter_queue": "steadytext-batch-dead-letters",
             },
             {"queue": "steadytext-batch-inbox"},
+            # Lines that used up their retries are filed as failed by the Worker, so their batch can end.
+            {"queue": "steadytext-batch-dead-letters"},
         ],
     },
     "workflows": [{"name": "steadytext-batch", "binding": "BATCH_WORKFLOW", "class_name": "BatchWorkflow"}],

@@ -98,10 +98,12 @@ def test_the_lines_consumer_has_wranglers_settings_and_the_dead_letter_queue(bat
     assert consumer.property_dependencies["deadLetterQueue"] == [queue(batch_run, "batch-dead-letters").urn]
 
 
-def test_the_inbox_is_consumed_with_the_queues_defaults_and_nothing_consumes_the_dead_letters(batch_run):
-    inbox = consumer_of(batch_run, "batch-inbox")
-    assert inbox.input("settings") == {} and inbox.input("deadLetterQueue") is None
-    assert len(batch_run.of_type(CONSUMER)) == 2  # lines and inbox: dead letters wait for an operator
+def test_the_inbox_and_the_dead_letters_are_consumed_with_the_queues_defaults(batch_run):
+    for role in ("batch-inbox", "batch-dead-letters"):
+        consumer = consumer_of(batch_run, role)
+        assert consumer.input("settings") == {} and consumer.input("deadLetterQueue") is None
+    # lines, inbox and dead letters (the Worker files a dead line as failed, so its batch can end)
+    assert len(batch_run.of_type(CONSUMER)) == 3
 
 
 def test_the_workflow_is_the_workers_class_under_the_bound_name(batch_run):
@@ -261,6 +263,7 @@ def test_the_offline_plan_shows_the_pipeline_with_its_protection(batch_prod_run)
         "edge-queues-batch-inbox-notification",
         "edge-consumer-batch-lines",
         "edge-consumer-batch-inbox",
+        "edge-consumer-batch-dead-letters",
         "edge-workflow-batch",
     }
     assert {name for name, r in shown.items() if r["protect"]} == {

@@ -49,10 +49,14 @@ def test_storage_is_named_per_stack_and_linked(stack_run):
     )
     assert stack_run.one(D1).input("name") == f"{prefix}-cache"
     assert stack_run.one(KV).input("title") == f"{prefix}-cache"
-    assert stack_run.one(R2).input("name") == f"{prefix}-models"
-    for token in (D1, KV, R2, R2_LIFECYCLE, SCRIPT, SERVICE_TOKEN, APPLICATION, TUNNEL, DLP_PROFILE):
+    # The models bucket (the batch bucket, BATCH_FILES, is tests/infra/test_batch_pipeline.py's).
+    buckets = {bucket.name: bucket for bucket in stack_run.of_type(R2)}
+    assert buckets["edge-storage-models"].input("name") == f"{prefix}-models"
+    assert {bucket.input("accountId") for bucket in buckets.values()} == {TEST_ACCOUNT_ID}
+    for token in (D1, KV, SCRIPT, SERVICE_TOKEN, APPLICATION, TUNNEL, DLP_PROFILE):
         assert stack_run.one(token).input("accountId") == TEST_ACCOUNT_ID
-    lifecycle = stack_run.one(R2_LIFECYCLE)
+    lifecycle = next(r for r in stack_run.of_type(R2_LIFECYCLE) if r.name == "edge-storage-models-lifecycle")
+    assert lifecycle.input("accountId") == TEST_ACCOUNT_ID
     assert lifecycle.input("bucketName") == f"{prefix}-models"
     rule = lifecycle.input("rules")[0]
     assert rule["enabled"] and rule["abortMultipartUploadsTransition"]["condition"]["type"] == "Age"
@@ -160,8 +164,10 @@ def test_no_secret_appears_in_plain_text_anywhere(stack_run):
 
 def test_prod_protects_and_retains_what_holds_data(prod_run):
     for token in STATEFUL:
-        resource = prod_run.one(token)
-        assert resource.protect and resource.retain_on_delete, resource.name
+        # R2: the models bucket and the batch bucket (edge/wrangler.jsonc's BATCH_FILES).
+        for resource in prod_run.of_type(token):
+            assert resource.protect and resource.retain_on_delete, resource.name
+    assert len(prod_run.of_type(R2)) == 2
 
 
 def test_dev_blocks_no_teardown(dev_run):

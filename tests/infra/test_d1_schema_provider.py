@@ -144,6 +144,9 @@ def test_create_applies_every_migration_in_order_and_records_it_as_wrangler_does
         "api_keys",
         "origin_builds",
         "key_usage",
+        "batch_files",
+        "batches",
+        "batch_lines",
         "d1_migrations",
     } == d1.tables("db-1111")
     assert d1.requests[0]["path"] == f"/client/v4/accounts/{ACCOUNT}/d1/database/db-1111/query"

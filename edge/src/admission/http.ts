@@ -68,7 +68,8 @@ function tooLarge(maxBytes: number): HttpError {
 	return new HttpError(413, "request_too_large", `exceeds ${maxBytes} bytes`, "body");
 }
 
-async function readCapped(request: Request, maxBytes: number): Promise<Uint8Array> {
+/** The body's bytes, refused with a 413 as soon as they pass `maxBytes` (also without Content-Length). */
+export async function readCapped(request: Request, maxBytes: number): Promise<Uint8Array> {
 	if (!request.body) return new Uint8Array(0);
 	const reader = request.body.getReader();
 	const chunks: Uint8Array[] = [];
