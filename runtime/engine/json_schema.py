@@ -47,7 +47,7 @@ _KEYWORD_KIND = {kw: kind for kind, kws in _KIND_KEYWORDS.items() for kw in kws 
 # Limits: a grammar grows with the schema, and repetition bounds expand into nested rules.
 MAX_SCHEMA_BYTES = 32_768
 MAX_DEPTH = 16
-MAX_NODES = 512
+MAX_NODES = 256  # the converter's time grows with the square of an object's optional properties
 MAX_ENUM_VALUES = 256
 MAX_REPETITION = 256  # for minItems/maxItems and minLength/maxLength
 _REF = re.compile(r"^#/(\$defs|definitions)/([^/~%]+)$")

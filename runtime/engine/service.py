@@ -132,20 +132,23 @@ class InferenceService:
 
     async def structured_output(self, schema: object, field: str) -> StructuredOutput:
         """The grammar for a JSON schema sent in `field`, or a 400 naming the keyword it cannot enforce."""
+        # Off the event loop: converting a schema with hundreds of properties takes a few hundred ms.
         try:
-            checked = checked_schema(schema)
+            return await asyncio.to_thread(self._structured_output, schema)
         except SchemaRefused as refused:
             path = field
             if refused.path:
                 path = f"{field}{refused.path}" if refused.path.startswith("[") else f"{field}.{refused.path}"
             raise invalid_field(path, refused.message) from None
-        grammar = grammar_text(checked)
-        try:  # built once here so that a grammar llama.cpp refuses is a 400 before the request queues
-            constraint = await asyncio.to_thread(self.models.generator.grammar_constraint, grammar)
         except GrammarRefused:
             message = "cannot be turned into a grammar (a $ref cycle that never writes a value?)"
             raise invalid_field(field, message) from None
-        constraint.close()
+
+    def _structured_output(self, schema: object) -> StructuredOutput:
+        checked = checked_schema(schema)
+        grammar = grammar_text(checked)
+        # Built once here so that a grammar llama.cpp refuses is a 400 before the request queues.
+        self.models.generator.grammar_constraint(grammar).close()
         return StructuredOutput(checked, grammar)
 
     def _decoding(self, tokens: list[int], limits: DecodingLimits, field: str) -> DecodingRequest:
