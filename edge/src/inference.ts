@@ -511,7 +511,7 @@ async function serve(
 	}
 	// Only the request that made the origin call stores the answer (and learns the origin's speed from it):
 	// one write per key, not one per waiter.
-	if (answer.status === 200 && flight.leader && route.kind === "generate") recordSpeed(config, answer.body, answer.originMs);
+	if (answer.status === 200 && flight.leader && route.kind === "generate") recordSpeed(config, prepared.params, answer.body, answer.originMs);
 	if (answer.status === 200 && prepared.controls.mode !== "no-store" && flight.leader)
 		await storeAnswer(env, ctx, config, route, prepared, answer);
 	const facts = answer.status === 200 ? answerFacts(answer.body) : null;

@@ -7,6 +7,8 @@ import { env } from "cloudflare:workers";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { KEEPALIVE } from "../src/origin/keepalive";
 import { renderStream } from "../src/cache/replay";
+import { settings } from "../src/config";
+import { checkNonStreamTime, recordSpeed } from "../src/origin/speed";
 import { FINGERPRINT, makeGate, type FakeOrigin } from "./fake-origin";
 import { call, freshOriginAndKey, keyIdOf, uniquePrompt } from "./helpers";
 
@@ -310,23 +312,35 @@ describe("a non-streamed generation that may outlast the proxies", () => {
 		expect(plain.status).toBe(200);
 	});
 
-	it("counts every one of n choices, and names n (several choices cannot stream) when they may take too long", async () => {
-		// At the assumed 20 tokens/s one choice of 100 tokens fits in 5 s; two choices are up to 200 tokens.
-		const chat = (n: number) => ({
+	it("times n choices side by side, and names n (several choices cannot stream) when they may take too long", async () => {
+		// At the assumed 20 tokens/s a choice of 100 tokens fits in 5 s, and the runtime decodes a request's
+		// choices in their own slots at once: two such choices also fit. A choice of 120 tokens does not.
+		const chat = (n: number, maxTokens: number) => ({
 			model: "gemma3-270m",
 			messages: [{ role: "user", content: uniquePrompt("choices") }],
-			max_tokens: 100,
+			max_tokens: maxTokens,
 			n,
 		});
-		const refused = await call("/v1/chat/completions", { body: chat(2), key, env: tight });
+		expect((await call("/v1/chat/completions", { body: chat(2, 100), key, env: tight })).status).toBe(200);
+		const before = origin.callsTo("/v1/chat/completions").length;
+		const refused = await call("/v1/chat/completions", { body: chat(2, 120), key, env: tight });
 		const { error } = await refused.json<ErrorBody>();
 		expect(error).toMatchObject({ type: "stream_required", field: "n" });
 		expect(refused.status).toBe(400);
-		expect(error.message).toContain("up to 200 tokens");
+		expect(error.message).toContain("up to 120 tokens per choice");
 		expect(error.message).not.toContain('send "stream": true (');
 		expect(error.message).toContain('"n": 1');
-		expect(origin.callsTo("/v1/chat/completions")).toHaveLength(0);
-		expect((await call("/v1/chat/completions", { body: chat(1), key, env: tight })).status).toBe(200);
+		expect(origin.callsTo("/v1/chat/completions")).toHaveLength(before);
+	});
+
+	it("learns one choice's speed from an answer of several", () => {
+		// An answer of 4 choices reports 400 completion tokens over all of them after 1 s: each choice ran at
+		// 100 tokens/s, side by side. Counted as 400 tokens/s, 450 tokens would seem to take a second.
+		const config = settings({ ...env, ORIGIN_URL: "http://speed-per-choice.test", NON_STREAM_MAX_SECONDS: "4" });
+		const answer = JSON.stringify({ choices: [{}, {}, {}, {}], usage: { prompt_tokens: 5, completion_tokens: 400 } });
+		recordSpeed(config, { n: 4 }, answer, 1000);
+		expect(() => checkNonStreamTime({ max_tokens: 350 }, config)).not.toThrow();
+		expect(() => checkNonStreamTime({ max_tokens: 450 }, config)).toThrow(/100\.0 tokens\/s/);
 	});
 
 	it("refuses a limit at or above Cloudflare's 100 s proxy timeout, naming the var", async () => {

@@ -1,5 +1,5 @@
 // The origin's generation speed, learnt in this isolate from completed non-streamed answers
-// (usage.completion_tokens over the origin call's time), and the refusal of a non-streamed generation that would outlast the
+// (each choice's share of usage.completion_tokens over the origin call's time), and the refusal of a non-streamed generation that would outlast the
 // proxies in front of it: Cloudflare answers 524 when an origin sends nothing for 100 s (and the Worker's
 // own ORIGIN_TIMEOUT_MS, which should be longer than NON_STREAM_MAX_SECONDS, ends the call). A streamed
 // answer sends keepalives instead (keepalive.ts). Streams teach nothing: the origin's stream is read at
@@ -23,29 +23,34 @@ const rates = new Map<string, number>();
 
 const originOf = (config: Settings): string => config.originUrls.join(" ");
 
-/** Learns from a completed generation answer (its JSON body) that took `originMs` at the origin. */
-export function recordSpeed(config: Settings, body: string, originMs: number | undefined): void {
-	const tokens = answerFacts(body).completionTokens;
+/**
+ * Learns from a completed generation answer (its JSON body) that took `originMs` at the origin. The runtime
+ * decodes a request's n choices side by side, in their own slots, so the speed that decides how long an
+ * answer takes is one choice's: usage.completion_tokens (every choice's tokens) over n.
+ */
+export function recordSpeed(config: Settings, params: Body, body: string, originMs: number | undefined): void {
+	const tokens = answerFacts(body).completionTokens / choicesOf(params);
 	if (tokens < MIN_SAMPLE_TOKENS || !originMs || originMs <= 0) return;
 	const sample = tokens / (originMs / 1000);
 	const previous = rates.get(originOf(config));
 	rates.set(originOf(config), previous === undefined ? sample : NEWEST_WEIGHT * sample + (1 - NEWEST_WEIGHT) * previous);
 }
 
-/** The origin's tokens/s as this isolate last measured it, or the default before any answer. */
+/** One choice's tokens/s at the origin as this isolate last measured it, or the default before any answer. */
 function tokensPerSecond(config: Settings): number {
 	return rates.get(originOf(config)) ?? DEFAULT_TOKENS_PER_SECOND;
 }
 
 /**
  * Refuses (400 `stream_required`) a non-streamed generation whose answer may take too long to wait for:
- * up to n × max_tokens tokens, as the measured rate counts every choice's tokens (usage.completion_tokens).
- * Several choices cannot stream (the runtime refuses `n` > 1 with `stream`), so for them it names `n`.
+ * max_tokens at one choice's measured rate (n choices are decoded side by side, RUNTIME_MAX_CHOICES being at
+ * most the runtime's decode slots). Several choices cannot stream (the runtime refuses `n` > 1 with
+ * `stream`), so for them it names `n`.
  */
 export function checkNonStreamTime(params: Body, config: Settings): void {
 	const limitSeconds = config.nonStreamMaxSeconds;
 	const choices = choicesOf(params);
-	const maxTokens = choices * maxTokensOf(params, config.maxTokensLimit);
+	const maxTokens = maxTokensOf(params, config.maxTokensLimit);
 	const rate = tokensPerSecond(config);
 	const estimateSeconds = maxTokens / rate;
 	if (estimateSeconds <= limitSeconds) return;
@@ -56,7 +61,7 @@ export function checkNonStreamTime(params: Body, config: Settings): void {
 	throw new HttpError(
 		400,
 		"stream_required",
-		`up to ${maxTokens} tokens at the origin's measured ${rate.toFixed(1)} tokens/s may take ${Math.ceil(estimateSeconds)} s, ` +
+		`up to ${maxTokens} tokens per choice at the origin's measured ${rate.toFixed(1)} tokens/s may take ${Math.ceil(estimateSeconds)} s, ` +
 			`longer than a non-streamed answer may take (NON_STREAM_MAX_SECONDS: ${limitSeconds} s); ${alternative}`,
 		choices === 1 ? "stream" : "n",
 	);
