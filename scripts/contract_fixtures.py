@@ -136,8 +136,6 @@ def record(client: TestClient, route: str, request: dict) -> dict:
         "fingerprint": plain.headers["x-model-fingerprint"],
         "answer": plain.text,
     }
-    if request.get("n", 1) > 1:  # several choices are never streamed (docs/interfaces.md)
-        return fixture
     if route in STREAMING:
         fixture["pieces"] = json.loads(plain.headers["x-steadytext-pieces"])
         fixture["stream"] = client.post(route, json={**request, "stream": True}).text

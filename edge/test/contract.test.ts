@@ -111,10 +111,12 @@ describe("replay and derivation follow how the runtime renders", () => {
 		expect(
 			renderStream("completion", GOLDENS.completion.answer, { lengths: GOLDENS.completion.pieces as number[], tokens: [] }, false),
 		).toBeNull();
-		// Several choices are never one stream.
+		// n choices: one set of pieces per choice, or nothing is replayed.
 		const choices = GOLDENS["chat-choices"];
-		const text = JSON.parse(choices.answer).choices[0].message.content as string;
-		expect(renderStream("chat", choices.answer, [Array.from(text).length], false)).toBeNull();
+		const perChoice = (choices.pieces as { choices: number[][] }).choices;
+		expect(perChoice).toHaveLength(2);
+		expect(renderStream("chat", choices.answer, perChoice[0], false)).toBeNull();
+		expect(renderStream("chat", choices.answer, { choices: [perChoice[1], perChoice[0]] }, false)).toBeNull();
 	});
 
 	it("reads both forms of the pieces header and nothing else", () => {

@@ -274,18 +274,20 @@ class InferenceService:
         (called on the model thread)."""
         if request.n != 1:
             raise ValueError("generate() decodes one choice; use generate_choices()")
-        return (await self.generate_choices(request, tenant, on_piece))[0]
+        return (await self.generate_choices(request, tenant, lambda choice: on_piece))[0]
 
     async def generate_choices(
-        self, request: DecodingRequest, tenant: str, on_piece: Callable[[Piece], None] = lambda piece: None
+        self,
+        request: DecodingRequest,
+        tenant: str,
+        on_piece_of: Callable[[int], Callable[[Piece], None]] = lambda choice: _ignore,
     ) -> list[Generation]:
-        """The n answers, decoded as n sequences (they batch like separate requests); `on_piece` sees
-        choice 0's pieces."""
+        """The n answers, decoded as n sequences (they batch like separate requests); `on_piece_of(i)`
+        sees choice i's pieces."""
         jobs: list[Job] = []
         try:
             for choice in range(request.n):
-                follow = on_piece if choice == 0 else _ignore
-                jobs.append(self._submit_choice(request, choice, tenant, follow))
+                jobs.append(self._submit_choice(request, choice, tenant, on_piece_of(choice)))
             results = await asyncio.gather(*(job.future for job in jobs))
             return [_checked_answer(request, result) for result in results]
         finally:
@@ -293,17 +295,41 @@ class InferenceService:
                 job.cancel()  # a no-op once finished; frees the model if this request was abandoned
 
     def stream(self, request: DecodingRequest, tenant: str) -> AsyncIterator[Piece | Generation]:
-        """Queue the request now (so a full queue is a 429 before any byte is sent), then follow it."""
+        """Queue a one-choice request now (a full queue is a 429 before any byte is sent), then follow it."""
         if request.n != 1:
-            raise ValueError("a stream decodes one choice")
+            raise ValueError("a stream of several choices is stream_choices()")
+        job, pieces = self._followed_choice(request, 0, tenant)
+        return _follow(job, pieces, lambda result: _checked_answer(request, result))
+
+    def stream_choices(
+        self, request: DecodingRequest, tenant: str
+    ) -> AsyncIterator[tuple[int, Piece | Generation]]:
+        """All n choices queued now and decoded together, streamed one after another in a fixed order:
+        choice 0's pieces as they come, then choice 1's (held until its turn), … So the bytes of the
+        stream depend on the request alone, never on which choice finished first."""
+        jobs: list[Job] = []
+        followers = []
+        try:
+            for choice in range(request.n):
+                job, pieces = self._followed_choice(request, choice, tenant)
+                jobs.append(job)
+                followers.append(_follow(job, pieces, lambda result: _checked_answer(request, result)))
+        except BaseException:
+            for job in jobs:
+                job.cancel()
+            raise
+        return _in_turn(followers, jobs)
+
+    def _followed_choice(
+        self, request: DecodingRequest, choice: int, tenant: str
+    ) -> tuple[Job, asyncio.Queue]:
         loop = asyncio.get_running_loop()
         pieces: asyncio.Queue[Piece] = asyncio.Queue()
 
         def on_piece(piece: Piece) -> None:
             loop.call_soon_threadsafe(pieces.put_nowait, piece)
 
-        job = self._submit_choice(request, 0, tenant, on_piece)
-        return _follow(job, pieces, lambda result: _checked_answer(request, result))
+        return self._submit_choice(request, choice, tenant, on_piece), pieces
 
     async def rerank(self, prompts: list[list[int]], tenant: str) -> list[float]:
         """Each prompt's relevance score, on the generation model's worker through its fair queue."""
@@ -351,6 +377,19 @@ def _checked_answer(request: DecodingRequest, result: Generation) -> Generation:
 
 def _ignore(piece: Piece) -> None:
     pass
+
+
+async def _in_turn(
+    followers: list[AsyncIterator[Piece | Generation]], jobs: list[Job]
+) -> AsyncIterator[tuple[int, Piece | Generation]]:
+    """Each choice's items in turn, tagged with the choice; every job is cancelled if the stream stops."""
+    try:
+        for choice, follower in enumerate(followers):
+            async for item in follower:
+                yield choice, item
+    finally:
+        for job in jobs:
+            job.cancel()
 
 
 async def _follow(

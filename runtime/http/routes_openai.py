@@ -126,32 +126,33 @@ def _usage_chunk(body: OpenAIGenerationFields, envelope: _Envelope) -> Callable[
     return None
 
 
-def _single_choice_stream(body: OpenAIGenerationFields) -> None:
-    if body.stream and body.n > 1:
-        # One order of n interleaved choices could not be replayed exactly from the cache; not offered.
-        raise invalid_field("n", "must be 1 when stream is true (several choices are answered unstreamed)")
-
-
 async def _stream_events(
-    stream: AsyncIterator[Piece | Generation],
-    piece: Callable[[Piece], dict],
-    finish: Callable[[str, tuple[TokenLogprob, ...]], dict],
+    stream: AsyncIterator[tuple[int, Piece | Generation]],
+    piece: Callable[[int, Piece], dict],
+    finish: Callable[[int, str, tuple[TokenLogprob, ...]], dict],
     usage: Callable[[dict], dict] | None,
-    first: dict | None = None,
+    opening: Callable[[int], dict] | None = None,
 ) -> AsyncIterator[bytes]:
-    """An OpenAI stream: optional opening chunk, one chunk per piece, the finish chunk (with the logprobs
-    of tokens no piece carried: those a stop string cut off), usage, [DONE]."""
-    if first is not None:
-        yield event(first)
-    sent = 0
-    async for item in stream:
+    """An OpenAI stream, choice after choice (runtime/engine/service.py `stream_choices`): for each, an
+    optional opening chunk, one chunk per piece and the finish chunk (with the logprobs of tokens no piece
+    carried: those a stop string cut off); then usage (all choices) and [DONE]."""
+    if opening is not None:
+        yield event(opening(0))
+    results: list[Generation] = []
+    current, sent = 0, 0
+    async for choice, item in stream:
+        if choice != current:
+            current, sent = choice, 0
+            if opening is not None:
+                yield event(opening(choice))
         if isinstance(item, Piece):
             sent += len(item.logprobs)
-            yield event(piece(item))
+            yield event(piece(choice, item))
             continue
-        yield event(finish(item.finish_reason, (item.logprobs or ())[sent:]))
-        if usage is not None:
-            yield event(usage(_usage(item)))
+        results.append(item)
+        yield event(finish(choice, item.finish_reason, (item.logprobs or ())[sent:]))
+    if usage is not None:
+        yield event(usage(_usage(*results)))
     yield event("[DONE]")
 
 
@@ -171,7 +172,6 @@ async def list_models(request: Request):
 @router.post("/v1/completions")
 async def completions(request: Request):
     body, service = await _accept(request, CompletionRequest)
-    _single_choice_stream(body)
     limits = DecodingLimits(
         body.max_tokens,
         body.stop,
@@ -194,28 +194,24 @@ async def completions(request: Request):
 
     if body.stream:
         events = _stream_events(
-            service.stream(decoding, tenant),
-            piece=lambda piece: envelope.wrap(choices=[choice(piece.text, None, piece.logprobs)]),
-            finish=lambda reason, rest: envelope.wrap(choices=[choice("", reason, rest)]),
+            service.stream_choices(decoding, tenant),
+            piece=lambda index, piece: envelope.wrap(
+                choices=[choice(piece.text, None, piece.logprobs, index)]
+            ),
+            finish=lambda index, reason, rest: envelope.wrap(choices=[choice("", reason, rest, index)]),
             usage=_usage_chunk(body, envelope),
         )
         return event_stream(events, envelope.fingerprint)
     pieces = PieceRecorder(with_logprobs)
-    results = await while_connected(request, service.generate_choices(decoding, tenant, pieces))
+    results = await while_connected(request, service.generate_choices(decoding, tenant, pieces.for_choice))
     choices = [choice(r.text, r.finish_reason, r.logprobs, index) for index, r in enumerate(results)]
     answer = envelope.wrap(choices=choices, usage=_usage(*results))
-    return JSONResponse(answer, headers={HEADER: envelope.fingerprint, **_pieces_header(decoding, pieces)})
-
-
-def _pieces_header(decoding: DecodingRequest, pieces: PieceRecorder) -> dict[str, str]:
-    """Only a one-choice answer can stand in for a stream (streams have one choice)."""
-    return pieces.header() if decoding.n == 1 else {}
+    return JSONResponse(answer, headers={HEADER: envelope.fingerprint, **pieces.header(decoding.n)})
 
 
 @router.post("/v1/chat/completions")
 async def chat_completions(request: Request):
     body, service = await _accept(request, ChatCompletionRequest)
-    _single_choice_stream(body)
     chosen = {
         "structured": await _structured(service, body),
         "sampling": body.sampling(),
@@ -240,9 +236,11 @@ async def chat_completions(request: Request):
     if body.stream:
         chunk = _Envelope(service, "chatcmpl", "chat.completion.chunk", decoding)
 
-        def delta(content: dict, finish_reason: str | None, logprobs: tuple | None = None) -> dict:
+        def delta(
+            index: int, content: dict, finish_reason: str | None, logprobs: tuple | None = None
+        ) -> dict:
             choice = {
-                "index": 0,
+                "index": index,
                 "delta": content,
                 "logprobs": shaped(logprobs),
                 "finish_reason": finish_reason,
@@ -250,15 +248,15 @@ async def chat_completions(request: Request):
             return chunk.wrap(choices=[choice])
 
         events = _stream_events(
-            service.stream(decoding, tenant),
-            piece=lambda piece: delta({"content": piece.text}, None, piece.logprobs),
-            finish=lambda reason, rest: delta({}, reason, rest),
+            service.stream_choices(decoding, tenant),
+            piece=lambda index, piece: delta(index, {"content": piece.text}, None, piece.logprobs),
+            finish=lambda index, reason, rest: delta(index, {}, reason, rest),
             usage=_usage_chunk(body, chunk),
-            first=delta({"role": "assistant", "content": ""}, None),
+            opening=lambda index: delta(index, {"role": "assistant", "content": ""}, None),
         )
         return event_stream(events, chunk.fingerprint)
     pieces = PieceRecorder(with_logprobs)
-    results = await while_connected(request, service.generate_choices(decoding, tenant, pieces))
+    results = await while_connected(request, service.generate_choices(decoding, tenant, pieces.for_choice))
     choices = [
         {
             "index": index,
@@ -269,7 +267,7 @@ async def chat_completions(request: Request):
         for index, result in enumerate(results)
     ]
     answer = envelope.wrap(choices=choices, usage=_usage(*results))
-    return JSONResponse(answer, headers={HEADER: envelope.fingerprint, **_pieces_header(decoding, pieces)})
+    return JSONResponse(answer, headers={HEADER: envelope.fingerprint, **pieces.header(decoding.n)})
 
 
 @router.post("/v1/embeddings")

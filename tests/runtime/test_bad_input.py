@@ -51,7 +51,6 @@ BAD_BODIES = [
     ("/v1/completions", {"model": MODEL, "prompt": "hi", "temperature": 3}, 400, "temperature"),
     ("/v1/completions", {"model": MODEL, "prompt": "hi", "n": 0}, 400, "n"),
     ("/v1/completions", {"model": MODEL, "prompt": "hi", "n": 5}, 400, "n"),
-    ("/v1/completions", {"model": MODEL, "prompt": "hi", "n": 2, "stream": True}, 400, "n"),
     ("/v1/completions", {"model": MODEL, "prompt": "hi", "logprobs": 6}, 400, "logprobs"),
     ("/v1/completions", {"model": MODEL, "prompt": "hi", "logprobs": True}, 400, "logprobs"),
     ("/v1/completions", {"model": MODEL, "prompt": "hi", "top_logprobs": 2}, 400, "top_logprobs"),

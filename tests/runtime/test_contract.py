@@ -55,14 +55,16 @@ def test_golden_fixtures_follow_the_schemas(name):
                 assert json.dumps(events[-1]) == json.dumps({"done": True, **answer})
     if "pieces" in fixture:
         pieces = fixture["pieces"]
-        lengths = pieces["lengths"] if isinstance(pieces, dict) else pieces
-        assert sum(lengths) == len(_text_of(answer))
+        per_choice = pieces["choices"] if isinstance(pieces, dict) and "choices" in pieces else [pieces]
+        for index, choice_pieces in enumerate(per_choice):
+            lengths = choice_pieces["lengths"] if isinstance(choice_pieces, dict) else choice_pieces
+            assert sum(lengths) == len(_text_of(answer, index))
 
 
-def _text_of(answer: dict) -> str:
+def _text_of(answer: dict, index: int = 0) -> str:
     if "text" in answer:
         return answer["text"]
-    choice = answer["choices"][0]
+    choice = answer["choices"][index]
     return choice["text"] if "text" in choice else choice["message"]["content"]
 
 

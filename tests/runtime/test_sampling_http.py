@@ -49,7 +49,7 @@ def test_n_choices_are_deterministic_and_choice_zero_is_the_single_answer(client
     three = client.post("/v1/completions", json={**SAMPLED, "n": 3})
     assert three.status_code == 200, three.text
     check("completion-answer.json", three.json())
-    assert PIECES_HEADER.lower() not in three.headers  # a stream has one choice: nothing to replay
+    assert len(json.loads(three.headers[PIECES_HEADER])["choices"]) == 3  # each choice's stream pieces
     answer = three.json()
     assert [choice["index"] for choice in answer["choices"]] == [0, 1, 2]
     assert text_of(answer, 0) == text_of(single)
@@ -64,6 +64,28 @@ def test_n_choices_are_deterministic_and_choice_zero_is_the_single_answer(client
     chat = client.post("/v1/chat/completions", json={**CHAT, "temperature": 1.0, "n": 2}).json()
     check("chat-answer.json", chat)
     assert len(chat["choices"]) == 2
+
+
+def test_a_stream_of_n_choices_sends_them_one_after_another_as_the_plain_answer_has_them(client):
+    body = {**CHAT, "temperature": 1.0, "n": 3, "logprobs": True, "top_logprobs": 1}
+    plain = client.post("/v1/chat/completions", json=body)
+    answer = plain.json()
+    events = streamed(client, "/v1/chat/completions", body)
+    indexes = [event["choices"][0]["index"] for event in events if event["choices"]]
+    assert indexes == sorted(indexes) and set(indexes) == {0, 1, 2}
+    pieces = json.loads(plain.headers[PIECES_HEADER])["choices"]
+    for index, choice in enumerate(answer["choices"]):
+        chunks = [e["choices"][0] for e in events if e["choices"] and e["choices"][0]["index"] == index]
+        assert chunks[0]["delta"] == {"role": "assistant", "content": ""}
+        texts = [chunk["delta"]["content"] for chunk in chunks[1:-1]]
+        assert "".join(texts) == choice["message"]["content"]
+        assert [len(text) for text in texts] == pieces[index]["lengths"]
+        assert chunks[-1]["finish_reason"] == choice["finish_reason"]
+        content = [entry for chunk in chunks[1:] for entry in chunk["logprobs"]["content"]]
+        assert content == choice["logprobs"]["content"]
+    assert events[-1]["usage"] == answer["usage"]
+    again = client.post("/v1/chat/completions", json={**body, "stream": True}).text
+    assert again == client.post("/v1/chat/completions", json={**body, "stream": True}).text
 
 
 def streamed(client, route: str, body: dict) -> list[dict]:

@@ -11,11 +11,13 @@ export type StreamFormat = "native" | "completion" | "chat";
 export const PIECES_HEADER = "x-steadytext-pieces";
 
 /**
- * A stream's piece boundaries as the runtime sends them: the pieces' lengths in code points, or, for an
- * answer with logprobs, also how many logprob entries each piece's chunk carries (the rest go with the
- * finish chunk). Stored as it is (JSON) beside the answer.
+ * A stream's piece boundaries as the runtime sends them (runtime/http/pieces.py): per choice, the pieces'
+ * lengths in code points, or, for an answer with logprobs, also how many logprob entries each piece's
+ * chunk carries (the rest go with the finish chunk); for n > 1 choices, one of those per choice. Stored as
+ * it is (JSON) beside the answer.
  */
-export type Pieces = number[] | { lengths: number[]; tokens: number[] };
+type ChoicePieces = number[] | { lengths: number[]; tokens: number[] };
+export type Pieces = ChoicePieces | { choices: ChoicePieces[] };
 export const DONE = "[DONE]";
 
 type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -39,19 +41,29 @@ function splitPieces(text: string, lengths: number[]): string[] | null {
 const isCountList = (value: unknown, min: number): value is number[] =>
 	Array.isArray(value) && value.every((n) => Number.isInteger(n) && n >= min);
 
+function choicePieces(pieces: unknown): ChoicePieces | null {
+	if (isCountList(pieces, 1)) return pieces;
+	if (!isObject(pieces) || Object.keys(pieces).length !== 2) return null;
+	const { lengths, tokens } = pieces;
+	return isCountList(lengths, 1) && isCountList(tokens, 0) && lengths.length === tokens.length ? { lengths, tokens } : null;
+}
+
 /** A pieces header value as sent by the runtime, or null when absent or malformed. */
 export function parsePieces(header: string | null): Pieces | null {
 	if (!header) return null;
 	try {
 		const pieces: unknown = JSON.parse(header);
-		if (isCountList(pieces, 1)) return pieces;
-		if (!isObject(pieces) || Object.keys(pieces).length !== 2) return null;
-		const { lengths, tokens } = pieces;
-		return isCountList(lengths, 1) && isCountList(tokens, 0) && lengths.length === tokens.length ? { lengths, tokens } : null;
+		if (!isObject(pieces) || !("choices" in pieces)) return choicePieces(pieces);
+		if (Object.keys(pieces).length !== 1 || !Array.isArray(pieces.choices) || pieces.choices.length < 2) return null;
+		const choices = pieces.choices.map(choicePieces);
+		return choices.every((choice) => choice !== null) ? { choices: choices as ChoicePieces[] } : null;
 	} catch {
 		return null;
 	}
 }
+
+const piecesOfChoices = (pieces: Pieces): ChoicePieces[] =>
+	isObject(pieces) && "choices" in pieces ? pieces.choices : [pieces as ChoicePieces];
 
 /** Logprob entries in OpenAI's two shapes, cut and joined as the runtime does per chunk. */
 interface LogprobShape {
@@ -85,38 +97,46 @@ function envelope(answer: Json, object: string): Json {
 	return { id: answer.id, object, created: answer.created, model: answer.model, system_fingerprint: answer.system_fingerprint };
 }
 
-function answerText(format: StreamFormat, answer: Json): string {
-	if (format === "native") return answer.text;
-	return format === "chat" ? answer.choices[0].message.content : answer.choices[0].text;
-}
-
 /**
- * The live stream's bytes for a stored answer and its piece lengths; null when they do not fit together
- * (the request is then served live instead of from the cache).
+ * The live stream's bytes for a stored answer and its pieces; null when they do not fit together (the
+ * request is then served live instead of from the cache). Several choices stream one after another.
  */
 export function renderStream(format: StreamFormat, body: string, stored: Pieces, includeUsage: boolean): string | null {
-	const lengths = Array.isArray(stored) ? stored : stored.lengths;
-	const tokens = Array.isArray(stored) ? null : stored.tokens;
 	let answer: Json;
-	let pieces: string[] | null;
 	try {
 		answer = JSON.parse(body) as Json;
-		// A stream has one choice: an answer with several is never replayed as one.
-		if (format !== "native" && answer.choices.length !== 1) return null;
-		pieces = splitPieces(answerText(format, answer), lengths);
+		if (format === "native") {
+			const pieces = Array.isArray(stored) ? splitPieces(answer.text, stored) : null;
+			return pieces && pieces.map((token) => event({ token })).join("") + event({ done: true, ...answer });
+		}
+		const perChoice = piecesOfChoices(stored);
+		if (!Array.isArray(answer.choices) || answer.choices.length !== perChoice.length) return null;
+		const object = format === "chat" ? "chat.completion.chunk" : "text_completion";
+		let out = "";
+		for (const [index, pieces] of perChoice.entries()) {
+			const events = renderChoice(format, answer, object, index, pieces);
+			if (events === null) return null;
+			out += events;
+		}
+		if (includeUsage) out += event({ ...envelope(answer, object), choices: [], usage: answer.usage });
+		return out + event(DONE);
 	} catch {
 		return null;
 	}
-	if (pieces === null) return null;
-	if (format === "native") {
-		if (tokens !== null) return null;
-		return pieces.map((token) => event({ token })).join("") + event({ done: true, ...answer });
-	}
-	const choice = answer.choices[0];
+}
+
+/** One choice's chunks: (chat: the opening chunk), one per piece, the finish chunk. */
+function renderChoice(format: "completion" | "chat", answer: Json, object: string, index: number, stored: ChoicePieces): string | null {
+	const lengths = Array.isArray(stored) ? stored : stored.lengths;
+	const tokens = Array.isArray(stored) ? null : stored.tokens;
+	const choice = answer.choices[index];
+	const pieces = splitPieces(format === "chat" ? choice.message.content : choice.text, lengths);
+	if (pieces === null || choice.index !== index) return null;
 	// Each chunk's logprobs: null without logprobs; else the entries of its tokens (the finish chunk: the rest).
 	const shape = LOGPROB_SHAPES[format];
 	const total = isObject(choice.logprobs) ? shape.count(choice.logprobs) : null;
 	if ((tokens === null) !== (choice.logprobs === null) || (tokens !== null && total === null)) return null;
+	if (tokens !== null && tokens.reduce((sum, count) => sum + count, 0) > total!) return null;
 	let taken = 0;
 	const logprobsOf = (count: number | null): Json | null => {
 		if (tokens === null) return null;
@@ -125,16 +145,12 @@ export function renderStream(format: StreamFormat, body: string, stored: Pieces,
 		taken = end;
 		return part;
 	};
-	if (tokens !== null && tokens.reduce((sum, count) => sum + count, 0) > total!) return null;
-	const object = format === "chat" ? "chat.completion.chunk" : "text_completion";
 	const chunk = (fields: Json, logprobs: Json | null, finishReason: string | null): string =>
-		event({ ...envelope(answer, object), choices: [{ index: 0, ...fields, logprobs, finish_reason: finishReason }] });
+		event({ ...envelope(answer, object), choices: [{ index, ...fields, logprobs, finish_reason: finishReason }] });
 	const piece = (text: string): Json => (format === "chat" ? { delta: { content: text } } : { text });
 	let out = format === "chat" ? chunk({ delta: { role: "assistant", content: "" } }, null, null) : "";
-	pieces.forEach((text, index) => (out += chunk(piece(text), logprobsOf(tokens && tokens[index]), null)));
-	out += chunk(format === "chat" ? { delta: {} } : { text: "" }, logprobsOf(null), choice.finish_reason);
-	if (includeUsage) out += event({ ...envelope(answer, object), choices: [], usage: answer.usage });
-	return out + event(DONE);
+	pieces.forEach((text, at) => (out += chunk(piece(text), logprobsOf(tokens && tokens[at]), null)));
+	return out + chunk(format === "chat" ? { delta: {} } : { text: "" }, logprobsOf(null), choice.finish_reason);
 }
 
 /** Reads server-sent events from a byte stream, one complete `data: …` payload at a time. */
@@ -222,20 +238,43 @@ function deriveOpenAi(format: "completion" | "chat", events: Json[]): { body: st
 		)
 	)
 		return null;
-	const choiceOf = (e: Json): Json | null =>
-		Array.isArray(e.choices) && e.choices.length === 1 && isObject(e.choices[0]) ? e.choices[0] : null;
-	const finish = choiceOf(finishChunk);
-	if (!finish || !FINISH_REASONS.has(finish.finish_reason)) return null;
-	const pieceChunks = events.slice(format === "chat" ? 1 : 0, -2);
-	const texts: string[] = [];
-	for (const chunk of pieceChunks) {
+	// The choices' chunks come one choice after another (index 0, 1, …), each ending with its finish chunk.
+	const runs: Json[][] = [];
+	for (const chunk of events.slice(0, -1)) {
 		const choice = choiceOf(chunk);
-		const text = format === "chat" ? choice?.delta?.content : choice?.text;
-		if (!choice || choice.finish_reason !== null || typeof text !== "string" || text === "") return null;
+		if (!choice) return null;
+		if (choice.index === runs.length - 1) runs.at(-1)!.push(choice);
+		else if (choice.index === runs.length) runs.push([choice]);
+		else return null;
+	}
+	const derived = runs.map((run, index) => deriveChoice(format, run, index));
+	if (runs.length === 0 || derived.some((choice) => choice === null)) return null;
+	const answer = {
+		...envelope(first, format === "chat" ? "chat.completion" : "text_completion"),
+		choices: derived.map((choice) => choice!.choice),
+		usage: usageChunk.usage,
+	};
+	const pieces = derived.map((choice) => choice!.pieces);
+	return { body: JSON.stringify(answer), pieces: pieces.length === 1 ? pieces[0] : { choices: pieces } };
+}
+
+const choiceOf = (e: Json): Json | null =>
+	Array.isArray(e.choices) && e.choices.length === 1 && isObject(e.choices[0]) ? e.choices[0] : null;
+
+/** One choice of the answer from its stream chunks' choices: (chat: opening), pieces, finish. */
+function deriveChoice(format: "completion" | "chat", run: Json[], index: number): { choice: Json; pieces: ChoicePieces } | null {
+	const finish = run.at(-1)!;
+	if (!FINISH_REASONS.has(finish.finish_reason)) return null;
+	if (format === "chat" && (run.length < 2 || run[0].delta?.role !== "assistant" || run[0].finish_reason !== null)) return null;
+	const pieceChoices = run.slice(format === "chat" ? 1 : 0, -1);
+	const texts: string[] = [];
+	for (const choice of pieceChoices) {
+		const text = format === "chat" ? choice.delta?.content : choice.text;
+		if (choice.finish_reason !== null || typeof text !== "string" || text === "") return null;
 		texts.push(text);
 	}
 	// Logprobs: in every piece chunk and the finish chunk, or in none of them.
-	const parts = [...pieceChunks, finishChunk].map((chunk) => choiceOf(chunk)!.logprobs);
+	const parts = [...pieceChoices, finish].map((choice) => choice.logprobs);
 	let logprobs: Json | null = null;
 	let tokens: number[] | null = null;
 	if (parts.some((part) => part !== null)) {
@@ -246,15 +285,10 @@ function deriveOpenAi(format: "completion" | "chat", events: Json[]): { body: st
 		tokens = parts.slice(0, -1).map((part) => shape.count(part)!);
 	}
 	const text = texts.join("");
-	const answerChoice =
+	const choice =
 		format === "chat"
-			? { index: 0, message: { role: "assistant", content: text }, logprobs, finish_reason: finish.finish_reason }
-			: { index: 0, text, logprobs, finish_reason: finish.finish_reason };
-	const answer = {
-		...envelope(first, format === "chat" ? "chat.completion" : "text_completion"),
-		choices: [answerChoice],
-		usage: usageChunk.usage,
-	};
+			? { index, message: { role: "assistant", content: text }, logprobs, finish_reason: finish.finish_reason }
+			: { index, text, logprobs, finish_reason: finish.finish_reason };
 	const lengths = texts.map((t) => Array.from(t).length);
-	return { body: JSON.stringify(answer), pieces: tokens === null ? lengths : { lengths, tokens } };
+	return { choice, pieces: tokens === null ? lengths : { lengths, tokens } };
 }

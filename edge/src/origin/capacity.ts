@@ -74,7 +74,7 @@ export function maxTokensOf(params: Body, maxTokensLimit: number): number {
 
 /**
  * An upper bound of the tokens a request may use, for the daily token budget: generation as its demand
- * (prompt estimate + max_tokens); rerank, its documents' prompts; embedding, each input's estimate (the
+ * (prompt estimate + n × max_tokens); rerank, its documents' prompts; embedding, each input's estimate (the
  * prompt side only).
  */
 export function tokenEstimate(kind: Kind, params: Body, maxTokensLimit: number): number {
