@@ -38,7 +38,7 @@ describe("cache key", () => {
 	});
 
 	it("never shares a key between requests that differ in one sampling field", async () => {
-		const base = { model: "m", prompt: uniquePrompt("sampling"), seed: 1, temperature: 0.7 };
+		const base = { model: "m", prompt: uniquePrompt("sampling"), max_tokens: 16, seed: 1, temperature: 0.7 };
 		const differences: Record<string, unknown>[] = [
 			{},
 			{ seed: 2 },
@@ -60,7 +60,7 @@ describe("cache key", () => {
 			keys.add(response.headers.get("x-cache-key")!);
 		}
 		expect(keys.size).toBe(differences.length);
-		const chat = { model: "m", messages: [{ role: "user", content: uniquePrompt("sampling chat") }] };
+		const chat = { model: "m", messages: [{ role: "user", content: uniquePrompt("sampling chat") }], max_tokens: 16 };
 		const chatKeys = new Set<string>();
 		for (const difference of [{}, { logprobs: true }, { logprobs: true, top_logprobs: 2 }, { n: 3 }]) {
 			chatKeys.add((await call("/v1/chat/completions", { body: { ...chat, ...difference }, key })).headers.get("x-cache-key")!);

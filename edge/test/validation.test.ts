@@ -147,6 +147,7 @@ describe("fields", () => {
 
 	it("forwards every sampling field the runtime takes, as sent (ranges are the runtime's to check)", async () => {
 		const sampling = {
+			max_tokens: 16,
 			seed: 9,
 			temperature: 0.7,
 			top_p: 0.9,

@@ -44,25 +44,21 @@ function tokensPerSecond(config: Settings): number {
 /**
  * Refuses (400 `stream_required`) a non-streamed generation whose answer may take too long to wait for:
  * max_tokens at one choice's measured rate (n choices are decoded side by side, RUNTIME_MAX_CHOICES being at
- * most the runtime's decode slots). Several choices cannot stream (the runtime refuses `n` > 1 with
- * `stream`), so for them it names `n`.
+ * most the runtime's decode slots). Any n can stream (the choices one after another), so the way out is
+ * always `stream`.
  */
 export function checkNonStreamTime(params: Body, config: Settings): void {
 	const limitSeconds = config.nonStreamMaxSeconds;
-	const choices = choicesOf(params);
 	const maxTokens = maxTokensOf(params, config.maxTokensLimit);
 	const rate = tokensPerSecond(config);
 	const estimateSeconds = maxTokens / rate;
 	if (estimateSeconds <= limitSeconds) return;
-	const alternative =
-		choices === 1
-			? `send "stream": true (keepalives hold the connection open) or a smaller max_tokens`
-			: `send a smaller n or max_tokens, or "n": 1 with "stream": true (several choices cannot stream)`;
+	const alternative = `send "stream": true (keepalives hold the connection open) or a smaller max_tokens`;
 	throw new HttpError(
 		400,
 		"stream_required",
 		`up to ${maxTokens} tokens per choice at the origin's measured ${rate.toFixed(1)} tokens/s may take ${Math.ceil(estimateSeconds)} s, ` +
 			`longer than a non-streamed answer may take (NON_STREAM_MAX_SECONDS: ${limitSeconds} s); ${alternative}`,
-		choices === 1 ? "stream" : "n",
+		"stream",
 	);
 }
