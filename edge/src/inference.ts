@@ -30,7 +30,7 @@ import { coalescedAnswer } from "./origin/coalesce";
 import { settings, type Settings } from "./config";
 import { applyDlp } from "./admission/dlp";
 import { HttpError } from "./errors";
-import { currentFingerprint, isFingerprint, rememberFingerprint } from "./cache/fingerprint";
+import { currentFingerprint, isFingerprint, lastOriginStatus, rememberFingerprint } from "./cache/fingerprint";
 import { mayCache, modelSha256Of } from "./cache/origin-builds";
 import { RECEIPT_HEADER, receiptRequested, sha256HexOf, signingKey, signReceipt } from "./receipt";
 import { readJsonObject } from "./admission/http";
@@ -488,7 +488,7 @@ async function serve(
 	}
 	if (prepared.stream && route.streamFormat) return streamMiss(env, ctx, config, target, route, prepared, lease, hold, obs);
 	// A hit is served whatever its size: it needs no origin time.
-	if (route.kind === "generate") checkNonStreamTime(prepared.params, config);
+	if (route.kind === "generate") checkNonStreamTime(prepared.params, config, lastOriginStatus(config)?.defaultMaxTokens ?? null);
 
 	const body = originBody(prepared);
 	// Only the request that does origin work holds a lease: a flight's leader, or a joiner making its own call.
@@ -511,7 +511,8 @@ async function serve(
 	}
 	// Only the request that made the origin call stores the answer (and learns the origin's speed from it):
 	// one write per key, not one per waiter.
-	if (answer.status === 200 && flight.leader && route.kind === "generate") recordSpeed(config, prepared.params, answer.body, answer.originMs);
+	if (answer.status === 200 && flight.leader && route.kind === "generate")
+		recordSpeed(config, prepared.params, answer.body, answer.originMs);
 	if (answer.status === 200 && prepared.controls.mode !== "no-store" && flight.leader)
 		await storeAnswer(env, ctx, config, route, prepared, answer);
 	const facts = answer.status === 200 ? answerFacts(answer.body) : null;

@@ -68,6 +68,8 @@ export class FakeOrigin {
 	fingerprint = FINGERPRINT;
 	/** The golden-probe digest on GET /v1/status; null = a runtime with RUNTIME_PROBES=off. */
 	probeDigest: string | null = PROBE_DIGEST;
+	/** The runtime's default max_tokens on GET /v1/status; null: a status without `defaults`. */
+	defaultMaxTokens: number | null = 16;
 	/** Numbers per embedding vector: raise it for answers of realistic (or excessive) size. */
 	embeddingDim = 4;
 	/** When set, the next streamed answer's exact text (to send a stream that breaks off or fails). */
@@ -84,7 +86,7 @@ export class FakeOrigin {
 
 	generatedText(body: Json): string {
 		const prompt = body.prompt ?? body.messages?.map((m: Json) => m.content).join("|");
-		return `gen(${prompt}|${body.max_tokens ?? 16}|${body.seed ?? 42}|${JSON.stringify(body.stop ?? null)}) é`;
+		return `gen(${prompt}|${body.max_tokens ?? this.defaultMaxTokens}|${body.seed ?? 42}|${JSON.stringify(body.stop ?? null)}) é`;
 	}
 
 	private json(payload: unknown, status = 200, extraHeaders: Record<string, string> = {}): Response {
@@ -183,7 +185,14 @@ export class FakeOrigin {
 				count: 5,
 				golden_key: `${MODEL_SHA256}/cpu/a51d2f38f508`,
 			};
-			return this.json({ fingerprint, model: { name: "gemma3-270m", sha256: MODEL_SHA256, n_ctx: 2048, embedding_dim: 4 }, probes });
+			// The defaults as the runtime reports them; max_tokens is what generatedText assumes without one.
+			const defaults = { seed: 42, max_tokens: this.defaultMaxTokens, max_tokens_cap: 512, max_choices: 4 };
+			return this.json({
+				fingerprint,
+				model: { name: "gemma3-270m", sha256: MODEL_SHA256, n_ctx: 2048, embedding_dim: 4 },
+				defaults,
+				probes,
+			});
 		}
 		if (path === "/v1/models" && method === "GET") return this.json({ object: "list", data: [{ id: "gemma3-270m", object: "model" }] });
 		if (method !== "POST" || body === null)

@@ -312,6 +312,17 @@ describe("a non-streamed generation that may outlast the proxies", () => {
 		expect(plain.status).toBe(200);
 	});
 
+	it("takes a request without max_tokens at the runtime's default (its status), or MAX_TOKENS_LIMIT when unknown", async () => {
+		// 16 tokens (the fake runtime's default) at 20 tokens/s fit in 5 s; MAX_TOKENS_LIMIT's 512 do not.
+		const body = () => ({ prompt: uniquePrompt("no max tokens") });
+		expect((await call("/v1/generate", { body: body(), key, env: tight })).status).toBe(200);
+		origin.defaultMaxTokens = null;
+		const unknown = { ...tight, ORIGIN_URL: "http://defaults-unknown.test" }; // a status of its own, not yet memoised
+		const refused = await call("/v1/generate", { body: body(), key, env: unknown });
+		expect(refused.status).toBe(400);
+		expect((await refused.json<ErrorBody>()).error.message).toContain("up to 512 tokens");
+	});
+
 	it("times n choices side by side, and tells them to stream (choices stream one after another) when they may take too long", async () => {
 		// At the assumed 20 tokens/s a choice of 100 tokens fits in 5 s, and the runtime decodes a request's
 		// choices in their own slots at once: two such choices also fit. A choice of 120 tokens does not.
@@ -340,8 +351,8 @@ describe("a non-streamed generation that may outlast the proxies", () => {
 		const config = settings({ ...env, ORIGIN_URL: "http://speed-per-choice.test", NON_STREAM_MAX_SECONDS: "4" });
 		const answer = JSON.stringify({ choices: [{}, {}, {}, {}], usage: { prompt_tokens: 5, completion_tokens: 400 } });
 		recordSpeed(config, { n: 4 }, answer, 1000);
-		expect(() => checkNonStreamTime({ max_tokens: 350 }, config)).not.toThrow();
-		expect(() => checkNonStreamTime({ max_tokens: 450 }, config)).toThrow(/100\.0 tokens\/s/);
+		expect(() => checkNonStreamTime({ max_tokens: 350 }, config, null)).not.toThrow();
+		expect(() => checkNonStreamTime({ max_tokens: 450 }, config, null)).toThrow(/100\.0 tokens\/s/);
 	});
 
 	it("refuses a limit at or above Cloudflare's 100 s proxy timeout, naming the var", async () => {

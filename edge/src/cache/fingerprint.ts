@@ -16,6 +16,8 @@ export interface OriginStatus {
 	fingerprint: string;
 	modelSha256: string | null;
 	probeDigest: string | null;
+	/** The runtime's `max_tokens` for a request that gives none (status `defaults.max_tokens`). */
+	defaultMaxTokens: number | null;
 }
 
 const memo = new Map<string, { value: string; atMs: number }>();
@@ -33,10 +35,19 @@ function sha256OrNull(value: unknown): string | null {
 	return typeof value === "string" && SHA256_PATTERN.test(value) ? value : null;
 }
 
+function positiveIntegerOrNull(value: unknown): number | null {
+	return Number.isSafeInteger(value) && (value as number) > 0 ? (value as number) : null;
+}
+
 async function fromOrigin(env: Env, config: Settings): Promise<OriginStatus> {
 	const timeoutMs = Math.min(STATUS_TIMEOUT_MS, config.originTimeoutMs);
 	return callOrigin(env, { urls: config.originUrls, timeoutMs }, "/v1/status", { method: "GET" }, async (response) => {
-		type Status = { fingerprint?: unknown; model?: { sha256?: unknown }; probes?: { digest?: unknown } | null };
+		type Status = {
+			fingerprint?: unknown;
+			model?: { sha256?: unknown };
+			probes?: { digest?: unknown } | null;
+			defaults?: { max_tokens?: unknown };
+		};
 		const status = response.ok ? await response.json<Status>() : null;
 		if (!isFingerprint(status?.fingerprint)) throw new Error(`GET /v1/status gave no fingerprint (HTTP ${response.status})`);
 		statusMemo.set(memoKey(config), {
@@ -44,11 +55,17 @@ async function fromOrigin(env: Env, config: Settings): Promise<OriginStatus> {
 				fingerprint: status.fingerprint,
 				modelSha256: sha256OrNull(status.model?.sha256),
 				probeDigest: sha256OrNull(status.probes?.digest),
+				defaultMaxTokens: positiveIntegerOrNull(status.defaults?.max_tokens),
 			},
 			atMs: Date.now(),
 		});
 		return statusMemo.get(memoKey(config))!.status!;
 	});
+}
+
+/** The status this isolate last read (for a default that changes only with a runtime's settings); never asks. */
+export function lastOriginStatus(config: Settings): OriginStatus | null {
+	return statusMemo.get(memoKey(config))?.status ?? null;
 }
 
 /**

@@ -42,14 +42,17 @@ function tokensPerSecond(config: Settings): number {
 }
 
 /**
+ * Without max_tokens a request gets the runtime's default (its status says which; MAX_TOKENS_LIMIT when no
+ * status told it), so a client that never sends one is not refused for tokens it can never be given.
+ *
  * Refuses (400 `stream_required`) a non-streamed generation whose answer may take too long to wait for:
  * max_tokens at one choice's measured rate (n choices are decoded side by side, RUNTIME_MAX_CHOICES being at
  * most the runtime's decode slots). Any n can stream (the choices one after another), so the way out is
  * always `stream`.
  */
-export function checkNonStreamTime(params: Body, config: Settings): void {
+export function checkNonStreamTime(params: Body, config: Settings, runtimeDefaultMaxTokens: number | null): void {
 	const limitSeconds = config.nonStreamMaxSeconds;
-	const maxTokens = maxTokensOf(params, config.maxTokensLimit);
+	const maxTokens = maxTokensOf(params, runtimeDefaultMaxTokens ?? config.maxTokensLimit);
 	const rate = tokensPerSecond(config);
 	const estimateSeconds = maxTokens / rate;
 	if (estimateSeconds <= limitSeconds) return;
