@@ -66,7 +66,8 @@ CREATE TABLE IF NOT EXISTS api_keys (
     valid_until    INTEGER,              -- a rotated key works until this time (the overlap), then is refused
     replaced_by    TEXT,                 -- the id of the key that replaced it
     daily_requests INTEGER,              -- budget per UTC day (KeyLimiter Durable Object)
-    daily_tokens   INTEGER               -- budget per UTC day, prompt + completion tokens
+    daily_tokens   INTEGER,              -- budget per UTC day, prompt + completion tokens
+    budget_key_id  TEXT                  -- the key whose daily budgets this one draws on (set by `keys rotate`)
 );
 
 -- Per model fingerprint, learnt from the origins' GET /v1/status: the model file's sha256 (for receipts)

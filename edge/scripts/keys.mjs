@@ -43,6 +43,8 @@ const POLICY_COLUMNS = [
 	"replaced_by",
 	"daily_requests",
 	"daily_tokens",
+	// Migration 0009: set by rotate, so a replacement draws on its predecessor's daily budgets.
+	"budget_key_id",
 ];
 const JSON_COLUMNS = new Set(["scope_routes", "scope_models"]);
 
@@ -236,10 +238,12 @@ async function rotate(store, options) {
 	const old = await findKey(store, options.id, "rotate");
 	if (old.revoked_at != null) throw new UsageError(`${old.id} is revoked; create a new key instead`);
 	if (old.replaced_by) throw new UsageError(`${old.id} was already rotated (replaced by ${old.replaced_by})`);
-	// The new key inherits the old one's name, scopes, expiry and budgets (not its rotation fields).
+	// The new key inherits the old one's name, scopes, expiry and budgets (not its rotation fields), and
+	// draws on the same day's budget: a rotation must not hand out a fresh one.
 	const inherited = Object.fromEntries(
 		["scope_routes", "scope_models", "expires_at", "daily_requests", "daily_tokens"].filter((c) => old[c] != null).map((c) => [c, old[c]]),
 	);
+	inherited.budget_key_id = old.budget_key_id ?? old.id;
 	const [key, row] = await insertKey(store, old.name, inherited);
 	const rotatedAt = nowSeconds();
 	const rotated = { ...old, rotated_at: rotatedAt, valid_until: rotatedAt + overlap, replaced_by: row.id };

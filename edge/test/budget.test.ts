@@ -77,6 +77,20 @@ describe("request budget", () => {
 		for (let i = 0; i < 3; i++)
 			expect((await call("/v1/generate", { body: { prompt: uniquePrompt("d") }, key: unlimited })).status).toBe(200);
 	});
+
+	it("charges a rotated key's replacement on its predecessor's budget, whether its record comes from KV or D1", async () => {
+		const old = await createKey({ policy: { daily_requests: 2 } });
+		expect((await call("/v1/generate", { body: { prompt: uniquePrompt("before rotation") }, key: old })).status).toBe(200);
+		const policy = { daily_requests: 2, budget_key_id: await keyIdOf(old) };
+		const fromKv = await createKey({ policy, kvOnly: true });
+		const fromD1 = await createKey({ policy, d1Only: true });
+		expect((await call("/v1/generate", { body: { prompt: uniquePrompt("after rotation") }, key: fromD1 })).status).toBe(200);
+		for (const key of [fromKv, fromD1, old]) {
+			const spent = await call("/v1/generate", { body: { prompt: uniquePrompt("over") }, key });
+			expect(spent.status).toBe(429);
+			expect((await spent.json<ErrorBody>()).error.type).toBe("budget_exhausted");
+		}
+	});
 });
 
 describe("token budget", () => {

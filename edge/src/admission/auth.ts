@@ -35,6 +35,8 @@ export interface ApiKeyRecord {
 	/** Budgets per UTC day, enforced by the key's KeyLimiter Durable Object (budget.ts). */
 	daily_requests?: number | null;
 	daily_tokens?: number | null;
+	/** Set by `keys rotate` on the new key: the key whose budgets it draws on (the first of the chain). */
+	budget_key_id?: string | null;
 }
 
 const OPTIONAL_COLUMNS = [
@@ -44,6 +46,7 @@ const OPTIONAL_COLUMNS = [
 	"replaced_by",
 	"daily_requests",
 	"daily_tokens",
+	"budget_key_id",
 ] as const satisfies (keyof ApiKeyRecord)[];
 type KeyRow = Pick<ApiKeyRecord, "id" | "name" | "key_hash" | "created_at" | (typeof OPTIONAL_COLUMNS)[number]> & {
 	revoked_at: number | null;

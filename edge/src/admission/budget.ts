@@ -25,6 +25,11 @@ function dailyLimits(record: ApiKeyRecord): DailyLimits | null {
 	return limits.requests === null && limits.tokens === null ? null : limits;
 }
 
+/** The key whose KeyLimiter holds the budgets: a rotated key's replacement shares its predecessor's. */
+function budgetOwner(record: ApiKeyRecord): string {
+	return typeof record.budget_key_id === "string" && record.budget_key_id !== "" ? record.budget_key_id : record.id;
+}
+
 function exhausted(decision: Extract<BudgetDecision, { granted: false }>): HttpError {
 	const retryAfter = Math.max(1, Math.ceil((decision.resetsAtMs - Date.now()) / 1000));
 	const what = decision.budget === "requests" ? "requests" : "tokens (prompt + completion)";
@@ -61,7 +66,7 @@ export async function reserveBudget(
 		);
 	}
 	const holdId = crypto.randomUUID();
-	const stub = env.KEY_LIMITER.get(env.KEY_LIMITER.idFromName(record.id));
+	const stub = env.KEY_LIMITER.get(env.KEY_LIMITER.idFromName(budgetOwner(record)));
 	let decision: BudgetDecision;
 	try {
 		decision = await stub.reserveBudget(holdId, estimate, limits, ttlMs);

@@ -141,6 +141,18 @@ describe("keys.mjs --local", () => {
 			const refused = await ask(gone, "/v1/embed", { input: "hi" });
 			expect(refused.status).toBe(403);
 			expect((await refused.json()).error.message).toMatch(/^API key was rotated at .* by key key_/);
+
+			// A rotation hands over the day's budget, never a fresh one: what the old key used counts for
+			// its replacement (and the old key, in its overlap, draws on the same budget).
+			const budgeted = lastLine((await local("create", "--name", "one a day", "--daily-requests", "1")).stdout);
+			const budgetedId = JSON.parse((await local("list", "--json")).stdout).find((row) => row.name === "one a day").id;
+			expect((await ask(budgeted, "/v1/embed", { input: "hi" })).status).toBe(503);
+			const renewed = lastLine((await local("rotate", "--id", budgetedId, "--overlap", "1h")).stdout);
+			for (const apiKey of [renewed, budgeted]) {
+				const spent = await ask(apiKey, "/v1/embed", { input: "hi" });
+				expect(spent.status).toBe(429);
+				expect((await spent.json()).error.type).toBe("budget_exhausted");
+			}
 		} finally {
 			await worker.stop();
 		}
