@@ -238,6 +238,11 @@ async function rotate(store, options) {
 	const old = await findKey(store, options.id, "rotate");
 	if (old.revoked_at != null) throw new UsageError(`${old.id} is revoked; create a new key instead`);
 	if (old.replaced_by) throw new UsageError(`${old.id} was already rotated (replaced by ${old.replaced_by})`);
+	// The replacement inherits the expiry: rotating an expired key would print a key refused from the start.
+	if (old.expires_at != null && old.expires_at <= nowSeconds())
+		throw new UsageError(
+			`${old.id} expired at ${new Date(old.expires_at * 1000).toISOString()}; its replacement would inherit that expiry: create a new key instead`,
+		);
 	// The new key inherits the old one's name, scopes, expiry and budgets (not its rotation fields), and
 	// draws on the same day's budget: a rotation must not hand out a fresh one.
 	const inherited = Object.fromEntries(

@@ -178,6 +178,26 @@ describe("keys.mjs --local", () => {
 		expect(JSON.parse((await local("list", "--json")).stdout).filter((row) => row.name === "x")).toEqual([]);
 	});
 
+	it("refuses to rotate an expired key: its replacement would inherit the expiry and be dead on arrival", async () => {
+		await local("create", "--name", "lapsed", "--expires", "1h");
+		const { id } = JSON.parse((await local("list", "--json")).stdout).find((row) => row.name === "lapsed");
+		const expired = await runWrangler([
+			"d1",
+			"execute",
+			"DB",
+			"--local",
+			"--persist-to",
+			persistTo,
+			"--command",
+			`UPDATE api_keys SET expires_at = 1000 WHERE id = '${id}'`,
+		]);
+		expect(expired.code, expired.stderr).toBe(0);
+		const rotated = await local("rotate", "--id", id, "--overlap", "1h");
+		expect([rotated.code, rotated.stdout]).toEqual([2, ""]);
+		expect(rotated.stderr).toContain(`${id} expired at 1970-01-01T00:16:40.000Z`);
+		expect(JSON.parse((await local("list", "--json")).stdout).filter((row) => row.name === "lapsed")).toHaveLength(1);
+	});
+
 	it("prints a key's usage by day and route, only that key's and only within --days", async () => {
 		await local("create", "--name", "metered");
 		const { id } = JSON.parse((await local("list", "--json")).stdout).find((row) => row.name === "metered");
