@@ -129,6 +129,18 @@ describe("cf-aig-cache-ttl", () => {
 		expect((await call("/v1/generate", { body, key })).headers.get("x-cache")).toBe("MISS");
 	});
 
+	it("is never served past a lowered CACHE_MAX_AGE_SECONDS, from KV either (day 400 of a long TTL)", async () => {
+		const body = { prompt: uniquePrompt("ttl-max-age") };
+		const cacheKey = (await call("/v1/generate", { body, key, headers: { "cf-aig-cache-ttl": "7200" } })).headers.get("x-cache-key")!;
+		// Two hours later, as KV and D1 hold it (KV's copy is good for its whole TTL), the maximum age is one hour.
+		const { value, metadata } = await env.CACHE.getWithMetadata<Record<string, unknown>>(cacheKey, "text");
+		expect(metadata).toMatchObject({ storedAt: expect.any(Number) });
+		await env.CACHE.put(cacheKey, value!, { metadata: { ...metadata, storedAt: (metadata!.storedAt as number) - 7200 } });
+		await env.DB.prepare("UPDATE answer_cache SET created_at = created_at - 7200 WHERE cache_key = ?").bind(cacheKey).run();
+		const lowered = { CACHE_MAX_AGE_SECONDS: "3600", CACHE_TTL_SECONDS: "3600" };
+		expect((await call("/v1/generate", { body, key, env: lowered })).headers.get("x-cache")).toBe("MISS");
+	});
+
 	it("never lets the isolate's memory tier outlive a fixed life", () => {
 		const entry = { body: "{}", contentType: "application/json", fingerprint: "f", pieces: null };
 		remember("fixed-over", { ...entry, expiresAt: nowS() - 1 }, 8);

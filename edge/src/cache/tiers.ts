@@ -51,6 +51,9 @@ interface KvMetadata {
 	withPieces?: true;
 	/** A fixed-life answer's end of life (unix seconds): never served after it, whatever KV still holds. */
 	expiresAt?: number;
+	/** When the answer was stored (its D1 created_at): never served past today's maximum age from it, which
+	 * may be lower than when KV was given the entry's TTL. Absent on entries written before it was kept. */
+	storedAt?: number;
 }
 
 /** A D1 row read this many times is copied back into KV. */
@@ -87,8 +90,8 @@ function fitsIn(limit: number, ...texts: string[]): boolean {
 type Stored = Omit<CachedAnswer, "tier">;
 
 /** The KV value: the body alone, or the piece lengths on a first line before it (no copy re-escaped). */
-function kvValue(answer: Stored): { value: string; metadata: KvMetadata } {
-	const metadata: KvMetadata = { contentType: answer.contentType, fingerprint: answer.fingerprint };
+function kvValue(answer: Stored, storedAt: number): { value: string; metadata: KvMetadata } {
+	const metadata: KvMetadata = { contentType: answer.contentType, fingerprint: answer.fingerprint, storedAt };
 	if (answer.expiresAt !== null) metadata.expiresAt = answer.expiresAt;
 	if (answer.pieces === null) return { value: answer.body, metadata };
 	return { value: `${JSON.stringify(answer.pieces)}\n${answer.body}`, metadata: { ...metadata, withPieces: true } };
@@ -102,8 +105,8 @@ function fromKvValue(value: string, metadata: KvMetadata): Stored {
 }
 
 // Async wrappers turn a binding's synchronous throw into a rejection that the write-behind catches.
-async function putKv(env: Env, key: string, answer: Stored, ttlSeconds: number): Promise<void> {
-	const { value, metadata } = kvValue(answer);
+async function putKv(env: Env, key: string, answer: Stored, ttlSeconds: number, storedAt: number): Promise<void> {
+	const { value, metadata } = kvValue(answer, storedAt);
 	await env.CACHE.put(key, value, { expirationTtl: ttlSeconds, metadata });
 }
 
@@ -113,11 +116,14 @@ async function runD1(env: Env, sql: string, ...values: unknown[]): Promise<void>
 		.run();
 }
 
-async function lookupKv(env: Env, key: string): Promise<CachedAnswer | null> {
+async function lookupKv(env: Env, key: string, policy: CachePolicy): Promise<CachedAnswer | null> {
 	try {
 		const { value, metadata } = await env.CACHE.getWithMetadata<KvMetadata>(key, "text");
 		if (value === null || !metadata) return null;
-		if (metadata.expiresAt !== undefined && metadata.expiresAt <= nowSeconds()) return null;
+		const now = nowSeconds();
+		if (metadata.expiresAt !== undefined && metadata.expiresAt <= now) return null;
+		// The same bound as D1's created_at: a maximum age lowered since the entry was written applies.
+		if (metadata.storedAt !== undefined && metadata.storedAt <= now - policy.maxAgeSeconds) return null;
 		return { ...fromKvValue(value, metadata), tier: "kv" };
 	} catch (error) {
 		logFailure("KV read")(error as Error);
@@ -172,7 +178,7 @@ async function lookupD1(env: Env, ctx: ExecutionContext, key: string, policy: Ca
 	const kvTtl = Math.min(fixed ? row.expires_at - now : policy.ttlSeconds, row.created_at + policy.maxAgeSeconds - now);
 	const promote =
 		row.access_count + 1 >= PROMOTE_AFTER_HITS && kvTtl >= KV_MIN_TTL_SECONDS
-			? putKv(env, key, stored, kvTtl).catch(logFailure("KV promotion"))
+			? putKv(env, key, stored, kvTtl, row.created_at).catch(logFailure("KV promotion"))
 			: Promise.resolve();
 	ctx.waitUntil(Promise.all([touch, promote]));
 	return { ...stored, tier: "d1" };
@@ -181,7 +187,7 @@ async function lookupD1(env: Env, ctx: ExecutionContext, key: string, policy: Ca
 export async function lookup(env: Env, ctx: ExecutionContext, key: string, policy: CachePolicy): Promise<CachedAnswer | null> {
 	const inMemory = recall(key, policy.memoryEntries);
 	if (inMemory) return { ...inMemory, tier: "memory" };
-	const found = (await lookupKv(env, key)) ?? (await lookupD1(env, ctx, key, policy));
+	const found = (await lookupKv(env, key, policy)) ?? (await lookupD1(env, ctx, key, policy));
 	if (found) {
 		const { tier: _, ...stored } = found; // eslint-disable-line @typescript-eslint/no-unused-vars
 		remember(key, stored, policy.memoryEntries);
@@ -208,7 +214,7 @@ export function store(env: Env, ctx: ExecutionContext, entry: CacheEntry, policy
 	const pieces = entry.pieces === null ? null : JSON.stringify(entry.pieces);
 	remember(entry.key, stored, policy.memoryEntries);
 	const kv = fitsIn(KV_MAX_VALUE_BYTES, entry.body, pieces ?? "")
-		? putKv(env, entry.key, stored, ttlSeconds).catch(logFailure("KV write"))
+		? putKv(env, entry.key, stored, ttlSeconds, now).catch(logFailure("KV write"))
 		: skipTier(env, "kv");
 	const d1 = fitsIn(
 		D1_MAX_ROW_BYTES - D1_ROW_MARGIN_BYTES,
