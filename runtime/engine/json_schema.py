@@ -120,7 +120,7 @@ class _Walker:
             if container in self._root:
                 normalised[container] = {
                     name: self.node(definition, child_path(child_path("", container), name), 1)
-                    for name, definition in self._root[container].items()
+                    for name, definition in sorted(self._root[container].items())
                 }
         return normalised
 
@@ -198,7 +198,8 @@ class _Walker:
                         else child_path(child_path(path, keyword), index)
                     )
                     raise SchemaRefused(where, f"is not of the type {json.dumps(node['type'])} beside it")
-        return {keyword: node[keyword]}
+        # Keys sorted inside object values: the grammar writes them as given, the cache key sorts them.
+        return {keyword: json.loads(json.dumps(node[keyword], sort_keys=True))}
 
     def _ref(self, ref: str, path: str) -> str:
         match = _REF.match(ref)

@@ -417,6 +417,11 @@ def test_checker_normalises_to_what_the_cache_key_covers():
     }
     assert checked_schema(a) == checked_schema(b)
     assert list(checked_schema(a)["properties"]) == ["x", "y"]
+    # Key order anywhere else (definitions, object values of an enum) changes neither grammar nor answer id.
+    c = {"$defs": {"p": {"type": "null"}, "q": {"enum": [{"b": 1, "a": 2}]}}, "$ref": "#/$defs/q"}
+    d = {"$ref": "#/$defs/q", "$defs": {"q": {"enum": [{"a": 2, "b": 1}]}, "p": {"type": "null"}}}
+    assert json.dumps(checked_schema(c)) == json.dumps(checked_schema(d))
+    assert grammar_text(checked_schema(c)) == grammar_text(checked_schema(d))
     with pytest.raises(SchemaRefused):
         checked_schema([{"type": "object"}])
 
