@@ -34,6 +34,31 @@ describe("route scopes", () => {
 		expect((await call("/embed", { body: { input: uniquePrompt("scope") }, key })).status).toBe(200);
 	});
 
+	it("has no path or method variant that reaches a route outside the scope", async () => {
+		// The router matches the exact path and method, and the scope reads the same path: every spelling of
+		// /v1/generate a proxy might accept is either that route (and refused) or no route at all.
+		const key = await createKey({ policy: { scope_routes: ["/v1/embed"] } });
+		const body = { prompt: uniquePrompt("variant") };
+		for (const path of [
+			"/v1/generate/",
+			"/V1/generate",
+			"/v1/GENERATE",
+			"/v1/%67enerate",
+			"/v1%2Fgenerate",
+			"/v1//generate",
+			"/GENERATE",
+		]) {
+			expect([path, (await call(path, { body, key })).status]).toEqual([path, 404]);
+		}
+		for (const path of ["/v1/./generate", "/v1/embed/../generate"]) {
+			expect([path, (await call(path, { body, key })).status]).toEqual([path, 403]);
+		}
+		for (const method of ["HEAD", "OPTIONS", "GET", "PUT"]) {
+			expect([method, (await call("/v1/generate", { key, method })).status]).toEqual([method, 405]);
+		}
+		expect(origin.calls).toHaveLength(0);
+	});
+
 	it("refuses even a request whose answer is cached", async () => {
 		const body = { prompt: uniquePrompt("cached for another key") };
 		expect((await call("/v1/generate", { body, key: await createKey() })).headers.get("x-cache")).toBe("MISS");
