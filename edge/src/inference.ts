@@ -6,7 +6,7 @@
 // longer than proxies wait is refused with a pointer to streaming (origin/speed.ts).
 import { admit } from "./admission/admit";
 import type { ApiKeyRecord } from "./admission/auth";
-import { reserveBudget, type BudgetHold } from "./admission/budget";
+import { budgetOwner, reserveBudget, type BudgetHold } from "./admission/budget";
 import { checkModelScope } from "./admission/scopes";
 import { answerFacts, isCacheableAnswer, totalTokens, type AnswerFacts } from "./cache/answers";
 import { lookup, store, type CachedAnswer } from "./cache/tiers";
@@ -84,9 +84,9 @@ interface Prepared extends Validated {
 }
 
 /** Everything that reads the request; runs only once the request is admitted. */
-async function validated(request: Request, config: Settings, route: InferenceRoute, keyId: string): Promise<Validated> {
+async function validated(request: Request, config: Settings, route: InferenceRoute, namespaceOwner: string): Promise<Validated> {
 	// Headers first: a malformed cache header is refused before the body is read.
-	const controls = cacheControls(request, keyId, config.requestTtl);
+	const controls = cacheControls(request, namespaceOwner, config.requestTtl);
 	// DLP sees the raw body, keys included, before validation: a 400 naming an unknown field must never
 	// echo a card number used as the field's name.
 	let bodyBytes: Uint8Array = new Uint8Array(0);
@@ -405,7 +405,8 @@ export async function serveAdmitted(
 	obs.usage.metadata = requestMetadata(request, config.dlpPolicy);
 	// Checked before any work: a receipt that cannot be signed is an error, never an unsigned answer.
 	const signing = receiptRequested(request) ? await signingKey(env) : null;
-	const checked = await validated(request, config, route, tenant);
+	// A namespace is the rotation chain's, so a rotated key keeps its cache.
+	const checked = await validated(request, config, route, budgetOwner(record));
 	if (typeof checked.params.model === "string") obs.usage.model = checked.params.model;
 	if (signing && checked.stream && route.streamFormat) {
 		throw new HttpError(

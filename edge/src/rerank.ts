@@ -6,7 +6,7 @@
 // (no-cache/no-store). The cache controls (src/cache/controls.ts) apply to every pair: a namespace keys
 // them, a cf-aig-cache-ttl gives each new pair its life.
 import { admit } from "./admission/admit";
-import { reserveBudget, type BudgetHold } from "./admission/budget";
+import { budgetOwner, reserveBudget, type BudgetHold } from "./admission/budget";
 import { applyDlp } from "./admission/dlp";
 import { readJsonObject } from "./admission/http";
 import { checkModelScope } from "./admission/scopes";
@@ -132,7 +132,7 @@ export async function handleRerank(request: Request, env: Env, ctx: ExecutionCon
 	const config = settings(env);
 	// Headers first: malformed metadata or cache headers are refused before the body is read.
 	obs.usage.metadata = requestMetadata(request, config.dlpPolicy);
-	const controls = cacheControls(request, tenant, config.requestTtl);
+	const controls = cacheControls(request, budgetOwner(record), config.requestTtl);
 	const { value: body, redacted } = applyDlp(await readJsonObject(request, config.maxBodyBytes), config.dlpPolicy);
 	const { params } = validateRerank(body, config);
 	if (typeof params.model === "string") obs.usage.model = params.model;

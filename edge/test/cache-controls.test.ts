@@ -6,7 +6,7 @@ import { env } from "cloudflare:workers";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { recall, remember } from "../src/cache/memorycache";
 import type { FakeOrigin } from "./fake-origin";
-import { call, createKey, freshOriginAndKey, uniquePrompt } from "./helpers";
+import { call, createKey, freshOriginAndKey, keyIdOf, uniquePrompt } from "./helpers";
 
 let origin: FakeOrigin;
 let key: string;
@@ -218,6 +218,17 @@ describe("cf-aig-cache-key", () => {
 		);
 		expect((await call("/v1/generate", { body, key: other, headers: named("shared-name") })).headers.get("x-cache")).toBe("HIT");
 		expect(generations()).toBe(2);
+	});
+
+	it("follows a key through rotation: the replacement finds its predecessor's namespace", async () => {
+		const body = { prompt: uniquePrompt("namespace-rotated") };
+		const old = await createKey();
+		const stored = await call("/v1/generate", { body, key: old, headers: named("rotating") });
+		const replacement = await createKey({ policy: { budget_key_id: await keyIdOf(old) } });
+		const found = await call("/v1/generate", { body, key: replacement, headers: named("rotating") });
+		expect(found.headers.get("x-cache")).toBe("HIT");
+		expect(found.headers.get("x-cache-key")).toBe(stored.headers.get("x-cache-key"));
+		expect(generations()).toBe(1);
 	});
 
 	it("keeps a namespace apart from the shared cache and from the key's other namespaces", async () => {

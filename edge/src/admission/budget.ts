@@ -25,8 +25,11 @@ function dailyLimits(record: ApiKeyRecord): DailyLimits | null {
 	return limits.requests === null && limits.tokens === null ? null : limits;
 }
 
-/** The key whose KeyLimiter holds the budgets: a rotated key's replacement shares its predecessor's. */
-function budgetOwner(record: ApiKeyRecord): string {
+/**
+ * The key whose KeyLimiter holds the budgets: a rotated key's replacement shares its predecessor's. It also
+ * owns the cache namespaces (cf-aig-cache-key) of the whole rotation chain.
+ */
+export function budgetOwner(record: ApiKeyRecord): string {
 	return typeof record.budget_key_id === "string" && record.budget_key_id !== "" ? record.budget_key_id : record.id;
 }
 

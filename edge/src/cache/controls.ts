@@ -13,7 +13,7 @@ import { HttpError } from "../errors";
 
 type CacheMode = "use" | "no-cache" | "no-store";
 
-/** A private part of the cache: one API key's entries under one name. */
+/** A private part of the cache: one API key's entries under one name (a rotated key's: its chain's, budget.ts). */
 export interface CacheNamespace {
 	keyId: string;
 	name: string;
