@@ -2,7 +2,7 @@
 llama.cpp grammar that masks the logits of every step, and the final check of the answer.
 
 The grammar text comes from llama-cpp-python's converter (the module llama_cpp.llama_grammar, a port of
-llama.cpp's json_schema_to_grammar), with four of its flaws corrected here, each of which lets an answer
+llama.cpp's json_schema_to_grammar), with these flaws corrected, each of which lets an answer
 out that does not parse or does not validate:
 - its string character rule admits raw control characters (not JSON) and escaped UTF-16 surrogates (which
   make `minLength` count one character as two);
@@ -10,7 +10,7 @@ out that does not parse or does not validate:
   breaks the grammar or writes a raw newline into a string;
 - a user's rule can take the name of a built-in one (a property called "integral part" becomes the rule
   `integral-part`, which every number then uses): the built-in rules are registered first, so a user's
-  rule with the same name gets a suffix;
+  rule with the same name gets a suffix (and a property named "" no longer takes the start rule's name);
 - a `$ref` resolves to whichever rule carries the last segment of its path (possibly a property's rule
   of the same name): each $ref gets a rule of its own.
 
@@ -63,8 +63,17 @@ class _Converter(SchemaConverter):
     def __init__(self) -> None:
         super().__init__(prop_order={}, allow_fetch=False, dotall=False, raw_pattern=False)
         self._ref_rules: dict[str, str] = {}
+        self._root_named = False
         for name, rule in {**PRIMITIVE_RULES, **STRING_FORMAT_RULES}.items():
             self._rules[name] = (_JSON_CHAR if name == "char" else rule).content
+
+    def visit(self, schema: dict, name: str) -> str:
+        # The converter names a rule after its path and calls the nameless one "root": a property named
+        # "" at the top would take the start rule's name and replace the whole grammar.
+        if name == "" and self._root_named:
+            name = "empty-name"
+        self._root_named = True
+        return super().visit(schema, name)
 
     def _format_literal(self, literal: str) -> str:
         return '"' + "".join(_LITERAL_ESCAPES.get(c, c) for c in literal) + '"'

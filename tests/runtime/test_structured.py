@@ -479,3 +479,9 @@ def test_a_discriminated_union_is_accepted_and_enforced(loaded_models):
     assert grammar_accepts(generator, schema, '{"kind": "circle", "radius": 2}')
     assert grammar_accepts(generator, schema, '{"kind": "square", "side": 3}')
     assert not grammar_accepts(generator, schema, '{"kind": "circle", "side": 3}')
+
+
+def test_a_property_named_empty_does_not_take_the_start_rule(loaded_models):
+    schema = {"type": "object", "properties": {"": {"type": "string", "maxLength": 3}}, "required": [""]}
+    assert grammar_accepts(loaded_models.generator, schema, '{"": "ab"}')
+    assert not grammar_accepts(loaded_models.generator, schema, '"ab"')
