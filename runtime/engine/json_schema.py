@@ -11,6 +11,7 @@ properties are ordered as its `required` list names them, then the optional ones
 """
 
 import json
+import math
 import re
 from typing import Any
 
@@ -105,6 +106,16 @@ def _kind_of(node: dict, path: str) -> str | None:
     return None
 
 
+def _finite(value: Any) -> bool:
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, list):
+        return all(_finite(item) for item in value)
+    if isinstance(value, dict):
+        return all(_finite(item) for item in value.values())
+    return True
+
+
 class _Walker:
     def __init__(self, root: dict):
         self._root = root
@@ -186,6 +197,10 @@ class _Walker:
             raise SchemaRefused(child_path(path, "enum"), "beside const is not enforced; use one of them")
         self._refuse_unknown(keywords - {keyword}, {"type"}, path)
         values = [node["const"]] if keyword == "const" else node["enum"]
+        if not all(
+            _finite(value) for value in values
+        ):  # Python's parser reads NaN and Infinity; JSON has none
+            raise SchemaRefused(child_path(path, keyword), "holds NaN or Infinity, which are not JSON")
         if len(values) > MAX_ENUM_VALUES:
             raise SchemaRefused(child_path(path, keyword), f"lists more than {MAX_ENUM_VALUES} values")
         if "type" in node:
@@ -300,7 +315,9 @@ class _Walker:
         return {"type": kind}
 
     def _bounds(self, node: dict, low: str, high: str, path: str) -> tuple[int, int | None]:
-        minimum, maximum = node.get(low, 0), node.get(high)
+        # JSON Schema counts 2.0 as an integer; the converter multiplies strings by it.
+        minimum = int(node.get(low, 0))
+        maximum = None if node.get(high) is None else int(node[high])
         for keyword, value in ((low, minimum), (high, maximum)):
             if value is not None and value > MAX_REPETITION:
                 raise SchemaRefused(child_path(path, keyword), f"must be at most {MAX_REPETITION}")
