@@ -153,6 +153,16 @@ describe("keys.mjs --local", () => {
 				expect(spent.status).toBe(429);
 				expect((await spent.json()).error.type).toBe("budget_exhausted");
 			}
+			// Rotated again, the chain keeps drawing on its first key's budget.
+			const second = JSON.parse((await local("list", "--json")).stdout).find((row) => row.name === "one a day" && row.id !== budgetedId);
+			expect(second.budget_key_id).toBe(budgetedId);
+			const third = lastLine((await local("rotate", "--id", second.id, "--overlap", "1h")).stdout);
+			const spent = await ask(third, "/v1/embed", { input: "hi" });
+			expect(spent.status).toBe(429);
+			const chain = JSON.parse((await local("list", "--json")).stdout).filter((row) => row.name === "one a day");
+			// (list orders by created_at then id: keys made within one second come in any order)
+			expect(chain.find((row) => row.id === budgetedId).budget_key_id).toBeNull();
+			expect(chain.filter((row) => row.id !== budgetedId).map((row) => row.budget_key_id)).toEqual([budgetedId, budgetedId]);
 		} finally {
 			await worker.stop();
 		}
