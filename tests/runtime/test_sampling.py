@@ -53,9 +53,20 @@ def test_the_draws_are_pinned():
     params = SamplingParams(temperature=0.8, top_k=40, top_p=0.95, min_p=0.05, repeat_penalty=1.1)
     assert draws(params, seed=42, steps=8) == PINNED_DRAWS
     assert uniform(42, 0, 0) == PINNED_UNIFORM
+    # Without filters the draw skips gathering the kept tokens; a forbidden token still weighs nothing.
+    assert draws(SamplingParams(temperature=0.7), seed=42, steps=8) == PINNED_UNFILTERED
+    sampler, masked = Sampler(SamplingParams(temperature=1.3), 3, 2, []), []
+    for step in range(8):
+        row = logits(step)
+        row[:1500] = -np.inf
+        masked.append(sampler.choose(row))
+        sampler.accept(masked[-1])
+    assert masked == PINNED_MASKED
 
 
 PINNED_DRAWS = [219, 860, 975, 1966, 1138, 1361, 1467, 828]
+PINNED_UNFILTERED = [219, 860, 975, 1966, 1138, 1193, 1467, 828]
+PINNED_MASKED = [1584, 1533, 1827, 1798, 1965, 1712, 1815, 1508]
 PINNED_UNIFORM = 0.17139412765850226
 
 
