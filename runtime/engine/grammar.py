@@ -97,6 +97,12 @@ def grammar_text(schema: dict) -> str:
     converter = _Converter()
     # The converter rewrites $refs in place: give it a copy.
     resolved = converter.resolve_refs(json.loads(json.dumps(schema)), "")
+    # Its resolve_refs does not look inside a node that is a $ref, so a root $ref (a pydantic model that
+    # refers to itself) leaves the definitions' own $refs unknown; checked_schema allows only refs of the
+    # form #/<container>/<name>, so every one is registered here.
+    for container in ("$defs", "definitions"):
+        for name, definition in resolved.get(container, {}).items():
+            converter._refs.setdefault(f"#/{container}/{name}", definition)
     converter.visit(resolved, "")
     return converter.format_grammar()
 

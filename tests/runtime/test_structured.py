@@ -498,3 +498,73 @@ def test_a_property_named_empty_does_not_take_the_start_rule(loaded_models):
     schema = {"type": "object", "properties": {"": {"type": "string", "maxLength": 3}}, "required": [""]}
     assert grammar_accepts(loaded_models.generator, schema, '{"": "ab"}')
     assert not grammar_accepts(loaded_models.generator, schema, '"ab"')
+
+
+# A pydantic model's schema when it is itself a $ref (as pydantic writes a model that refers to itself): a
+# root $ref into $defs, whose definition refers to the other definitions.
+ROOT_REF_SCHEMA = {
+    "$defs": {
+        "Name": {"type": "string", "maxLength": 12},
+        "Person": {
+            "properties": {"name": {"$ref": "#/$defs/Name"}, "born": {"type": "integer"}},
+            "required": ["name", "born"],
+            "type": "object",
+        },
+    },
+    "$ref": "#/$defs/Person",
+}
+
+
+def test_a_root_ref_whose_definition_refers_to_others_is_served(client):
+    response = chat(client, ROOT_REF_SCHEMA)
+    assert response.status_code == 200, response.text
+    validate(response.json()["choices"][0]["message"]["content"], ROOT_REF_SCHEMA)
+
+
+@pytest.mark.parametrize(
+    "schema",
+    [
+        {"$defs": {"a": {"$ref": "#/$defs/b"}, "b": {"type": "integer"}}, "$ref": "#/$defs/a"},
+        {
+            "$defs": {"a": {"$ref": "#/definitions/b"}},
+            "definitions": {"b": {"type": "integer"}},
+            "$ref": "#/$defs/a",
+        },
+    ],
+)
+def test_refs_reached_only_through_other_refs_resolve(loaded_models, schema):
+    assert grammar_accepts(loaded_models.generator, schema, "7")
+    assert not grammar_accepts(loaded_models.generator, schema, '"7"')
+
+
+def test_a_ref_cycle_through_two_definitions_is_a_400(client):
+    schema = {
+        "$defs": {"a": {"anyOf": [{"$ref": "#/$defs/b"}, {"type": "integer"}]}, "b": {"$ref": "#/$defs/a"}},
+        "$ref": "#/$defs/a",
+    }
+    response = client.post("/v1/generate", json={"prompt": "x", "json_schema": schema})
+    assert response.status_code == 400 and response.json()["error"]["field"] == "json_schema"
+
+
+def test_literal_values_are_written_as_the_cache_key_sees_them(loaded_models):
+    """The Worker's key sorts every object's keys (canonicalJson): two schemas whose const or enum
+    objects differ only in key order share a key, so they must write the same answer."""
+    for keyword, value, reordered in (
+        ("const", {"b": 1, "a": {"d": 2, "c": 3}}, {"a": {"c": 3, "d": 2}, "b": 1}),
+        ("enum", [{"b": 1, "a": 2}, "x"], [{"a": 2, "b": 1}, "x"]),
+    ):
+        first = grammar_text(checked_schema({keyword: value}))
+        assert first == grammar_text(checked_schema({keyword: reordered}))
+    assert grammar_accepts(loaded_models.generator, {"const": {"b": 1, "a": 2}}, '{"a": 2, "b": 1}')
+
+
+def test_whole_number_bounds_written_as_floats_are_bounds(loaded_models):
+    """JSON Schema counts 2.0 as the integer 2 (the Worker forwards it as 2): not a 500 here."""
+    for schema in (
+        {"type": "array", "items": {"type": "integer"}, "minItems": 2.0, "maxItems": 2.0},
+        {"type": "string", "minLength": 2.0, "maxLength": 2.0},
+    ):
+        as_integers = {
+            key: int(value) if isinstance(value, float) else value for key, value in schema.items()
+        }
+        assert grammar_text(checked_schema(schema)) == grammar_text(checked_schema(as_integers))
