@@ -130,6 +130,12 @@ def nesting_depth(utf8: bytes) -> int:
     return max(0, int(np.cumsum(np.frombuffer(structure, dtype=np.int8), dtype=np.int64).max()))
 
 
+def _not_json(word: str) -> object:
+    """NaN, Infinity and -Infinity, which Python's json module reads as numbers and JSON has no word for
+    (the Worker's parser refuses them too); a schema's `const: NaN` would otherwise reach the grammar."""
+    raise ValueError(f"{word} is not JSON")
+
+
 def parse_json(raw: bytes) -> object:
     """The JSON value of a request body, or a 400 naming what is wrong with it."""
     try:
@@ -143,7 +149,7 @@ def parse_json(raw: bytes) -> object:
         message = f"nests arrays/objects deeper than the limit of {MAX_JSON_DEPTH} levels"
         raise ApiError("invalid_json", message, field="body")
     try:
-        return json.loads(text)
+        return json.loads(text, parse_constant=_not_json)
     except ValueError:  # also a number too long to convert (Python's 4300-digit limit)
         # No parser detail: the Worker's parser words it differently, and both layers answer alike.
         raise ApiError("invalid_json", "is not valid JSON", field="body") from None

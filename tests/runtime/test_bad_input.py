@@ -113,8 +113,19 @@ def test_bad_body_names_the_field(client, route, body, status, field):
 
 @pytest.mark.parametrize(
     "raw",
-    [b"{not json", b'{"prompt": "hi",}', b"", b"\xff\xfe\x00", b'"just a string"', b"[1, 2]", b"null"],
-    ids=["broken", "trailing-comma", "empty", "not-utf8", "string", "array", "null"],
+    [
+        b"{not json",
+        b'{"prompt": "hi",}',
+        b"",
+        b"\xff\xfe\x00",
+        b'"just a string"',
+        b"[1, 2]",
+        b"null",
+        # Python's json module reads these words as numbers; they are not JSON, and the Worker refuses them.
+        b'{"prompt": "hi", "json_schema": {"const": NaN}}',
+        b'{"prompt": "hi", "json_schema": {"enum": [Infinity]}}',
+    ],
+    ids=["broken", "trailing-comma", "empty", "not-utf8", "string", "array", "null", "NaN", "Infinity"],
 )
 def test_malformed_json_is_a_400(client, raw):
     response = client.post("/v1/generate", content=raw, headers={"content-type": "application/json"})
