@@ -268,7 +268,7 @@ async function streamMiss(
 			return new Response(releasingAtEnd(upstream.body, held), { status: upstream.status, headers });
 		}
 		obs.usage.deferred = true;
-		const events = withKeepalive(Promise.resolve(relayed(upstream, fingerprint)), config.keepaliveMs);
+		const events = withKeepalive(Promise.resolve(relayed(upstream, fingerprint)), config.keepaliveMs, config.originTimeoutMs);
 		// The lease is given back when the client has the last byte or goes away, as for any answer.
 		return new Response(releasingAtEnd(events, held), { status: upstream.status, headers });
 	}
@@ -293,7 +293,7 @@ async function streamMiss(
 	);
 	const headers = answerHeaders(STREAM_CONTENT_TYPE, obs.cache, prepared, null);
 	headers.set("cache-control", "no-cache");
-	return new Response(releasingAtEnd(withKeepalive(source, config.keepaliveMs), held), { headers });
+	return new Response(releasingAtEnd(withKeepalive(source, config.keepaliveMs, config.originTimeoutMs), held), { headers });
 }
 
 /** Stores a successful answer under the key of the fingerprint that produced it. */

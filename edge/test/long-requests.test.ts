@@ -182,6 +182,61 @@ describe("SSE keepalives on a streamed miss", () => {
 		expect(await env.DB.prepare("SELECT cache_key FROM answer_cache WHERE cache_key = ?").bind(cacheKey).first()).toBeNull();
 	});
 
+	it.each([
+		["before", true],
+		["after", false],
+	])(
+		"ends a stream whose origin falls silent for ORIGIN_TIMEOUT_MS (%s it was committed) with an error event, not keepalives for ever",
+		async (_, gated) => {
+			const { gate, open } = makeGate();
+			const first = renderStream(
+				"native",
+				JSON.stringify({
+					text: "fell silent",
+					finish_reason: "length",
+					usage: { prompt_tokens: 3, completion_tokens: 2 },
+					model: "m",
+					fingerprint: FINGERPRINT,
+				}),
+				[4, 7],
+				false,
+			)!.split(/(?<=\n\n)/)[0];
+			// One event, then nothing: a stuck runtime or a half-open connection.
+			const silent = () => {
+				let sent = false;
+				const body = new ReadableStream<Uint8Array>({
+					pull(controller) {
+						if (sent) return new Promise<void>(() => undefined);
+						sent = true;
+						controller.enqueue(new TextEncoder().encode(first));
+					},
+				});
+				return new Response(body, { headers: { "content-type": "text/event-stream; charset=utf-8", "x-model-fingerprint": FINGERPRINT } });
+			};
+			origin.set(PRIMARY, gated ? { gate, respond: silent } : { respond: silent });
+			const silentEnv = { ...FAST_KEEPALIVE, ORIGIN_TIMEOUT_MS: "400" };
+			const response = await call("/v1/generate", {
+				body: { prompt: uniquePrompt("falls silent"), stream: true },
+				key,
+				env: silentEnv,
+				settle: false,
+			});
+			expect(response.status).toBe(200);
+			open();
+			const received = await readAll(response.body!.getReader());
+			expect(received).toContain(KEEPALIVE);
+			const events = received.replaceAll(KEEPALIVE, "");
+			expect(events.startsWith(first)).toBe(true);
+			expect(JSON.parse(events.slice(first.length).replace(/^data: /, ""))).toEqual({
+				error: { type: "origin_unavailable", message: "the origin sent nothing for 0.4 s (ORIGIN_TIMEOUT_MS); the stream ends here" },
+			});
+			await vi.waitFor(async () => expect(await heldRequests()).toBe(0));
+			await vi.waitFor(() => expect(origin.pending).toBe(0));
+			expect(await env.CACHE.get(response.headers.get("x-cache-key")!)).toBeNull();
+		},
+		10_000,
+	);
+
 	it("sends none when the origin is quick, so its status goes out unchanged", async () => {
 		origin.set(PRIMARY, { respond: () => Response.json({ error: { type: "queue_full", message: "the queue is full" } }, { status: 429 }) });
 		const response = await call("/v1/generate", { body: { prompt: uniquePrompt("quick refusal"), stream: true }, key });

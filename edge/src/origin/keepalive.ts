@@ -11,22 +11,38 @@ import { HttpError } from "../errors";
 /** The comment sent; `:` starts an SSE comment line. */
 export const KEEPALIVE = ": keepalive\n\n";
 
-const encodedKeepalive = new TextEncoder().encode(KEEPALIVE);
+const encoder = new TextEncoder();
+const encodedKeepalive = encoder.encode(KEEPALIVE);
 const TICK = Symbol("tick");
 
 /**
  * The bytes of `source` (a stream, or a promise of one that may take longer than the interval to come),
  * with a keepalive whenever nothing was sent for `intervalMs`. Read at the client's pace: one read of the
- * source at a time, and a cancel by the client cancels the source.
+ * source at a time, and a cancel by the client cancels the source. A source that arrived and then sends
+ * nothing for `maxSilenceMs` (a stuck origin, a half-open connection: its body outlives the origin call's
+ * timeout) is cancelled and the stream ends with an error event; keepalives would otherwise hold the
+ * client, the request and its lease for ever. (Until the source arrives, the origin call's own timeout rules.)
  */
-export function withKeepalive(source: Promise<ReadableStream<Uint8Array>>, intervalMs: number): ReadableStream<Uint8Array> {
+export function withKeepalive(
+	source: Promise<ReadableStream<Uint8Array>>,
+	intervalMs: number,
+	maxSilenceMs: number,
+): ReadableStream<Uint8Array> {
 	let reader: ReadableStreamDefaultReader<Uint8Array> | null = null;
 	let pending: Promise<ReadableStreamDefaultReader<Uint8Array> | ReadableStreamReadResult<Uint8Array>> | null = null;
+	// When the pending read of the source began: the origin's silence is counted while it is waited for,
+	// never while the client is not reading.
+	let askedMs = 0;
+	let readingSource = false;
 	// A source that never arrives (it failed) is cancelled when it does not matter any more.
 	const opened = source.then((stream) => (reader = stream.getReader()));
 
 	async function next(): Promise<ReadableStreamReadResult<Uint8Array> | typeof TICK> {
-		pending ??= reader ? reader.read() : opened;
+		if (pending === null) {
+			askedMs = Date.now();
+			readingSource = reader !== null;
+			pending = reader ? reader.read() : opened;
+		}
 		let timer: ReturnType<typeof setTimeout> | null = null;
 		const tick = new Promise<typeof TICK>((resolve) => (timer = setTimeout(() => resolve(TICK), intervalMs)));
 		try {
@@ -45,7 +61,17 @@ export function withKeepalive(source: Promise<ReadableStream<Uint8Array>>, inter
 		async pull(controller) {
 			const result = await next();
 			if (cancelled) return;
-			if (result === TICK) controller.enqueue(encodedKeepalive);
+			if (result === TICK && readingSource && Date.now() - askedMs >= maxSilenceMs) {
+				const seconds = maxSilenceMs / 1000;
+				controller.enqueue(
+					encoder.encode(
+						errorEvent("origin_unavailable", `the origin sent nothing for ${seconds} s (ORIGIN_TIMEOUT_MS); the stream ends here`),
+					),
+				);
+				controller.close();
+				cancelled = true;
+				reader!.cancel(new Error("the origin fell silent")).catch(() => undefined);
+			} else if (result === TICK) controller.enqueue(encodedKeepalive);
 			else if (result.done) controller.close();
 			else controller.enqueue(result.value);
 		},
