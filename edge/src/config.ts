@@ -115,6 +115,12 @@ function parseSettings(env: Env): Settings {
 			`NON_STREAM_MAX_SECONDS must be below ${PROXY_IDLE_TIMEOUT_SECONDS} (Cloudflare's proxy timeout), got ${nonStreamMaxSeconds}`,
 		);
 	}
+	const keepaliveMs = integerVar(env, "SSE_KEEPALIVE_MS");
+	if (keepaliveMs >= PROXY_IDLE_TIMEOUT_SECONDS * 1000) {
+		throw configError(
+			`SSE_KEEPALIVE_MS must be below ${PROXY_IDLE_TIMEOUT_SECONDS * 1000} (Cloudflare's proxy timeout), got ${keepaliveMs}`,
+		);
+	}
 	return {
 		originUrls: fallback ? [primary, fallback] : [primary],
 		dlpPolicy,
@@ -131,7 +137,7 @@ function parseSettings(env: Env): Settings {
 		budgetHitTokens,
 		pinnedFingerprint: pinned === "" ? null : pinned,
 		requestTtl: { minSeconds: requestTtlMin, maxSeconds: cache.maxAgeSeconds },
-		keepaliveMs: integerVar(env, "SSE_KEEPALIVE_MS"),
+		keepaliveMs,
 		nonStreamMaxSeconds,
 		batchSharePercent: percentVar(env, "BATCH_SHARE_PERCENT"),
 	};

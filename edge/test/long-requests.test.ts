@@ -237,6 +237,16 @@ describe("SSE keepalives on a streamed miss", () => {
 		10_000,
 	);
 
+	it("refuses an interval at or above Cloudflare's 100 s proxy timeout, naming the var (its keepalives would come too late)", async () => {
+		const response = await call("/v1/generate", {
+			body: { prompt: uniquePrompt("bad interval") },
+			key,
+			env: { SSE_KEEPALIVE_MS: "100000" },
+		});
+		expect(response.status).toBe(500);
+		expect((await response.json<ErrorBody>()).error.message).toContain("SSE_KEEPALIVE_MS must be below 100000");
+	});
+
 	it("sends none when the origin is quick, so its status goes out unchanged", async () => {
 		origin.set(PRIMARY, { respond: () => Response.json({ error: { type: "queue_full", message: "the queue is full" } }, { status: 429 }) });
 		const response = await call("/v1/generate", { body: { prompt: uniquePrompt("quick refusal"), stream: true }, key });
