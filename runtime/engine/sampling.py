@@ -139,8 +139,12 @@ class Sampler:
         if params.min_p > 0.0:
             floor = scores[kept].max() + math.log(params.min_p)
             kept = kept[scores[kept] >= floor]
-        scaled = scores[kept] / params.temperature
-        weights = np.exp(scaled - scaled.max())
+        with np.errstate(over="ignore"):
+            scaled = scores[kept] / params.temperature
+        peak = scaled.max()
+        if not np.isfinite(peak):  # a temperature too small to divide by: the limit, greedy
+            return int(kept[np.argmax(scores[kept])])
+        weights = np.exp(scaled - peak)
         cumulative = np.cumsum(weights)
         target = uniform(self._seed, self._choice, self._step) * cumulative[-1]
         return int(kept[min(int(np.searchsorted(cumulative, target, side="right")), len(kept) - 1)])
@@ -149,10 +153,15 @@ class Sampler:
         """`_draw` with no filter, without gathering the kept tokens: a forbidden token's weight is
         exp(-inf) = 0 and adds nothing to the running sum, so the draw is the same bits, several times
         faster over a 262k vocabulary."""
-        scaled = scores / self.params.temperature
+        with np.errstate(over="ignore"):
+            scaled = scores / self.params.temperature
         peak = scaled.max()
         if not np.isfinite(peak):
-            raise ValueError("every token is forbidden")
+            if not np.isfinite(scores).any():
+                raise ValueError("every token is forbidden")
+            # A temperature so small that scores / temperature overflows (1e-320): inf - inf would be NaN.
+            # The draw's limit as the temperature goes to 0 is the highest score, the first on ties.
+            return greedy_token(scores)
         cumulative = np.cumsum(np.exp(scaled - peak))
         target = uniform(self._seed, self._choice, self._step) * cumulative[-1]
         index = int(np.searchsorted(cumulative, target, side="right"))

@@ -92,6 +92,19 @@ def test_min_p_one_and_tiny_top_p_are_greedy():
     assert draws(SamplingParams(temperature=1.5, top_p=1e-9), seed=4) == draws(GREEDY, seed=4)
 
 
+@pytest.mark.parametrize("filters", [{}, {"top_k": 50}, {"top_p": 0.9}, {"min_p": 0.01}])
+def test_a_temperature_too_small_to_divide_by_is_greedy(filters):
+    """logits / 1e-320 overflows to infinity (inf - inf is NaN): the draw's limit as the temperature goes
+    to 0 is the greedy token, not an error and not a token chosen by NaN comparisons."""
+    tiny = SamplingParams(temperature=1e-320, **filters)
+    with np.errstate(over="ignore", invalid="ignore"):
+        assert draws(tiny, seed=5) == draws(GREEDY, seed=5)
+    negative = np.full(VOCAB, -3.0, dtype=np.float32)
+    negative[7] = -1.0  # every score / 1e-320 is -inf
+    with np.errstate(over="ignore", invalid="ignore"):
+        assert Sampler(tiny, 5, 0, []).choose(negative) == 7
+
+
 def test_ties_go_to_the_lower_token_id():
     flat = np.zeros(VOCAB, dtype=np.float32)
     assert Sampler(SamplingParams(temperature=1.0, top_k=1), 0, 0, []).choose(flat) == 0

@@ -28,6 +28,17 @@ def test_seeded_sampling_repeats_and_the_seed_decides(client):
     assert greedy["id"] != first.json()["id"]
 
 
+def test_a_vanishing_temperature_answers_as_greedy_decoding(client):
+    """Any temperature above 0 is accepted; one so small that logits / temperature overflows was a 500."""
+    body = {"model": MODEL, "messages": [{"role": "user", "content": "Name a colour."}], "max_tokens": 6}
+    greedy = client.post("/v1/chat/completions", json={**body, "temperature": 0}).json()
+    for tiny in (1e-320, 5e-324):
+        response = client.post("/v1/chat/completions", json={**body, "temperature": tiny, "n": 2})
+        assert response.status_code == 200, response.text
+        for choice in response.json()["choices"]:
+            assert choice["message"] == greedy["choices"][0]["message"]
+
+
 def test_native_generate_samples_too(client):
     body = {"prompt": "Once upon a time", "max_tokens": 12, "temperature": 0.9, "top_k": 40, "seed": 3}
     answers = [client.post("/v1/generate", json=body).json()["text"] for _ in range(2)]
