@@ -143,8 +143,11 @@ class _Walker:
             raise SchemaRefused(path, f"the schema has more than {MAX_NODES} subschemas")
         if depth > MAX_DEPTH:
             raise SchemaRefused(path, f"nests deeper than {MAX_DEPTH} levels")
-        for keyword in ("$defs", "definitions", "$schema", "$id", "$anchor"):
-            if keyword in node and (depth > 0 or keyword in ("$id", "$anchor")):
+        for keyword in ("$id", "$anchor"):
+            if keyword in node:
+                raise SchemaRefused(child_path(path, keyword), "is not supported: refer with #/$defs/<name>")
+        for keyword in ("$defs", "definitions", "$schema"):
+            if keyword in node and depth > 0:
                 raise SchemaRefused(child_path(path, keyword), "is supported only at the schema's root")
         constraining = set(node) - ANNOTATIONS
         for exclusive in ("$ref", "anyOf", "const", "enum"):
@@ -201,6 +204,8 @@ class _Walker:
         # (the words NaN and Infinity themselves are refused by the body's parser, runtime/http/body.py).
         if not all(_finite(value) for value in values):
             raise SchemaRefused(child_path(path, keyword), "holds a number too large for a double")
+        if not values:
+            raise SchemaRefused(child_path(path, keyword), "lists no value: nothing satisfies the schema")
         if len(values) > MAX_ENUM_VALUES:
             raise SchemaRefused(child_path(path, keyword), f"lists more than {MAX_ENUM_VALUES} values")
         if "type" in node:

@@ -561,3 +561,19 @@ def test_a_literal_number_beyond_a_double_is_refused(client):
     response = client.post("/v1/generate", content=raw, headers={"content-type": "application/json"})
     assert response.status_code == 400, response.text
     assert response.json()["error"]["field"] == "json_schema.enum"
+
+
+@pytest.mark.parametrize(
+    ("schema", "field", "words"),
+    [
+        ({"enum": []}, "json_schema.enum", "no value"),
+        ({"$id": "https://example.com/person", "type": "string"}, "json_schema.$id", "not supported"),
+        ({"type": "string", "$anchor": "name"}, "json_schema.$anchor", "not supported"),
+    ],
+)
+def test_the_refusal_says_what_is_wrong(client, schema, field, words):
+    """An empty enum was llama.cpp's "a $ref cycle?" and a root $id "supported only at the root"."""
+    response = client.post("/v1/generate", json={"prompt": "x", "json_schema": schema})
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["field"] == field and words in error["message"], error
