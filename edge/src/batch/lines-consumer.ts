@@ -8,6 +8,7 @@
 import { authenticate, type ApiKeyRecord } from "../admission/auth";
 import { withinLimit, secondsUntilNextWindow } from "../admission/ratelimit";
 import { checkRouteScope } from "../admission/scopes";
+import { settings } from "../config";
 import { HttpError, toErrorResponse, type ErrorType } from "../errors";
 import { serveAdmitted, type Observation } from "../inference";
 import { recordUsage } from "../observability/metrics";
@@ -123,14 +124,21 @@ async function handle(message: Message<LineMessage>, env: Env, ctx: ExecutionCon
 export async function consumeLines(batch: MessageBatch<LineMessage>, env: Env, ctx: ExecutionContext): Promise<void> {
 	// One key lookup per key per delivery, however many of its lines the delivery holds.
 	const keys = new Map<string, Promise<KeyRow | null>>();
-	await Promise.all(
-		batch.messages.map((message) =>
-			handle(message, env, ctx, keys).catch((error: Error) => {
-				console.error(`batch line ${message.body.batchId}#${message.body.lineIndex}: ${error.message}; retrying`);
-				message.retry({ delaySeconds: backoffSeconds(message.attempts) });
-			}),
-		),
-	);
+	// As many lines at once as a key's batch share of MAX_CONCURRENT_PER_KEY lets run: more would only be
+	// refused a lease and sent round again.
+	const config = settings(env);
+	const width = Math.max(1, Math.floor((config.keyLimits.requests * config.batchSharePercent) / 100));
+	const waiting = [...batch.messages];
+	const worker = async () => {
+		for (let message = waiting.shift(); message; message = waiting.shift()) {
+			const current = message;
+			await handle(current, env, ctx, keys).catch((error: Error) => {
+				console.error(`batch line ${current.body.batchId}#${current.body.lineIndex}: ${error.message}; retrying`);
+				current.retry({ delaySeconds: backoffSeconds(current.attempts) });
+			});
+		}
+	};
+	await Promise.all(Array.from({ length: Math.min(width, waiting.length) }, worker));
 }
 
 /** Lines that kept failing: filed as failed, so their batch can end. */
