@@ -84,6 +84,8 @@ def compute_fingerprint(model: ModelFile, settings: RuntimeSettings) -> Fingerpr
         "n_gpu_layers": settings.n_gpu_layers,
         "n_ctx": settings.n_ctx,
         "default_seed": settings.default_seed,
+        # A request without max_tokens is as long as this allows; the Worker's cache key has no max_tokens.
+        "default_max_tokens": settings.default_max_tokens,
         "sampling": SAMPLER,
         "numpy": versions["numpy"],
         # How requests share the model (batched decoding); not the slot count, which changes no answer.

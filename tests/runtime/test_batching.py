@@ -164,6 +164,8 @@ def test_the_fingerprint_names_the_decoding_path_but_not_the_slot_count(loaded_m
     today = compute_fingerprint(model, settings).value
     assert loaded_models.fingerprint.value == today
     assert compute_fingerprint(model, runtime_settings(decode_slots=1)).value == today
+    # The length of an answer that names no max_tokens: the Worker's key cannot see it.
+    assert compute_fingerprint(model, runtime_settings(default_max_tokens=32)).value != today
     monkeypatch.setitem(DECODING_PATH, "weight_repack", True)
     assert compute_fingerprint(model, settings).value != today
     monkeypatch.undo()
