@@ -69,10 +69,23 @@ def jinja_renderer(model: LlamaModel, template: str) -> Render:
     return lambda messages: formatter(messages=messages).prompt
 
 
+# Built-in formats that have no system turn: llama.cpp puts a system message into the next user turn and
+# drops one that no user turn follows, without a word.
+_SYSTEM_INTO_NEXT_USER_TURN = frozenset({"gemma"})
+
+
 def builtin_renderer(name: str) -> Render:
     def render(messages: Messages) -> str:
         if any("\0" in m["content"] for m in messages):  # C strings would silently end there
             raise ValueError("message content must not contain NUL characters")
+        if name in _SYSTEM_INTO_NEXT_USER_TURN:
+            roles = [m["role"] for m in messages]
+            last_user = max((i for i, role in enumerate(roles) if role == "user"), default=-1)
+            if "system" in roles[last_user + 1 :]:
+                raise ValueError(
+                    "a system message must have a user message after it: this model's chat format has no "
+                    "system turn and puts it into the next user message (it would be dropped)"
+                )
         encoded = [(m["role"].encode("utf-8"), m["content"].encode("utf-8")) for m in messages]
         chat = (llama_cpp.llama_chat_message * len(encoded))(*encoded)
         size = 2 * sum(len(role) + len(content) for role, content in encoded) + 256

@@ -186,3 +186,29 @@ def test_raw_prompts_keep_special_token_text(client):
     chat = _chat(client, [{"role": "user", "content": "Name a colour."}])
     assert raw["usage"]["prompt_tokens"] == chat["usage"]["prompt_tokens"]
     assert raw["text"] == chat["choices"][0]["message"]["content"]
+
+
+@pytest.mark.parametrize(
+    "messages",
+    [
+        [{"role": "system", "content": "Always answer in French."}],
+        [{"role": "user", "content": "hi"}, {"role": "system", "content": "Always answer in French."}],
+        [
+            {"role": "user", "content": "hi"},
+            {"role": "assistant", "content": "hello"},
+            {"role": "system", "content": "Always answer in French."},
+        ],
+    ],
+    ids=["system-only", "system-last", "system-after-the-last-user-turn"],
+)
+def test_a_system_message_no_user_turn_follows_is_refused_not_dropped(client, messages):
+    """The built-in gemma format puts a system message into the next user turn; with none after it,
+    llama.cpp dropped it without a word (the answer and /v1/tokenize ignored it)."""
+    for route, body in (
+        ("/v1/chat/completions", {"model": MODEL, "messages": messages, "max_tokens": 2}),
+        ("/v1/tokenize", {"messages": messages}),
+    ):
+        response = client.post(route, json=body)
+        assert response.status_code == 400, response.text
+        error = response.json()["error"]
+        assert error["field"] == "messages" and "user message" in error["message"], error
