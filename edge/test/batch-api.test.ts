@@ -3,6 +3,7 @@
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { batchLine, completion, createBatch, runToEnd, uploadFile, uploadForm, type Json } from "./batch-helpers";
+import { installFakeOrigin } from "./fake-origin";
 import { call, createKey, freshOriginAndKey, uniquePrompt } from "./helpers";
 
 afterEach(() => vi.restoreAllMocks());
@@ -149,6 +150,40 @@ describe("batches", () => {
 		expect(second.data.map((batch: Json) => batch.id)).toEqual([ids[0]]);
 		expect(second.has_more).toBe(false);
 	});
+
+	it("refuses a batch whose endpoint the key's route scope leaves out with 403 naming the route, and starts nothing", async () => {
+		// The files and batches routes are open to any valid key (they are no inference route); the batch's
+		// endpoint is what the scope governs, as it governs the live request.
+		installFakeOrigin();
+		const key = await createKey({ policy: { scope_routes: ["/v1/embeddings"] } });
+		const file = await uploadFile(key, goodFile());
+		const response = await call("/v1/batches", {
+			body: { input_file_id: file.id, endpoint: "/v1/completions", completion_window: "24h" },
+			key,
+		});
+		expect(response.status).toBe(403);
+		const { error } = await response.json<Json>();
+		expect(error).toMatchObject({ type: "forbidden", field: "endpoint" });
+		expect(error.message).toContain("/v1/completions");
+		expect((await (await call("/v1/batches", { key })).json<Json>()).data).toEqual([]);
+		// The endpoint it may use is accepted.
+		const allowed = await createBatch(
+			key,
+			(await uploadFile(key, batchLine("e", { input: "x" }, "/v1/embeddings") + "\n")).id,
+			"/v1/embeddings",
+		);
+		expect(allowed.status).toBe("validating");
+		await runToEnd(key, allowed.id);
+	});
+
+	it.each(["/v1/files/%E0%A4%A", "/v1/files/%ZZ/content", "/v1/batches/%/cancel"])(
+		"answers a malformed percent-encoded id (%s) with 404, not a 500",
+		async (path) => {
+			const response = await call(path, { method: path.endsWith("/cancel") ? "POST" : "GET", key: await createKey() });
+			expect(response.status).toBe(404);
+			expect((await response.json<Json>()).error.type).toBe("not_found");
+		},
+	);
 
 	it("refuses to cancel a batch that has ended", async () => {
 		const { key } = await freshOriginAndKey();

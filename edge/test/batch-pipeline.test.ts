@@ -11,7 +11,7 @@ import { oneLineJson } from "../src/batch/results";
 import { sha256Hex } from "../src/cache/cachekey";
 import { insertBatch, insertLines, newId, nowSeconds, type BatchRow } from "../src/batch/store";
 import { batchLine, completion, createBatch, rawFile, resultLines, runToEnd, uploadFile, type Json } from "./batch-helpers";
-import { makeGate } from "./fake-origin";
+import { installFakeOrigin, makeGate } from "./fake-origin";
 import { call, createKey, freshOriginAndKey, keyIdOf, uniquePrompt } from "./helpers";
 
 afterEach(() => vi.restoreAllMocks());
@@ -245,6 +245,24 @@ describe("the lines consumer", () => {
 		expect(await line(batch.id, 0)).toMatchObject({ status: "failed", error_code: "line_failed" });
 	});
 
+	it("holds a model-scoped key to its models per line: another model's line fails with 403 naming it, the origin never sees it", async () => {
+		const origin = installFakeOrigin();
+		const key = await createKey({ policy: { scope_models: ["gemma3-270m"] } });
+		const batch = await runningBatch(key, [
+			completion(uniquePrompt("scoped")),
+			{ ...completion(uniquePrompt("scoped")), model: "other-model" },
+		]);
+		await deliver(BATCH_QUEUES.lines, [
+			{ batchId: batch.id, lineIndex: 0 },
+			{ batchId: batch.id, lineIndex: 1 },
+		]);
+		expect((await line(batch.id, 0)).status).toBe("done");
+		const refused = await line(batch.id, 1);
+		expect(refused).toMatchObject({ status: "failed", response_status: 403 });
+		expect(JSON.parse(refused.response_body).error.message).toContain('"other-model"');
+		expect(origin.callsTo("/v1/completions")).toHaveLength(1);
+	});
+
 	it("fails every line of a key revoked mid-batch with 403, sending nothing to the origin", async () => {
 		const { origin, key } = await freshOriginAndKey();
 		const batch = await runningBatch(key, [completion(uniquePrompt("revoked"))]);
@@ -289,6 +307,28 @@ describe("the R2 inbox", () => {
 		const errors = await env.BATCH_FILES.get(`outbox/${keyId}/nightly.errors.jsonl`);
 		expect(JSON.parse(await errors!.text())).toMatchObject({ custom_id: "b", error: { code: "invalid_url" } });
 	});
+
+	it("refuses a file whose endpoint the key's route scope leaves out, saying why in outbox/, and starts no batch", async () => {
+		const key = await createKey({ policy: { scope_routes: ["/v1/embeddings"] } });
+		const keyId = await keyIdOf(key);
+		await env.BATCH_FILES.put(`inbox/${keyId}/scoped.jsonl`, batchLine("a", completion(uniquePrompt("inbox"))));
+		const result = await deliverEvents([event(`inbox/${keyId}/scoped.jsonl`)]);
+		expect(result.explicitAcks).toHaveLength(1);
+		const refusal = await env.BATCH_FILES.get(`outbox/${keyId}/scoped.errors.jsonl`);
+		expect(JSON.parse(await refusal!.text()).error.message).toContain("may not use /v1/completions");
+		expect((await (await call("/v1/batches", { key })).json<Json>()).data).toEqual([]);
+	});
+
+	it.each(["inbox/../key_x/a.jsonl", "inbox/key_x/sub/a.jsonl", "inbox//key_x/a.jsonl", "inbox/key_x/.jsonl"])(
+		"takes no key id from a path that is not exactly inbox/<key id>/<name>.jsonl (%s)",
+		async (objectKey) => {
+			const result = await deliverEvents([event(objectKey)]);
+			expect(result.explicitAcks).toHaveLength(1);
+			expect((await env.BATCH_FILES.list({ prefix: "outbox/" })).objects.map((o) => o.key)).not.toContainEqual(
+				expect.stringContaining("key_x"),
+			);
+		},
+	);
 
 	it("refuses a file for a key that does not exist, saying why in outbox/, and ignores other objects", async () => {
 		const other = await createKey();

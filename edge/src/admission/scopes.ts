@@ -17,12 +17,15 @@ export function scopedRoute(path: string): string | null {
 
 const listed = (values: string[]) => values.map((value) => JSON.stringify(value)).join(", ");
 
-/** 403 naming the route when the key's route scope leaves it out. */
-export function checkRouteScope(record: ApiKeyRecord, path: string): void {
+/**
+ * 403 naming the route when the key's route scope leaves it out. `field`: where the route came from when
+ * it is not the request's own path (a batch's `endpoint`).
+ */
+export function checkRouteScope(record: ApiKeyRecord, path: string, field?: string): void {
 	const route = scopedRoute(path);
 	const allowed = record.scope_routes;
 	if (route === null || !Array.isArray(allowed) || allowed.includes(route)) return;
-	throw new HttpError(403, "forbidden", `this API key may not use ${route}; its scope allows ${listed(allowed)}`);
+	throw new HttpError(403, "forbidden", `this API key may not use ${route}; its scope allows ${listed(allowed)}`, field);
 }
 
 /**

@@ -1,7 +1,9 @@
 // OpenAI's Batches API: create, retrieve, list, cancel. A batch belongs to the key that created it;
 // every other key gets 404. The work itself is the Workflow's (workflow.ts) and the queue consumer's.
 import { admit } from "../admission/admit";
+import type { ApiKeyRecord } from "../admission/auth";
 import { readJsonObject } from "../admission/http";
+import { checkRouteScope } from "../admission/scopes";
 import { settings } from "../config";
 import { HttpError } from "../errors";
 import type { Observation } from "../inference";
@@ -24,11 +26,11 @@ function invalid(field: string, message: string): HttpError {
 	return new HttpError(400, "invalid_request", message, field);
 }
 
-async function admitted(request: Request, env: Env, obs: Observation): Promise<string> {
-	const keyId = (await admit(request, env)).id;
-	obs.keyId = keyId;
+async function admitted(request: Request, env: Env, obs: Observation): Promise<ApiKeyRecord> {
+	const record = await admit(request, env);
+	obs.keyId = record.id;
 	obs.admitted = true;
-	return keyId;
+	return record;
 }
 
 function checkMetadata(value: unknown): Record<string, string> | null {
@@ -59,12 +61,16 @@ async function present(env: Env, batch: BatchRow): Promise<Response> {
 }
 
 export async function createBatch(request: Request, env: Env, _ctx: ExecutionContext, obs: Observation): Promise<Response> {
-	const keyId = await admitted(request, env, obs);
+	const key = await admitted(request, env, obs);
+	const keyId = key.id;
 	const body = await readJsonObject(request, settings(env).maxBodyBytes);
 	const unknown = Object.keys(body).find((name) => !CREATE_FIELDS.includes(name));
 	if (unknown !== undefined) throw invalid("body", `has a field that is not allowed (allowed: ${CREATE_FIELDS.join(", ")})`);
 	const { input_file_id: inputFileId, endpoint, completion_window: window } = body;
 	if (!isOpenAiPath(endpoint)) throw invalid("endpoint", `must be one of ${Object.keys(OPENAI_ROUTES).join(", ")}`);
+	// The batch's lines are requests to its endpoint: a key whose route scope leaves it out is refused now,
+	// as its live request would be, not after its file was filed line by line.
+	checkRouteScope(key, endpoint, "endpoint");
 	if (window !== COMPLETION_WINDOW) throw invalid("completion_window", `must be "${COMPLETION_WINDOW}"`);
 	const metadata = checkMetadata(body.metadata);
 	if (typeof inputFileId !== "string" || inputFileId === "") throw invalid("input_file_id", "must be the id of an uploaded file");
@@ -76,7 +82,7 @@ export async function createBatch(request: Request, env: Env, _ctx: ExecutionCon
 }
 
 async function ownBatch(request: Request, env: Env, obs: Observation): Promise<BatchRow> {
-	const keyId = await admitted(request, env, obs);
+	const keyId = (await admitted(request, env, obs)).id;
 	const batchId = pathId(request);
 	const batch = await findBatch(env.DB, keyId, batchId);
 	if (!batch) throw new HttpError(404, "not_found", `no batch ${JSON.stringify(batchId)} for this API key`);
@@ -105,7 +111,7 @@ export async function cancelBatch(request: Request, env: Env, _ctx: ExecutionCon
 }
 
 export async function listBatchesRoute(request: Request, env: Env, _ctx: ExecutionContext, obs: Observation): Promise<Response> {
-	const keyId = await admitted(request, env, obs);
+	const keyId = (await admitted(request, env, obs)).id;
 	const query = new URL(request.url).searchParams;
 	const rawLimit = query.get("limit");
 	const limit = rawLimit === null ? DEFAULT_LIST_LIMIT : Number(rawLimit);

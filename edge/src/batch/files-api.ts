@@ -25,9 +25,17 @@ async function admitted(request: Request, env: Env, obs: Observation): Promise<s
 	return keyId;
 }
 
-/** The path's `{id}` segment: /v1/files/{id}[/content], /v1/batches/{id}[/cancel]. */
+/**
+ * The path's `{id}` segment: /v1/files/{id}[/content], /v1/batches/{id}[/cancel]. A segment that is not
+ * valid percent-encoding names no file or batch: it is looked up as it came, and is simply not found.
+ */
 export function pathId(request: Request): string {
-	return decodeURIComponent(new URL(request.url).pathname.split("/")[3] ?? "");
+	const segment = new URL(request.url).pathname.split("/")[3] ?? "";
+	try {
+		return decodeURIComponent(segment);
+	} catch {
+		return segment;
+	}
 }
 
 async function readForm(request: Request, maxBytes: number): Promise<FormData> {

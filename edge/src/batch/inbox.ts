@@ -5,7 +5,8 @@
 // go to `outbox/<api key id>/<name>.jsonl` and `<name>.errors.jsonl`, and are also the batch's
 // output_file_id and error_file_id. Writing to the bucket needs the account's R2 credentials, so the
 // path is trusted as the API key would be. A refused file gets an errors file in outbox/ saying why.
-import { authenticate } from "../admission/auth";
+import { authenticate, type ApiKeyRecord } from "../admission/auth";
+import { checkRouteScope } from "../admission/scopes";
 import { batchLimits } from "../config";
 import { HttpError } from "../errors";
 import { sha256Hex } from "../cache/cachekey";
@@ -35,9 +36,10 @@ async function startFromInbox(env: Env, event: R2EventMessage): Promise<void> {
 	const [, keyId, name] = path;
 	const key = await keyById(env.DB, keyId);
 	if (!key) return refuse(env, keyId, name, `no API key with id ${keyId}`);
+	let record: ApiKeyRecord;
 	try {
 		// The same check as a live request's key: revoked, expired and rotated-out keys run nothing.
-		await authenticate(env, key.key_hash);
+		record = await authenticate(env, key.key_hash);
 	} catch (error) {
 		if (error instanceof HttpError) return refuse(env, keyId, name, `the API key ${keyId} may not be used: ${error.message}`);
 		throw error;
@@ -55,6 +57,13 @@ async function startFromInbox(env: Env, event: R2EventMessage): Promise<void> {
 	const endpoint = endpointOfLines(text);
 	if (endpoint === null)
 		return refuse(env, keyId, name, "no line names a url this Worker serves (/v1/completions, /v1/chat/completions, /v1/embeddings)");
+	// As POST /v1/batches: a key whose route scope leaves the endpoint out starts no batch.
+	try {
+		checkRouteScope(record, endpoint);
+	} catch (error) {
+		if (error instanceof HttpError) return refuse(env, keyId, name, error.message);
+		throw error;
+	}
 	// One batch per version of the object: a redelivered event finds its batch and starts nothing.
 	const version = await sha256Hex(`${event.object.key}\n${object.etag}`);
 	const fileId = `file-${version.slice(0, 32)}`;
