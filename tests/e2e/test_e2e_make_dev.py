@@ -105,26 +105,48 @@ def sql_text(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
+def sql_value(value) -> str:
+    if value is None:
+        return "NULL"
+    return str(value) if isinstance(value, int | float) else sql_text(str(value))
+
+
 def back_to_the_state_before_migrations(state_dir, bodies: dict[str, dict]) -> None:
-    """Rewrites a state folder into what `make dev` left before numbered migrations: the tables of the
+    """Rewrites a state folder into what `make dev` left before numbered migrations: only the tables of the
     schema.sql of then (migration 0001 is that file, applied with `wrangler d1 execute --file` as
-    `make dev` did), no d1_migrations, and each cached answer in its old table with its prompt."""
-    rows = d1_rows(state_dir, "SELECT cache_key, route FROM answer_cache")
-    wrangler_local(state_dir, "d1", "execute", "DB", "--file", str(MIGRATIONS_DIR / "0001_initial.sql"))
-    columns = (
-        "cache_key, route, fingerprint, body, content_type, created_at, accessed_at, expires_at, access_count"
+    `make dev` did), in their shape of then, no d1_migrations, and each cached answer in its old table with
+    its prompt. The API keys stay (in 0001's columns), so the same key works after the upgrade."""
+    cached = d1_rows(state_dir, "SELECT * FROM answer_cache")
+    keys = d1_rows(state_dir, "SELECT * FROM api_keys")
+    tables = d1_rows(
+        state_dir,
+        "SELECT name FROM sqlite_master WHERE type = 'table' "
+        "AND name NOT LIKE 'sqlite_%' AND name NOT LIKE '_cf_%'",
     )
-    statements = []
-    for row in rows:
+    wrangler_local(
+        state_dir,
+        "d1",
+        "execute",
+        "DB",
+        "--command",
+        "; ".join(f"DROP TABLE {row['name']}" for row in tables),
+    )
+    wrangler_local(state_dir, "d1", "execute", "DB", "--file", str(MIGRATIONS_DIR / "0001_initial.sql"))
+    key_columns = [row["name"] for row in d1_rows(state_dir, "PRAGMA table_info(api_keys)")]
+    statements = [
+        f"INSERT INTO api_keys ({', '.join(key_columns)}) "
+        f"VALUES ({', '.join(sql_value(key[column]) for column in key_columns)})"
+        for key in keys
+    ]
+    columns = ("cache_key", "route", "fingerprint", "body", "content_type")
+    columns += ("created_at", "accessed_at", "expires_at", "access_count")
+    for row in cached:
         table = "generation_cache" if row["cache_key"].startswith("gen:") else "embedding_cache"
         parameters = json.dumps(bodies[row["route"]], sort_keys=True, separators=(",", ":"))
-        statements.append(
-            f"INSERT INTO {table} (parameters, {columns}) SELECT {sql_text(parameters)}, {columns} "
-            f"FROM answer_cache WHERE cache_key = {sql_text(row['cache_key'])}"
-        )
+        values = ", ".join([sql_text(parameters), *(sql_value(row[column]) for column in columns)])
+        statements.append(f"INSERT INTO {table} (parameters, {', '.join(columns)}) VALUES ({values})")
         # The KV copy goes too, so the next start can only answer from the upgraded D1 rows.
         wrangler_local(state_dir, "kv", "key", "delete", row["cache_key"], "--binding", "CACHE")
-    statements += ["DROP TABLE answer_cache", "DROP TABLE d1_migrations"]
     wrangler_local(state_dir, "d1", "execute", "DB", "--command", "; ".join(statements))
 
 
