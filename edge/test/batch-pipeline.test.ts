@@ -245,6 +245,22 @@ describe("the lines consumer", () => {
 		expect(await line(batch.id, 0)).toMatchObject({ status: "failed", error_code: "line_failed" });
 	});
 
+	it("answers a line whose body is over MAX_BODY_BYTES with the live 413 at filing (3 MB would not fit a D1 row)", async () => {
+		const { origin, key } = await freshOriginAndKey();
+		// One line of 3 MB (D1 refuses rows over 2 MB) between a good line, an empty one, CRLF endings and a BOM.
+		const huge = batchLine("huge", completion(uniquePrompt("huge") + " pad".repeat(750_000)));
+		const text = "\uFEFF" + batchLine("small", completion(uniquePrompt("small"))) + "\r\n\r\n" + huge + "\r\n";
+		const file = await uploadFile(key, text);
+		const batch = await createBatch(key, file.id);
+		const done = await runToEnd(key, batch.id);
+		expect(done).toMatchObject({ status: "completed", request_counts: { total: 2, completed: 1, failed: 1 } });
+		const [refused] = await resultLines(key, done.error_file_id);
+		expect(refused).toMatchObject({ custom_id: "huge", response: { status_code: 413, body: { error: { type: "request_too_large" } } } });
+		expect(refused.response.body.error.message).toBe(`body: exceeds ${env.MAX_BODY_BYTES} bytes`);
+		expect((await resultLines(key, done.output_file_id)).map((line) => line.custom_id)).toEqual(["small"]);
+		expect(origin.callsTo("/v1/completions")).toHaveLength(1);
+	});
+
 	it("holds a model-scoped key to its models per line: another model's line fails with 403 naming it, the origin never sees it", async () => {
 		const origin = installFakeOrigin();
 		const key = await createKey({ policy: { scope_models: ["gemma3-270m"] } });

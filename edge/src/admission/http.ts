@@ -64,7 +64,8 @@ export function checkNestingDepth(text: string, maxDepth: number): void {
 	}
 }
 
-function tooLarge(maxBytes: number): HttpError {
+/** The 413 of a body over MAX_BODY_BYTES (also a batch line's, which is a request body). */
+export function tooLarge(maxBytes: number): HttpError {
 	return new HttpError(413, "request_too_large", `exceeds ${maxBytes} bytes`, "body");
 }
 

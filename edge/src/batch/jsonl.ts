@@ -2,7 +2,7 @@
 // OpenAI's Batch API defines them. A file is refused at upload only when it is not JSONL at all, too large
 // or too long; a bad line becomes that line's entry in the error file. Messages never quote the line
 // (it may hold what DLP exists to keep out of logs and answers).
-import { checkNestingDepth, MAX_JSON_DEPTH } from "../admission/http";
+import { checkNestingDepth, MAX_JSON_DEPTH, tooLarge } from "../admission/http";
 import type { BatchLimits } from "../config";
 import { HttpError } from "../errors";
 import { isOpenAiPath, type OpenAiPath } from "../openai-routes";
@@ -20,6 +20,8 @@ interface ParsedLine {
 	/** The request body as JSON text, for a line that will run. */
 	body: string | null;
 	error: LineError | null;
+	/** What the live request path answers this line without running it: a body over MAX_BODY_BYTES (413). */
+	refusal: HttpError | null;
 }
 
 const MAX_CUSTOM_ID_CHARS = 512;
@@ -67,11 +69,14 @@ function lineError(code: LineError["code"], index: number, what: string): LineEr
 	return { code, message: `line ${index + 1}: ${what}` };
 }
 
-/** Every non-empty line, checked against the batch's endpoint; the first line with a custom_id owns it. */
-export function parseBatchLines(text: string, endpoint: OpenAiPath): ParsedLine[] {
+/**
+ * Every non-empty line, checked against the batch's endpoint; the first line with a custom_id owns it.
+ * `maxBodyBytes`: MAX_BODY_BYTES, which the line's body meets as the live request's.
+ */
+export function parseBatchLines(text: string, endpoint: OpenAiPath, maxBodyBytes: number): ParsedLine[] {
 	const seen = new Set<string>();
 	return nonEmptyLines(text).map(({ index, text: line }) => {
-		const parsed: ParsedLine = { index, customId: null, url: null, body: null, error: null };
+		const parsed: ParsedLine = { index, customId: null, url: null, body: null, error: null, refusal: null };
 		const object = parseObject(line);
 		if (object === null) return { ...parsed, error: lineError("invalid_json_line", index, "is not a JSON object") };
 		const { custom_id: customId, method, url, body } = object;
@@ -92,7 +97,11 @@ export function parseBatchLines(text: string, endpoint: OpenAiPath): ParsedLine[
 		if ((body as Record<string, unknown>).stream === true) {
 			return { ...parsed, error: lineError("invalid_line", index, "body.stream must be false or absent in a batch") };
 		}
-		return { ...parsed, body: JSON.stringify(body) };
+		const json = JSON.stringify(body);
+		// Refused as the live request would be, now: a body this size is never run, and a line over D1's
+		// row limit (2 MB; MAX_BATCH_FILE_BYTES allows more) could not even be filed.
+		if (new TextEncoder().encode(json).byteLength > maxBodyBytes) return { ...parsed, refusal: tooLarge(maxBodyBytes) };
+		return { ...parsed, body: json };
 	});
 }
 

@@ -34,7 +34,7 @@ export function backoffSeconds(attempts: number): number {
 type Verdict = { kind: "recorded" } | { kind: "later"; delaySeconds: number } | { kind: "retry" };
 
 /** A refusal as the line's outcome: the error answer a live request would get. */
-function refused(error: HttpError): LineOutcome {
+export function refused(error: HttpError): Extract<LineOutcome, { responseStatus: number }> {
 	return {
 		status: "failed",
 		responseStatus: error.status,

@@ -4,11 +4,11 @@
 // ends the batch. Each step is idempotent, so the engine may retry any of them.
 import { WorkflowEntrypoint, type WorkflowEvent, type WorkflowStep } from "cloudflare:workers";
 import { sha256Hex } from "../cache/cachekey";
-import { batchLimits } from "../config";
+import { batchLimits, settings } from "../config";
 import { HttpError } from "../errors";
 import type { OpenAiPath } from "../openai-routes";
 import { checkBatchFile, parseBatchLines } from "./jsonl";
-import type { LineMessage } from "./lines-consumer";
+import { refused, type LineMessage } from "./lines-consumer";
 import { JsonlObjectWriter, resultLine } from "./results";
 import type { BatchParams } from "./start";
 import { fileR2Key } from "./files-api";
@@ -59,7 +59,7 @@ async function loadLines(env: Env, batchId: string): Promise<number[]> {
 		if (error instanceof HttpError) return fail("invalid_file", error.message);
 		throw error;
 	}
-	const parsed = parseBatchLines(text, batch.endpoint as OpenAiPath);
+	const parsed = parseBatchLines(text, batch.endpoint as OpenAiPath, settings(env).maxBodyBytes);
 	await insertLines(
 		env.DB,
 		parsed.map((line): LineRow => ({
@@ -67,15 +67,15 @@ async function loadLines(env: Env, batchId: string): Promise<number[]> {
 			line_index: line.index,
 			custom_id: line.customId,
 			body: line.body,
-			status: line.error ? "failed" : "pending",
-			response_status: null,
-			response_body: null,
+			status: line.error || line.refusal ? "failed" : "pending",
+			response_status: line.refusal?.status ?? null,
+			response_body: line.refusal ? refused(line.refusal).responseBody : null,
 			error_code: line.error?.code ?? null,
 			error_message: line.error?.message ?? null,
 		})),
 	);
 	if (!(await transition(env.DB, batchId, ["validating"], "in_progress", { total: parsed.length }))) return [];
-	return parsed.filter((line) => line.error === null).map((line) => line.index);
+	return parsed.filter((line) => line.body !== null).map((line) => line.index);
 }
 
 async function enqueue(env: Env, batchId: string, lineIndexes: number[]): Promise<void> {
