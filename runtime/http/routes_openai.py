@@ -22,15 +22,26 @@ from runtime.http.pieces import PieceRecorder
 from runtime.http.schemas import (
     ChatCompletionRequest,
     CompletionRequest,
+    DetokenizeRequest,
     EmbeddingsRequest,
     OpenAIGenerationFields,
+    RerankRequest,
+    TokenizeRequest,
 )
 from runtime.http.sse import event, event_stream
 from runtime.http.state import runtime_state
 from runtime.http.tenant import tenant_of
 
 router = APIRouter()
-Body = TypeVar("Body", CompletionRequest, ChatCompletionRequest, EmbeddingsRequest)
+Body = TypeVar(
+    "Body",
+    CompletionRequest,
+    ChatCompletionRequest,
+    EmbeddingsRequest,
+    TokenizeRequest,
+    DetokenizeRequest,
+    RerankRequest,
+)
 
 
 def check_model(service: InferenceService, requested: str) -> None:
@@ -39,12 +50,13 @@ def check_model(service: InferenceService, requested: str) -> None:
         raise ApiError("model_not_found", f"{requested!r} is not served here; use {served!r}", field="model")
 
 
-async def _accept(request: Request, schema: type[Body]) -> tuple[Body, InferenceService]:
-    """The checked body of an OpenAI request and the service, once the model named in it is ours."""
+async def accept(request: Request, schema: type[Body]) -> tuple[Body, InferenceService]:
+    """The checked body of a request and the service, once the model named in it (if any) is ours."""
     state = runtime_state(request)
     body = await read_json(request, schema, state.settings.max_body_bytes)
     service = state.require_service()
-    check_model(service, body.model)
+    if body.model is not None:
+        check_model(service, body.model)
     return body, service
 
 
@@ -171,7 +183,7 @@ async def list_models(request: Request):
 
 @router.post("/v1/completions")
 async def completions(request: Request):
-    body, service = await _accept(request, CompletionRequest)
+    body, service = await accept(request, CompletionRequest)
     limits = DecodingLimits(
         body.max_tokens,
         body.stop,
@@ -211,7 +223,7 @@ async def completions(request: Request):
 
 @router.post("/v1/chat/completions")
 async def chat_completions(request: Request):
-    body, service = await _accept(request, ChatCompletionRequest)
+    body, service = await accept(request, ChatCompletionRequest)
     chosen = {
         "structured": await _structured(service, body),
         "sampling": body.sampling(),
@@ -272,7 +284,7 @@ async def chat_completions(request: Request):
 
 @router.post("/v1/embeddings")
 async def embeddings(request: Request):
-    body, service = await _accept(request, EmbeddingsRequest)
+    body, service = await accept(request, EmbeddingsRequest)
     token_count = await service.count_embedding_tokens(body.input, "input")
     vectors = await while_connected(request, service.embed(body.input, token_count, tenant_of(request)))
 

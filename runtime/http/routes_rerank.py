@@ -11,11 +11,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from runtime.engine.fingerprint import HEADER
-from runtime.http.body import read_json
 from runtime.http.disconnect import while_connected
-from runtime.http.routes_openai import check_model
+from runtime.http.routes_openai import accept
 from runtime.http.schemas import RerankRequest
-from runtime.http.state import runtime_state
 from runtime.http.tenant import tenant_of
 
 DOCUMENT_TOKENS_HEADER = "X-Steadytext-Document-Tokens"
@@ -25,11 +23,7 @@ router = APIRouter()
 
 @router.post("/v1/rerank")
 async def rerank(request: Request):
-    state = runtime_state(request)
-    body = await read_json(request, RerankRequest, state.settings.max_body_bytes)
-    service = state.require_service()
-    if body.model is not None:
-        check_model(service, body.model)
+    body, service = await accept(request, RerankRequest)
     prompts = await service.relevance_prompts(body.query, body.documents)
     scores = await while_connected(request, service.rerank(prompts, tenant_of(request)))
     # Highest score first; equal scores in the order the documents were given.

@@ -13,10 +13,8 @@ from fastapi.responses import JSONResponse
 
 from runtime.engine.fingerprint import HEADER
 from runtime.errors import invalid_field
-from runtime.http.body import read_json
-from runtime.http.routes_openai import check_model
+from runtime.http.routes_openai import accept
 from runtime.http.schemas import DetokenizeRequest, TokenizeRequest
-from runtime.http.state import runtime_state
 
 router = APIRouter()
 
@@ -30,11 +28,7 @@ def _piece(data: bytes) -> str | list[int]:
 
 @router.post("/v1/tokenize")
 async def tokenize(request: Request):
-    state = runtime_state(request)
-    body = await read_json(request, TokenizeRequest, state.settings.max_body_bytes)
-    service = state.require_service()
-    if body.model is not None:
-        check_model(service, body.model)
+    body, service = await accept(request, TokenizeRequest)
     if (body.prompt is None) == (body.messages is None):
         raise invalid_field("body", "must have exactly one of prompt and messages")
     if body.prompt is not None:
@@ -55,11 +49,7 @@ async def tokenize(request: Request):
 
 @router.post("/v1/detokenize")
 async def detokenize(request: Request):
-    state = runtime_state(request)
-    body = await read_json(request, DetokenizeRequest, state.settings.max_body_bytes)
-    service = state.require_service()
-    if body.model is not None:
-        check_model(service, body.model)
+    body, service = await accept(request, DetokenizeRequest)
     engine = service.models.generator
     for index, token in enumerate(body.tokens):
         if token >= engine.n_vocab:
