@@ -18,10 +18,15 @@ export class HttpError extends Error {
 	}
 }
 
-function errorResponse(error: HttpError): Response {
+/** The JSON body of the error's answer (also a batch line's recorded answer). */
+export function errorBody(error: HttpError): { error: { type: string; message: string; field?: string } } {
 	const body: { type: string; message: string; field?: string } = { type: error.type, message: error.message };
 	if (error.field !== undefined) body.field = error.field;
-	return Response.json({ error: body }, { status: error.status, headers: error.headers });
+	return { error: body };
+}
+
+function errorResponse(error: HttpError): Response {
+	return Response.json(errorBody(error), { status: error.status, headers: error.headers });
 }
 
 /** Unexpected failures become a generic 500: no stack trace or internal detail reaches the client. */

@@ -185,6 +185,27 @@ describe("batches", () => {
 		},
 	);
 
+	it("keeps a batch's output and error files and its place in the list from every other key", async () => {
+		const { key } = await freshOriginAndKey();
+		const other = await createKey();
+		const file = await uploadFile(key, goodFile() + "not json\n");
+		const done = await runToEnd(key, (await createBatch(key, file.id)).id);
+		expect(done.output_file_id).not.toBeNull();
+		expect(done.error_file_id).not.toBeNull();
+		for (const id of [done.output_file_id, done.error_file_id]) {
+			for (const path of [`/v1/files/${id}`, `/v1/files/${id}/content`]) expect((await call(path, { key: other })).status).toBe(404);
+			// Nor may another key start a batch over them.
+			const theirs = await call("/v1/batches", {
+				body: { input_file_id: id, endpoint: "/v1/completions", completion_window: "24h" },
+				key: other,
+			});
+			expect(theirs.status).toBe(404);
+		}
+		// The owner's batch id as another key's list cursor reveals nothing.
+		const page = await (await call(`/v1/batches?after=${done.id}`, { key: other })).json<Json>();
+		expect(page).toMatchObject({ data: [], has_more: false });
+	});
+
 	it("refuses to cancel a batch that has ended", async () => {
 		const { key } = await freshOriginAndKey();
 		const batch = await createBatch(key, (await uploadFile(key, goodFile())).id);

@@ -255,7 +255,10 @@ describe("the lines consumer", () => {
 		const done = await runToEnd(key, batch.id);
 		expect(done).toMatchObject({ status: "completed", request_counts: { total: 2, completed: 1, failed: 1 } });
 		const [refused] = await resultLines(key, done.error_file_id);
-		expect(refused).toMatchObject({ custom_id: "huge", response: { status_code: 413, body: { error: { type: "request_too_large" } } } });
+		expect(refused).toMatchObject({
+			custom_id: "huge",
+			response: { status_code: 413, body: { error: { type: "request_too_large", field: "body" } } },
+		});
 		expect(refused.response.body.error.message).toBe(`body: exceeds ${env.MAX_BODY_BYTES} bytes`);
 		expect((await resultLines(key, done.output_file_id)).map((line) => line.custom_id)).toEqual(["small"]);
 		expect(origin.callsTo("/v1/completions")).toHaveLength(1);

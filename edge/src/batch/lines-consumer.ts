@@ -9,7 +9,7 @@ import { authenticate, type ApiKeyRecord } from "../admission/auth";
 import { withinLimit, secondsUntilNextWindow } from "../admission/ratelimit";
 import { checkRouteScope } from "../admission/scopes";
 import { settings } from "../config";
-import { HttpError, toErrorResponse, type ErrorType } from "../errors";
+import { errorBody, HttpError, toErrorResponse, type ErrorType } from "../errors";
 import { serveAdmitted, type Observation } from "../inference";
 import { recordUsage } from "../observability/metrics";
 import { newUsageFacts } from "../observability/usage";
@@ -38,7 +38,7 @@ export function refused(error: HttpError): Extract<LineOutcome, { responseStatus
 	return {
 		status: "failed",
 		responseStatus: error.status,
-		responseBody: JSON.stringify({ error: { type: error.type, message: error.message } }),
+		responseBody: JSON.stringify(errorBody(error)),
 	};
 }
 
